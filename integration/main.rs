@@ -1,0 +1,19 @@
+//! hutch's integration tests: the built runtime binary, run as root on busybox bundles made by
+//! `hack/mkbundle.sh`. See `common/mod.rs` for the harness.
+//!
+//! Run: `hack/test.sh`, or `cargo test --release --test integration`.
+//! Prove the suite against runc: `HUTCH_RUNTIME=/usr/sbin/runc cargo test --release --test integration`
+//! (tests of hutch-only behaviour print a SKIP line and pass trivially then).
+
+#[macro_use]
+mod common;
+
+mod cli;
+mod console;
+mod errors;
+mod hooks;
+mod lifecycle;
+mod mounts;
+mod namespaces;
+mod process;
+mod security;

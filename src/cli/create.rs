@@ -1,0 +1,25 @@
+//! `hutch create`: leaves the container's init waiting for `start`, then exits so the init is
+//! re-parented to the caller's subreaper (containerd's shim, conmon), which reaps it.
+
+use anyhow::Result;
+
+use super::{CreateArgs, GlobalOpts};
+use crate::container::create::{create, CreateRequest};
+
+pub fn run(global: &GlobalOpts, args: CreateArgs) -> Result<i32> {
+    create(&global.root, &request(&args, true))?;
+    Ok(0)
+}
+
+pub fn request(args: &CreateArgs, detached: bool) -> CreateRequest<'_> {
+    CreateRequest {
+        id: &args.id,
+        bundle: &args.bundle,
+        console_socket: args.console_socket.as_deref(),
+        pid_file: args.pid_file.as_deref(),
+        no_pivot: args.no_pivot,
+        no_new_keyring: args.no_new_keyring,
+        preserve_fds: args.preserve_fds,
+        detached,
+    }
+}

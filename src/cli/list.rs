@@ -1,0 +1,129 @@
+//! `hutch list [--format table|json] [--quiet]`.
+
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+
+use anyhow::{Context, Result};
+
+use super::{GlobalOpts, ListArgs, ListFormat};
+use crate::container::state::{derive_status, State, Status, STATE_FILE};
+
+struct Entry {
+    state: State,
+    status: Status,
+    owner: String,
+}
+
+pub fn run(global: &GlobalOpts, args: ListArgs) -> Result<i32> {
+    let entries = read_entries(global)?;
+    let mut out = std::io::stdout().lock();
+    if args.quiet {
+        for e in &entries {
+            writeln!(out, "{}", e.state.id)?;
+        }
+        return Ok(0);
+    }
+    match args.format {
+        ListFormat::Json => {
+            // runc encodes a nil slice: `null` when there are no containers.
+            let states: Vec<_> = entries
+                .iter()
+                .map(|e| {
+                    let mut v = serde_json::to_value(e.state.oci_state(e.status))?;
+                    v["owner"] = serde_json::Value::String(e.owner.clone());
+                    Ok(v)
+                })
+                .collect::<Result<_, serde_json::Error>>()
+                .context("encoding the container list")?;
+            if states.is_empty() {
+                writeln!(out, "null")?;
+            } else {
+                writeln!(out, "{}", serde_json::Value::Array(states))?;
+            }
+        }
+        ListFormat::Table => {
+            let mut rows = vec![[
+                "ID".to_string(),
+                "PID".to_string(),
+                "STATUS".to_string(),
+                "BUNDLE".to_string(),
+                "CREATED".to_string(),
+                "OWNER".to_string(),
+            ]];
+            for e in &entries {
+                let pid = if e.status == Status::Stopped { 0 } else { e.state.init_pid };
+                rows.push([
+                    e.state.id.clone(),
+                    pid.to_string(),
+                    e.status.as_str().to_string(),
+                    e.state.bundle.display().to_string(),
+                    e.state.created.clone(),
+                    e.owner.clone(),
+                ]);
+            }
+            write_table(&mut out, &rows)?;
+        }
+    }
+    Ok(0)
+}
+
+fn read_entries(global: &GlobalOpts) -> Result<Vec<Entry>> {
+    let dir = match std::fs::read_dir(&global.root) {
+        Ok(d) => d,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => {
+            return Err(err).with_context(|| format!("reading {}", global.root.display()));
+        }
+    };
+    let mut names: Vec<String> = dir
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    let mut entries = Vec::new();
+    for name in names {
+        // No lock: list must not wait behind a slow create. A container mid-create or
+        // mid-delete may be missing or show its last saved state.
+        let path = global.root.join(&name);
+        let Ok(data) = std::fs::read(path.join(STATE_FILE)) else {
+            continue;
+        };
+        let Ok(state) = serde_json::from_slice::<State>(&data) else {
+            continue;
+        };
+        let status = derive_status(&path, &state);
+        let owner = std::fs::metadata(&path)
+            .ok()
+            .and_then(|m| nix::unistd::User::from_uid(m.uid().into()).ok().flatten())
+            .map(|u| u.name)
+            .unwrap_or_default();
+        entries.push(Entry {
+            state,
+            status,
+            owner,
+        });
+    }
+    Ok(entries)
+}
+
+/// Columns as Go's tabwriter lays them out for runc (min width 12, padding 3).
+fn write_table(out: &mut impl Write, rows: &[[String; 6]]) -> Result<()> {
+    let mut widths = [0usize; 6];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len() + 3).max(12);
+        }
+    }
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}", width = widths[i]));
+            }
+        }
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}

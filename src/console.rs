@@ -1,0 +1,71 @@
+//! The container's terminal (`process.terminal`).
+//!
+//! The init allocates the pty inside the container, from the container's own devpts instance,
+//! binds the peer over `/dev/console` and makes it its controlling terminal and stdio. The
+//! master goes back to `create` over the sync socket, and `create` hands it to the caller's
+//! `--console-socket` exactly as runc does: one sendmsg whose data is the pty's name and whose
+//! control part is a single SCM_RIGHTS message carrying the one fd (go-runc rejects anything
+//! else). No response is read.
+
+use std::io::IoSlice;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+
+use crate::rootfs::Rootfs;
+use crate::syscall::tty;
+
+/// Connects to the caller's console socket (early, so a bad path fails before any work).
+pub fn connect(path: &Path) -> Result<UnixStream> {
+    UnixStream::connect(path)
+        .with_context(|| format!("connecting to console socket {}", path.display()))
+}
+
+pub fn send_master(socket: &UnixStream, name: &str, master: &OwnedFd) -> Result<()> {
+    let iov = [IoSlice::new(name.as_bytes())];
+    let fds = [master.as_raw_fd()];
+    sendmsg::<()>(
+        socket.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )
+    .context("sending the pty master to the console socket")?;
+    Ok(())
+}
+
+pub struct Pty {
+    pub master: OwnedFd,
+    pub peer: OwnedFd,
+    pub name: String,
+}
+
+/// Allocates a pty from the container's devpts (in the init, before pivot_root).
+pub fn open_pty(rootfs: &Rootfs, size: Option<(u16, u16)>) -> Result<Pty> {
+    let master = rootfs.open_ptmx()?;
+    tty::unlock(master.as_fd()).context("unlocking the pty")?;
+    let number = tty::pty_number(master.as_fd()).context("reading the pty number")?;
+    let peer = tty::open_peer(master.as_fd()).context("opening the pty peer")?;
+    if let Some((rows, cols)) = size {
+        tty::set_window_size(peer.as_fd(), rows, cols).context("process.consoleSize")?;
+    }
+    Ok(Pty {
+        master,
+        peer,
+        name: format!("/dev/pts/{number}"),
+    })
+}
+
+/// Makes the pty peer the controlling terminal and stdio of this (new session's) process.
+pub fn become_console_owner(peer: &OwnedFd) -> Result<()> {
+    nix::unistd::setsid().context("setsid for the container's terminal")?;
+    tty::set_controlling_terminal(peer.as_fd()).context("making the pty the controlling terminal")?;
+    nix::unistd::dup2_stdin(peer).context("connecting stdin to the pty")?;
+    nix::unistd::dup2_stdout(peer).context("connecting stdout to the pty")?;
+    nix::unistd::dup2_stderr(peer).context("connecting stderr to the pty")?;
+    Ok(())
+}

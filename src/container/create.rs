@@ -1,0 +1,311 @@
+//! `create`, the parent's side: validate the bundle, make the state directory, clone the init
+//! and drive it through the protocol in `process/channel.rs` until it waits for `start`.
+//! Any failure undoes everything done so far (the [`Undo`] guard).
+
+use std::fs::{self, File};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+use oci_spec::runtime::{Hooks, LinuxNamespaceType, Spec};
+
+use super::state::{self, ContainerDir, State, Status, CONFIG_FILE, EXEC_FIFO};
+use crate::config::{self, Bundle};
+use crate::console;
+use crate::hooks;
+use crate::namespaces::{self, NamespacePlan};
+use crate::process::channel::{self, Channel, ToChild, ToParent};
+use crate::process::identity;
+use crate::process::init::{container_init, InitContext};
+use crate::syscall::process::{clone_fork, CloneResult};
+use crate::timefmt;
+
+pub struct CreateRequest<'a> {
+    pub id: &'a str,
+    pub bundle: &'a Path,
+    pub console_socket: Option<&'a Path>,
+    pub pid_file: Option<&'a Path>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    /// The caller will not stay attached (create, run -d): a terminal then needs a socket.
+    pub detached: bool,
+}
+
+pub struct Created {
+    pub dir: ContainerDir,
+    pub state: State,
+}
+
+/// Undoes a half-made container unless disarmed: kills the init (which takes its pid
+/// namespace and mount namespace with it) and removes the state directory.
+struct Undo {
+    dir: Option<ContainerDir>,
+    init: Option<Pid>,
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        if let Some(pid) = self.init.take() {
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+        if let Some(dir) = self.dir.take() {
+            let _ = dir.destroy();
+        }
+    }
+}
+
+pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
+    let bundle = config::load_bundle(req.bundle)?;
+    let spec = &bundle.spec;
+    let namespaces = NamespacePlan::from_spec(spec)?;
+    let process = spec
+        .process()
+        .as_ref()
+        .context("config.json: process: the field is required")?;
+    let caps = identity::capability_plan(process)?;
+    check_terminal(process.terminal().unwrap_or(false), req)?;
+
+    let dir = ContainerDir::create(root, req.id)?;
+    let mut undo = Undo {
+        dir: None,
+        init: None,
+    };
+    let dir_path = dir.path.clone();
+    undo.dir = Some(dir);
+
+    fs::write(dir_path.join(CONFIG_FILE), &bundle.raw)
+        .with_context(|| format!("saving config to {}", dir_path.display()))?;
+    let exec_fifo = make_exec_fifo(&dir_path.join(EXEC_FIFO))?;
+    let console_stream = req.console_socket.map(console::connect).transpose()?;
+    let state_root = File::open(root).with_context(|| format!("opening {}", root.display()))?;
+    let (parent_ch, child_ch) = channel::pair()?;
+
+    let dir_ref = undo.dir.as_ref().context("state directory vanished")?;
+    let mut parent_fds = vec![dir_ref.lock_fd().as_raw_fd(), parent_ch.raw_fd()];
+    if let Some(s) = &console_stream {
+        parent_fds.push(s.as_raw_fd());
+    }
+    let hooks_cfg = spec.hooks().as_ref();
+    let has = |pick: fn(&Hooks) -> &Option<Vec<oci_spec::runtime::Hook>>| {
+        hooks_cfg.is_some_and(|h| pick(h).as_ref().is_some_and(|v| !v.is_empty()))
+    };
+    #[allow(deprecated)]
+    let has_create_hooks =
+        has(|h| h.prestart()) || has(|h| h.create_runtime()) || has(|h| h.create_container());
+    let ctx = InitContext {
+        id: req.id,
+        spec,
+        bundle: &bundle.dir,
+        rootfs: &bundle.rootfs,
+        namespaces: &namespaces,
+        caps: caps.as_ref(),
+        channel: &child_ch,
+        exec_fifo: &exec_fifo,
+        state_root: &state_root,
+        parent_fds: &parent_fds,
+        no_pivot: req.no_pivot,
+        no_new_keyring: req.no_new_keyring,
+        preserve_fds: req.preserve_fds,
+        has_create_hooks,
+    };
+    let init_pid = spawn_init(&ctx, &parent_ch)?;
+    undo.init = Some(init_pid);
+    drop(child_ch);
+    drop(exec_fifo);
+
+    let (start_time, _) = state::process_start_time(init_pid)
+        .context("the container's init exited before it could be set up")?;
+    if namespaces.is_new(LinuxNamespaceType::User) {
+        namespaces::write_id_mappings(init_pid, spec)?;
+    }
+    // Cgroups: the init is placed in the container's cgroup here, before it may proceed, so
+    // that everything it does (and its cgroup namespace root) is inside it.
+
+    let mut state = new_state(req.id, &bundle, init_pid, start_time, spec);
+    let dir = undo.dir.as_ref().context("state directory vanished")?;
+    dir.save(&state)?;
+    parent_ch.send(&ToChild::Proceed)?;
+
+    drive_setup(&parent_ch, &state, spec, console_stream.as_ref(), init_pid)?;
+
+    if let Some(pid_file) = req.pid_file {
+        write_pid_file(pid_file, init_pid)?;
+    }
+    state.creating = false;
+    dir.save(&state)?;
+    let start_state = String::from_utf8_lossy(&state.hook_state_json(Status::Created)).into_owned();
+    parent_ch.send(&ToChild::Commit { state: start_state })?;
+
+    undo.init = None;
+    let dir = undo.dir.take().context("state directory vanished")?;
+    Ok(Created { dir, state })
+}
+
+/// runc's rules for --console-socket and process.terminal.
+fn check_terminal(terminal: bool, req: &CreateRequest) -> Result<()> {
+    match (terminal, req.console_socket.is_some(), req.detached) {
+        (true, false, true) => bail!(
+            "cannot allocate tty if hutch will detach without setting console socket (process.terminal is true)"
+        ),
+        (false, true, _) | (_, true, false) => {
+            bail!("cannot use console socket if hutch will not detach or allocate tty")
+        }
+        (true, false, false) => bail!(
+            "process.terminal in the foreground without --console-socket is not supported yet"
+        ),
+        _ => Ok(()),
+    }
+}
+
+fn make_exec_fifo(path: &Path) -> Result<OwnedFd> {
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o622))
+        .with_context(|| format!("creating {}", path.display()))?;
+    // Read-write, so this open never blocks and the init can always read its byte.
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    Ok(OwnedFd::from(file))
+}
+
+/// Clones the container's init, directly or through an intermediate that joins namespaces.
+fn spawn_init(ctx: &InitContext, parent_ch: &Channel) -> Result<Pid> {
+    let flags = ctx.namespaces.clone_flags().bits();
+    if !ctx.namespaces.needs_intermediate() {
+        return match clone_fork(flags).context("cloning the container's init")? {
+            CloneResult::Child => container_init(ctx),
+            CloneResult::Parent(pid) => Ok(pid),
+        };
+    }
+    let intermediate = match clone_fork(0).context("forking to join namespaces")? {
+        CloneResult::Child => {
+            let result = ctx
+                .namespaces
+                .join_all()
+                .and_then(|_| ctx.namespaces.unshare_time(ctx.spec))
+                .and_then(|_| {
+                    clone_fork(flags | libc::CLONE_PARENT).context("cloning the container's init")
+                });
+            match result {
+                Ok(CloneResult::Child) => container_init(ctx),
+                Ok(CloneResult::Parent(pid)) => {
+                    let _ = ctx.channel.send(&ToParent::InitPid(pid.as_raw()));
+                    std::process::exit(0)
+                }
+                Err(err) => {
+                    let _ = ctx.channel.send(&ToParent::Error(format!("{err:#}")));
+                    std::process::exit(1)
+                }
+            }
+        }
+        CloneResult::Parent(pid) => pid,
+    };
+    let reply = parent_ch.expect::<ToParent>("the init's pid");
+    let _ = waitpid(intermediate, None);
+    match reply?.0 {
+        ToParent::InitPid(pid) => Ok(Pid::from_raw(pid)),
+        ToParent::Error(msg) => bail!("{msg}"),
+        other => bail!("sync protocol: expected the init's pid, got {other:?}"),
+    }
+}
+
+/// Answers the init until it reports Ready (or fails).
+fn drive_setup(
+    ch: &Channel,
+    state: &State,
+    spec: &Spec,
+    console: Option<&UnixStream>,
+    init_pid: Pid,
+) -> Result<()> {
+    loop {
+        let Some((msg, fd)) = ch.recv::<ToParent>()? else {
+            bail!("{}", init_exit_reason(init_pid));
+        };
+        match msg {
+            ToParent::Ready => return Ok(()),
+            ToParent::Error(msg) => bail!("{msg}"),
+            ToParent::Console { name } => {
+                let (Some(socket), Some(master)) = (console, fd) else {
+                    bail!("sync protocol: a console without a console socket or fd");
+                };
+                console::send_master(socket, &name, &master)?;
+            }
+            ToParent::MountsReady => {
+                let json = state.hook_state_json(Status::Creating);
+                if let Some(h) = spec.hooks() {
+                    #[allow(deprecated)]
+                    hooks::run_hooks("prestart", h.prestart().as_deref().unwrap_or_default(), &json)?;
+                    hooks::run_hooks(
+                        "createRuntime",
+                        h.create_runtime().as_deref().unwrap_or_default(),
+                        &json,
+                    )?;
+                }
+                ch.send(&ToChild::HooksDone {
+                    state: String::from_utf8_lossy(&json).into_owned(),
+                })?;
+            }
+            ToParent::InitPid(_) => bail!("sync protocol: unexpected InitPid"),
+        }
+    }
+}
+
+fn init_exit_reason(pid: Pid) -> String {
+    match waitpid(pid, None) {
+        Ok(WaitStatus::Exited(_, code)) => {
+            format!("the container's init exited during setup with status {code}")
+        }
+        Ok(WaitStatus::Signaled(_, sig, _)) => {
+            format!("the container's init was killed by {sig} during setup")
+        }
+        _ => "the container's init exited during setup".to_string(),
+    }
+}
+
+fn new_state(id: &str, bundle: &Bundle, pid: Pid, start_time: u64, spec: &Spec) -> State {
+    State {
+        id: id.to_string(),
+        init_pid: pid.as_raw(),
+        init_start_time: start_time,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: timefmt::now_rfc3339(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        owner: String::new(),
+        creating: true,
+        shares_pid_ns: !spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .is_some_and(|ns| {
+                ns.iter().any(|n| {
+                    n.typ() == LinuxNamespaceType::Pid
+                        && n.path().as_ref().is_none_or(|p| p.as_os_str().is_empty())
+                })
+            }),
+        hooks: spec.hooks().clone(),
+    }
+}
+
+/// The pid file: decimal, no newline, written to a temp file and renamed, so a reader never
+/// sees it half-written.
+fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
+    let path: PathBuf = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .context("reading the current directory")?
+            .join(path)
+    };
+    state::write_atomic(&path, pid.to_string().as_bytes(), 0o644)
+        .with_context(|| format!("--pid-file {}", path.display()))
+}

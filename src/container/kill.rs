@@ -1,0 +1,96 @@
+//! Signalling a container's processes, and waiting for them to go.
+
+use std::os::fd::AsFd;
+
+use anyhow::{bail, Context, Result};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::unistd::Pid;
+
+use super::state::{process_is_alive, ContainerDir, State, Status};
+use crate::syscall::process::{pidfd_open, pidfd_send_signal};
+
+pub fn kill(dir: &ContainerDir, state: &State, signal: i32, all: bool) -> Result<()> {
+    match dir.status(state) {
+        Status::Stopped => bail!("container not running"),
+        Status::Created | Status::Running | Status::Paused | Status::Creating => {}
+    }
+    if all {
+        signal_all(state, signal)
+    } else {
+        signal_init(state, signal)
+    }
+}
+
+/// Signals the init through a pidfd opened, then checked against the recorded start time, so a
+/// recycled pid is never signalled.
+pub fn signal_init(state: &State, signal: i32) -> Result<()> {
+    let pid = Pid::from_raw(state.init_pid);
+    let pidfd = match pidfd_open(pid) {
+        Ok(fd) => fd,
+        Err(err) if err.raw_os_error() == Some(libc::ESRCH) => bail!("container not running"),
+        Err(err) => return Err(err).context("opening a pidfd for the container's init"),
+    };
+    if !process_is_alive(pid, state.init_start_time) {
+        bail!("container not running");
+    }
+    match pidfd_send_signal(pidfd.as_fd(), signal) {
+        Ok(()) => Ok(()),
+        Err(err) if err.raw_os_error() == Some(libc::ESRCH) => bail!("container not running"),
+        Err(err) => Err(err).with_context(|| format!("sending signal {signal} to the init")),
+    }
+}
+
+/// Every process of the container. Until cgroups track them, the container is its pid
+/// namespace: each host process in the init's pid namespace is signalled. A container that
+/// shares its pid namespace has no other boundary yet, so only its init is signalled.
+fn signal_all(state: &State, signal: i32) -> Result<()> {
+    let init = Pid::from_raw(state.init_pid);
+    if state.shares_pid_ns {
+        return signal_init(state, signal);
+    }
+    let ns = std::fs::metadata(format!("/proc/{init}/ns/pid"))
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .context("container not running")?;
+    signal_init(state, signal)?;
+    for pid in pids_in_pid_namespace(ns) {
+        if pid != init {
+            let _ = crate::syscall::process::kill_raw(pid, signal);
+        }
+    }
+    Ok(())
+}
+
+fn pids_in_pid_namespace(ns_inode: u64) -> Vec<Pid> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::metadata(format!("/proc/{pid}/ns/pid"))
+                .is_ok_and(|m| std::os::unix::fs::MetadataExt::ino(&m) == ns_inode)
+        })
+        .map(Pid::from_raw)
+        .collect()
+}
+
+/// Waits until the init has exited (it need not be our child: a pidfd becomes readable when
+/// the process terminates), at most `timeout_ms`.
+pub fn wait_for_exit(state: &State, timeout_ms: u16) -> Result<()> {
+    let pid = Pid::from_raw(state.init_pid);
+    let Ok(pidfd) = pidfd_open(pid) else {
+        return Ok(());
+    };
+    if !process_is_alive(pid, state.init_start_time) {
+        return Ok(());
+    }
+    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+    loop {
+        match poll(&mut fds, PollTimeout::from(timeout_ms)) {
+            Ok(0) => bail!("container init {pid} did not exit within {timeout_ms} ms"),
+            Ok(_) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(err) => return Err(err).context("waiting for the container's init to exit"),
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! Containers as hutch keeps them: one locked state directory per container under `--root`,
+//! and the lifecycle operations that read and change it.
+
+pub mod create;
+pub mod delete;
+pub mod kill;
+pub mod start;
+pub mod state;
+
+pub use state::ContainerDir;

@@ -1,0 +1,84 @@
+//! hutch: an OCI container runtime with runc's command line.
+
+mod cli;
+mod config;
+mod console;
+mod container;
+mod hooks;
+mod logging;
+mod namespaces;
+mod process;
+mod rootfs;
+mod sealed_exe;
+mod signal;
+mod syscall;
+mod timefmt;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+/// The runtime-spec version hutch implements, as `--version` and `state` report it.
+pub const OCI_VERSION: &str = "1.2.1";
+
+fn main() {
+    let args = cli::normalize_args(std::env::args().collect());
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(err) => {
+            let code = if err.use_stderr() { 1 } else { 0 };
+            let _ = err.print();
+            std::process::exit(code);
+        }
+    };
+    if cli.global.version {
+        print_version();
+        return;
+    }
+    let Some(command) = cli.command else {
+        eprintln!("hutch: no command given; see 'hutch --help'");
+        std::process::exit(1);
+    };
+    if let Err(err) = logging::init(&cli.global.log, cli.global.log_format, cli.global.debug) {
+        eprintln!("{err:#}");
+        std::process::exit(1);
+    }
+    let code = match dispatch(&cli.global, command) {
+        Ok(code) => code,
+        Err(err) => {
+            let msg = format!("{err:#}");
+            logging::error(&msg);
+            if logging::logs_to_file() {
+                eprintln!("{msg}");
+            }
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn dispatch(global: &cli::GlobalOpts, command: Command) -> anyhow::Result<i32> {
+    match command {
+        Command::Create(args) => {
+            sealed_exe::ensure_sealed()?;
+            cli::create::run(global, args)
+        }
+        Command::Run(args) => {
+            sealed_exe::ensure_sealed()?;
+            cli::run::run(global, args)
+        }
+        Command::Start(args) => cli::start::run(global, args),
+        Command::State(args) => cli::state::run(global, args),
+        Command::Kill(args) => cli::kill::run(global, args),
+        Command::Delete(args) => cli::delete::run(global, args),
+        Command::List(args) => cli::list::run(global, args),
+        Command::Spec(args) => cli::spec::run(args),
+        Command::Features => cli::features::run(),
+    }
+}
+
+fn print_version() {
+    println!("hutch version {}", env!("CARGO_PKG_VERSION"));
+    println!("commit: {}", option_env!("HUTCH_COMMIT").unwrap_or("unknown"));
+    println!("spec: {OCI_VERSION}");
+}

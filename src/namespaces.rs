@@ -1,0 +1,204 @@
+//! Linux namespaces: which ones the container gets new, which it joins by path, and how the
+//! spawning process arranges both.
+//!
+//! New namespaces are created by the `clone` that makes the container's init (one syscall, and
+//! the init is born as pid 1 of its pid namespace). Namespaces joined by path must be entered
+//! with `setns` before that clone, and hutch must not change its own namespaces, so when there
+//! are joins an intermediate process is forked: it joins, then clones the init (as a sibling,
+//! CLONE_PARENT, so the init is still hutch's child) and exits. Joining the user namespace
+//! first makes every new namespace owned by it, as the spec requires. A new time namespace
+//! takes the same path: its offsets must be written by the process that unshares it, before
+//! any process enters it.
+//! The cgroup namespace is the exception to clone-time creation: the init unshares it itself
+//! after being placed in its cgroup, so that cgroup becomes the namespace's root.
+
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use nix::sched::CloneFlags;
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
+
+/// nix has no name for CLONE_NEWTIME (it does not fit clone(2)'s flags; unshare takes it).
+const NEWTIME: CloneFlags = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
+
+#[derive(Debug, Clone)]
+pub struct NamespacePlan {
+    /// Namespaces the init gets new (as CLONE_NEW* flags).
+    pub new: CloneFlags,
+    /// Namespaces joined by path, in the order they must be entered (user first).
+    pub joins: Vec<(LinuxNamespaceType, PathBuf)>,
+}
+
+impl NamespacePlan {
+    pub fn from_spec(spec: &Spec) -> Result<Self> {
+        let mut plan = NamespacePlan {
+            new: CloneFlags::empty(),
+            joins: Vec::new(),
+        };
+        let mut seen = Vec::new();
+        let namespaces = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .map(|v| v.as_slice())
+            .unwrap_or_default();
+        for (i, ns) in namespaces.iter().enumerate() {
+            let typ = ns.typ();
+            if seen.contains(&typ) {
+                bail!("config.json: linux.namespaces[{i}]: namespace type {typ} given twice");
+            }
+            seen.push(typ);
+            match ns.path() {
+                Some(path) if !path.as_os_str().is_empty() => {
+                    if !path.is_absolute() {
+                        bail!(
+                            "config.json: linux.namespaces[{i}].path: {:?} must be an absolute path",
+                            path
+                        );
+                    }
+                    plan.joins.push((typ, path.clone()));
+                }
+                _ => plan.new |= clone_flag(typ),
+            }
+        }
+        // The user namespace first (its owner rules how the others may be entered), the mount
+        // namespace last (entering it hides the host paths of the others).
+        plan.joins.sort_by_key(|(typ, _)| match typ {
+            LinuxNamespaceType::User => 0,
+            LinuxNamespaceType::Mount => 2,
+            _ => 1,
+        });
+        plan.check(spec)?;
+        Ok(plan)
+    }
+
+    fn check(&self, spec: &Spec) -> Result<()> {
+        let linux = spec.linux().as_ref();
+        let has_mappings = linux.is_some_and(|l| {
+            l.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+                || l.gid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+        });
+        if has_mappings && !self.new.contains(CloneFlags::CLONE_NEWUSER) {
+            bail!("config.json: linux.uidMappings/gidMappings require a new user namespace");
+        }
+        if self.new.contains(CloneFlags::CLONE_NEWUSER) && !has_mappings {
+            bail!("config.json: linux.uidMappings: a new user namespace needs uid and gid mappings");
+        }
+        let has_offsets = linux.is_some_and(|l| l.time_offsets().as_ref().is_some_and(|o| !o.is_empty()));
+        if has_offsets && !self.new.contains(NEWTIME) {
+            bail!("config.json: linux.timeOffsets require a new time namespace");
+        }
+        if !self.has(LinuxNamespaceType::Mount) {
+            bail!("config.json: linux.namespaces: a mount namespace is required");
+        }
+        if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !self.has(LinuxNamespaceType::Uts) {
+            bail!("config.json: hostname: setting the hostname requires a uts namespace");
+        }
+        Ok(())
+    }
+
+    pub fn is_new(&self, typ: LinuxNamespaceType) -> bool {
+        self.new.contains(clone_flag(typ))
+    }
+
+    /// New or joined.
+    pub fn has(&self, typ: LinuxNamespaceType) -> bool {
+        self.is_new(typ) || self.joins.iter().any(|(t, _)| *t == typ)
+    }
+
+    /// Whether an intermediate process must clone the init (see the module docs). Joining or
+    /// creating a pid or time namespace would be harmless to hutch itself, but its later
+    /// children (poststart hooks in `run`) would land in them, so hutch never changes its own.
+    pub fn needs_intermediate(&self) -> bool {
+        !self.joins.is_empty() || self.new.contains(NEWTIME)
+    }
+
+    /// Flags for the init's clone: every new namespace except cgroup (unshared by the init
+    /// after it joined its cgroup) and time (unshared by the spawner, which must write the
+    /// offsets before any process enters it).
+    pub fn clone_flags(&self) -> CloneFlags {
+        self.new - CloneFlags::CLONE_NEWCGROUP - NEWTIME
+    }
+
+    /// Enters every namespace given by path. Files are all opened first: entering a mount
+    /// namespace would hide the paths of the others.
+    pub fn join_all(&self) -> Result<()> {
+        let mut files = Vec::new();
+        for (typ, path) in &self.joins {
+            let file = File::open(path)
+                .with_context(|| format!("opening {typ} namespace {}", path.display()))?;
+            files.push((*typ, path, file));
+        }
+        for (typ, path, file) in files {
+            nix::sched::setns(file.as_fd(), clone_flag(typ))
+                .with_context(|| format!("joining {typ} namespace {}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Creates the time namespace for the init's clone and sets its clock offsets.
+    pub fn unshare_time(&self, spec: &Spec) -> Result<()> {
+        if !self.new.contains(NEWTIME) {
+            return Ok(());
+        }
+        nix::sched::unshare(NEWTIME).context("creating the time namespace")?;
+        let offsets = spec.linux().as_ref().and_then(|l| l.time_offsets().as_ref());
+        let Some(offsets) = offsets else {
+            return Ok(());
+        };
+        let mut text = String::new();
+        for (clock, offset) in offsets {
+            if clock != "monotonic" && clock != "boottime" {
+                bail!("config.json: linux.timeOffsets: unknown clock {clock:?} (monotonic or boottime)");
+            }
+            text.push_str(&format!(
+                "{clock} {} {}\n",
+                offset.secs().unwrap_or(0),
+                offset.nanosecs().unwrap_or(0)
+            ));
+        }
+        std::fs::write("/proc/self/timens_offsets", text)
+            .context("config.json: linux.timeOffsets: writing /proc/self/timens_offsets")
+    }
+}
+
+pub fn clone_flag(typ: LinuxNamespaceType) -> CloneFlags {
+    match typ {
+        LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+        LinuxNamespaceType::User => CloneFlags::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
+        LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+        LinuxNamespaceType::Time => NEWTIME,
+    }
+}
+
+/// Writes the init's uid and gid maps (hutch runs as root, so it may write any mapping
+/// directly; no newuidmap helper is needed).
+pub fn write_id_mappings(pid: Pid, spec: &Spec) -> Result<()> {
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    write_map(pid, "uid_map", linux.uid_mappings().as_deref().unwrap_or_default())
+        .context("config.json: linux.uidMappings")?;
+    write_map(pid, "gid_map", linux.gid_mappings().as_deref().unwrap_or_default())
+        .context("config.json: linux.gidMappings")?;
+    Ok(())
+}
+
+fn write_map(pid: Pid, file: &str, mappings: &[LinuxIdMapping]) -> Result<()> {
+    if mappings.is_empty() {
+        return Ok(());
+    }
+    let text: String = mappings
+        .iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect();
+    let path = Path::new("/proc").join(pid.to_string()).join(file);
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+}

@@ -1,0 +1,276 @@
+//! The container's init: everything between `clone` and `execve` of the user's program.
+//!
+//! This runs in a fork of the single-threaded hutch process, so the heap and every library
+//! are in a consistent state (no other thread can have held a lock at fork time); allocation
+//! is safe here. The steps follow the protocol in `channel.rs`; each step's error names it, is
+//! sent to the parent, and ends the init.
+
+use std::ffi::{CString, OsStr};
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use oci_spec::runtime::{Hook, LinuxNamespaceType, Spec};
+
+use super::channel::{Channel, ToChild, ToParent};
+use super::exec_path::find_executable;
+use super::identity::{self, CapabilityPlan};
+use crate::console;
+use crate::hooks;
+use crate::namespaces::NamespacePlan;
+use crate::rootfs::{self, RootfsConfig};
+use crate::syscall::process as sys;
+
+pub struct InitContext<'a> {
+    pub id: &'a str,
+    pub spec: &'a Spec,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub namespaces: &'a NamespacePlan,
+    pub caps: Option<&'a CapabilityPlan>,
+    /// The init's end of the sync socket.
+    pub channel: &'a Channel,
+    /// exec.fifo, opened read-write by the parent: `start` writes one byte into it.
+    pub exec_fifo: &'a OwnedFd,
+    /// `--root`, to remove the state directory if the parent dies mid-create.
+    pub state_root: &'a File,
+    /// Descriptors of the parent's that the init must not keep (the state lock above all:
+    /// holding it would block every later command on this container).
+    pub parent_fds: &'a [RawFd],
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    /// prestart, createRuntime or createContainer hooks exist: the MountsReady round trip is
+    /// needed.
+    pub has_create_hooks: bool,
+}
+
+/// Never returns: ends in execve of the user's program or in exit.
+pub fn container_init(ctx: &InitContext) -> ! {
+    match run(ctx) {
+        Ok(never) => match never {},
+        Err(err) => {
+            let _ = ctx.channel.send(&ToParent::Error(format!("{err:#}")));
+            std::process::exit(1);
+        }
+    }
+}
+
+enum Never {}
+
+fn run(ctx: &InitContext) -> Result<Never> {
+    for fd in ctx.parent_fds {
+        let _ = nix::unistd::close(*fd);
+    }
+    // Until execve, /proc/<init> must not be openable by other processes in the container.
+    sys::set_dumpable(false).context("prctl(PR_SET_DUMPABLE)")?;
+
+    let _: ToChild = receive(ctx, "the parent's go-ahead")?;
+    let ns = ctx.namespaces;
+    if ns.is_new(LinuxNamespaceType::User) {
+        sys::setresgid(0).context("becoming gid 0 in the new user namespace")?;
+        sys::setresuid(0).context("becoming uid 0 in the new user namespace")?;
+    }
+    if ns.is_new(LinuxNamespaceType::Cgroup) {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+            .context("creating the cgroup namespace")?;
+    }
+    let process = ctx
+        .spec
+        .process()
+        .as_ref()
+        .context("config.json: process: the field is required")?;
+    if let Some(adj) = process.oom_score_adj() {
+        // Host /proc is still ours: no container mount has been made yet.
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .with_context(|| format!("process.oomScoreAdj: writing {adj}"))?;
+    }
+    set_hostname(ctx.spec)?;
+
+    let rootfs = rootfs::prepare(&RootfsConfig {
+        spec: ctx.spec,
+        rootfs: ctx.rootfs,
+        bundle: ctx.bundle,
+        new_user_ns: ns.is_new(LinuxNamespaceType::User),
+        new_cgroup_ns: ns.is_new(LinuxNamespaceType::Cgroup),
+        terminal: process.terminal().unwrap_or(false),
+    })?;
+
+    if process.terminal().unwrap_or(false) {
+        let size = process
+            .console_size()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        let pty = console::open_pty(&rootfs, size)?;
+        rootfs.mount_console(pty.peer.as_fd())?;
+        ctx.channel.send_with_fd(
+            &ToParent::Console {
+                name: pty.name.clone(),
+            },
+            Some(pty.master.as_raw_fd()),
+        )?;
+        drop(pty.master);
+        console::become_console_owner(&pty.peer)?;
+    }
+
+    if ctx.has_create_hooks {
+        ctx.channel.send(&ToParent::MountsReady)?;
+        let state = match receive(ctx, "the createRuntime hooks")? {
+            ToChild::HooksDone { state } => state,
+            other => bail!("sync protocol: expected HooksDone, got {other:?}"),
+        };
+        let create_container = hook_list(ctx.spec, |h| h.create_container());
+        hooks::run_hooks("createContainer", create_container, state.as_bytes())?;
+    }
+
+    rootfs.pivot(ctx.no_pivot)?;
+    rootfs::finalize(ctx.spec)?;
+
+    if !ctx.no_new_keyring {
+        join_keyring(ctx.id);
+    }
+    identity::apply_rlimits(process)?;
+
+    let env: Vec<String> = process.env().clone().unwrap_or_default();
+    let args: Vec<String> = process.args().clone().unwrap_or_default();
+    let arg0 = args.first().map(String::as_str).unwrap_or_default();
+    let exe = find_executable(arg0, &env)?;
+    let argv = to_cstrings(&args, "process.args")?;
+    let envp = to_cstrings(&env, "process.env")?;
+
+    let cwd = process.cwd();
+    let chdir_early = nix::unistd::chdir(cwd);
+    let in_user_ns = ns.has(LinuxNamespaceType::User);
+    identity::switch_identity(process, ctx.caps, !in_user_ns || has_setgroups_allowed())?;
+    if chdir_early.is_err() {
+        // The directory may only be reachable by the container's user.
+        nix::unistd::chdir(cwd)
+            .with_context(|| format!("process.cwd: chdir to {}", cwd.display()))?;
+    }
+    verify_cwd(cwd)?;
+    if process.no_new_privileges().unwrap_or(false) {
+        sys::set_no_new_privs().context("process.noNewPrivileges")?;
+    }
+    // The seccomp filter belongs here: last, after capabilities and no_new_privs.
+
+    ctx.channel.send(&ToParent::Ready)?;
+    let start_state = match receive(ctx, "create to complete")? {
+        ToChild::Commit { state } => state,
+        other => bail!("sync protocol: expected Commit, got {other:?}"),
+    };
+
+    wait_for_start(ctx.exec_fifo);
+    let start_container = hook_list(ctx.spec, |h| h.start_container());
+    if let Err(err) = hooks::run_hooks("startContainer", start_container, start_state.as_bytes()) {
+        eprintln!("{err:#}");
+        std::process::exit(1);
+    }
+    let _ = sys::cloexec_from(3 + ctx.preserve_fds);
+    sys::reset_signal_dispositions();
+    let err = nix::unistd::execve(&exe, &argv, &envp).unwrap_err();
+    eprintln!("exec: {:?}: {}", arg0, err.desc().to_lowercase());
+    std::process::exit(if err == nix::errno::Errno::EACCES { 126 } else { 127 })
+}
+
+/// Receives the next message; if the parent is gone, removes the half-made container and exits.
+fn receive(ctx: &InitContext, what: &str) -> Result<ToChild> {
+    match ctx.channel.recv::<ToChild>() {
+        Ok(Some((msg, _))) => Ok(msg),
+        Ok(None) => {
+            remove_state_dir(ctx.state_root, ctx.id);
+            std::process::exit(1);
+        }
+        Err(err) => Err(err.context(format!("waiting for {what}"))),
+    }
+}
+
+fn hook_list<'s>(spec: &'s Spec, pick: impl Fn(&'s oci_spec::runtime::Hooks) -> &'s Option<Vec<Hook>>) -> &'s [Hook] {
+    spec.hooks()
+        .as_ref()
+        .and_then(|h| pick(h).as_deref())
+        .unwrap_or_default()
+}
+
+fn set_hostname(spec: &Spec) -> Result<()> {
+    if let Some(name) = spec.hostname().as_ref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(name).with_context(|| format!("hostname: setting {name:?}"))?;
+    }
+    if let Some(name) = spec.domainname().as_ref().filter(|h| !h.is_empty()) {
+        crate::syscall::process::set_domainname(name)
+            .with_context(|| format!("domainname: setting {name:?}"))?;
+    }
+    Ok(())
+}
+
+/// A session keyring of the container's own, so keys are not shared with the host session.
+/// Kernels or seccomp profiles without keyctl are not an error, as in runc.
+fn join_keyring(id: &str) {
+    if let Ok(name) = CString::new(format!("_ses.{id}")) {
+        let _ = sys::join_session_keyring(&name);
+    }
+}
+
+fn has_setgroups_allowed() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups")
+        .map(|s| s.trim() != "deny")
+        .unwrap_or(true)
+}
+
+/// After chdir, the working directory must be inside the container's root: a cwd inherited
+/// through a leaked host fd would show as "(unreachable)" or fail (CVE-2024-21626).
+fn verify_cwd(cwd: &Path) -> Result<()> {
+    let actual = nix::unistd::getcwd()
+        .with_context(|| format!("process.cwd: {} is not reachable inside the container", cwd.display()))?;
+    if !actual.is_absolute() || actual.as_os_str().as_bytes().starts_with(b"(unreachable)") {
+        bail!("process.cwd: {} is outside the container's root", cwd.display());
+    }
+    Ok(())
+}
+
+/// Blocks until `start` writes its byte into exec.fifo.
+fn wait_for_start(fifo: &OwnedFd) {
+    let mut byte = [0u8; 1];
+    loop {
+        match nix::unistd::read(fifo.as_fd(), &mut byte) {
+            Ok(_) => return,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => std::process::exit(1),
+        }
+    }
+}
+
+fn to_cstrings(items: &[String], field: &str) -> Result<Vec<CString>> {
+    items
+        .iter()
+        .map(|s| CString::new(s.as_bytes()).with_context(|| format!("{field}: {s:?} contains a NUL byte")))
+        .collect()
+}
+
+/// Removes `<root>/<id>` through the root directory's fd (the init may no longer see the
+/// path), best effort.
+fn remove_state_dir(root: &File, id: &str) {
+    use nix::dir::Dir;
+    use nix::fcntl::OFlag;
+    use nix::sys::stat::Mode;
+    use nix::unistd::UnlinkatFlags;
+    let name = OsStr::new(id);
+    if let Ok(mut dir) = Dir::openat(
+        root.as_fd(),
+        name,
+        OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        let entries: Vec<CString> = dir
+            .iter()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_owned())
+            .filter(|n| n.as_bytes() != b"." && n.as_bytes() != b"..")
+            .collect();
+        let dir_fd = dir.as_fd();
+        for entry in entries {
+            let _ = nix::unistd::unlinkat(dir_fd, entry.as_c_str(), UnlinkatFlags::NoRemoveDir);
+        }
+    }
+    let _ = nix::unistd::unlinkat(root.as_fd(), name, UnlinkatFlags::RemoveDir);
+}

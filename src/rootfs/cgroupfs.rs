@@ -1,0 +1,260 @@
+//! The `cgroup` mount type: what the container sees at /sys/fs/cgroup.
+//!
+//! On a cgroup v2 host that is cgroup2 itself (with a cgroup namespace) or a bind of the
+//! process's own cgroup directory. On a v1 or hybrid host it is a tmpfs holding one entry per
+//! hierarchy the process belongs to, each a fresh cgroup mount (with a cgroup namespace) or a
+//! bind of the process's directory in that hierarchy, as runc lays it out.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::MsFlags;
+use nix::sys::stat::{mkdirat, Mode};
+use nix::unistd::symlinkat;
+
+use super::mount::{attach_tree, mount_fs, MountCtx, MountOptions};
+use super::resolve::{mkdir_all, open_in_root};
+use crate::syscall::fs::{self as sysfs, MountAttr};
+
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// One line of /proc/self/cgroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    /// Controllers of a v1 hierarchy (`cpu,cpuacct`, `name=systemd`); empty for cgroup2.
+    pub controllers: String,
+    pub path: String,
+}
+
+pub fn parse_proc_cgroup(text: &str) -> Vec<Membership> {
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(3, ':');
+            let _id = it.next()?;
+            let controllers = it.next()?.to_string();
+            let path = it.next()?.to_string();
+            Some(Membership { controllers, path })
+        })
+        .collect()
+}
+
+/// A cgroup filesystem mount of the host, from /proc/self/mountinfo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostCgroupMount {
+    pub root: String,
+    pub mountpoint: PathBuf,
+    pub fstype: String,
+    pub super_opts: Vec<String>,
+}
+
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            let v = (b[i + 1] - b'0') as u32 * 64 + (b[i + 2] - b'0') as u32 * 8 + (b[i + 3] - b'0') as u32;
+            out.push(v as u8);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub fn parse_mountinfo(text: &str) -> Vec<HostCgroupMount> {
+    text.lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let pre: Vec<&str> = pre.split(' ').collect();
+            let post: Vec<&str> = post.split(' ').collect();
+            let fstype = post.first()?.to_string();
+            if fstype != "cgroup" && fstype != "cgroup2" {
+                return None;
+            }
+            Some(HostCgroupMount {
+                root: unescape(pre.get(3)?),
+                mountpoint: PathBuf::from(unescape(pre.get(4)?)),
+                fstype,
+                super_opts: post.get(2).map_or_else(Vec::new, |o| o.split(',').map(String::from).collect()),
+            })
+        })
+        .collect()
+}
+
+impl HostCgroupMount {
+    fn serves(&self, m: &Membership) -> bool {
+        if m.controllers.is_empty() {
+            return self.fstype == "cgroup2";
+        }
+        self.fstype == "cgroup" && m.controllers.split(',').all(|c| self.super_opts.iter().any(|o| o == c))
+    }
+
+    /// The process's directory in this hierarchy, as seen on the host.
+    fn host_dir(&self, m: &Membership) -> PathBuf {
+        let rel = Path::new(&m.path).strip_prefix(&self.root).unwrap_or(Path::new(&m.path));
+        let rel = rel.strip_prefix("/").unwrap_or(rel);
+        self.mountpoint.join(rel)
+    }
+}
+
+/// One directory under the container's cgroup tmpfs, and what fills it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hierarchy {
+    pub name: String,
+    pub fstype: String,
+    pub controllers: String,
+    pub host_dir: PathBuf,
+}
+
+/// The hierarchies mounted under /sys/fs/cgroup on the host that this process belongs to.
+pub fn hierarchies(members: &[Membership], mounts: &[HostCgroupMount]) -> Vec<Hierarchy> {
+    let mut out: Vec<Hierarchy> = Vec::new();
+    for m in members {
+        let Some(host) = mounts.iter().find(|h| h.mountpoint.starts_with(CGROUP_ROOT) && h.mountpoint != Path::new(CGROUP_ROOT) && h.serves(m)) else {
+            continue;
+        };
+        let Some(name) = host.mountpoint.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if out.iter().any(|h| h.name == name) {
+            continue;
+        }
+        out.push(Hierarchy {
+            name: name.to_string(),
+            fstype: host.fstype.clone(),
+            controllers: m.controllers.clone(),
+            host_dir: host.host_dir(m),
+        });
+    }
+    out
+}
+
+pub fn mount_cgroup(ctx: &MountCtx, dest: &Path, opts: &MountOptions) -> Result<()> {
+    let magic = nix::sys::statfs::statfs(CGROUP_ROOT).map(|s| s.filesystem_type().0 as i64).unwrap_or(0);
+    let members = parse_proc_cgroup(&std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?);
+    if magic == libc::CGROUP2_SUPER_MAGIC as i64 {
+        cgroup_v2(ctx, dest, opts, &members)
+    } else {
+        cgroup_v1(ctx, dest, opts, &members)
+    }
+}
+
+fn fs_flags(opts: &MountOptions) -> MsFlags {
+    opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT)
+}
+
+fn cgroup_v2(ctx: &MountCtx, dest: &Path, opts: &MountOptions, members: &[Membership]) -> Result<()> {
+    let target = mkdir_all(ctx.root, dest, Mode::from_bits_truncate(0o755))?;
+    if ctx.new_cgroup_ns {
+        match mount_fs(&target, Path::new("cgroup2"), "cgroup2", fs_flags(opts), opts.data().as_deref()) {
+            Ok(()) => return Ok(()),
+            // A user namespace that does not own the cgroup namespace cannot mount cgroup2.
+            Err(e) if ctx.new_user_ns && e.downcast_ref::<Errno>() == Some(&Errno::EPERM) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let own = members.iter().find(|m| m.controllers.is_empty()).map_or("/", |m| m.path.as_str());
+    let host = Path::new(CGROUP_ROOT).join(own.trim_start_matches('/'));
+    bind_dir(&host, &target, opts)
+}
+
+fn bind_dir(host: &Path, target: &OwnedFd, opts: &MountOptions) -> Result<()> {
+    let tree = sysfs::open_tree(sysfs::cwd_fd(), host, libc::OPEN_TREE_CLONE | libc::AT_RECURSIVE as u32)
+        .with_context(|| format!("open_tree {}", host.display()))?;
+    let mut bind_opts = opts.clone();
+    bind_opts.flags = fs_flags(opts);
+    attach_tree(&tree, target, &bind_opts)
+}
+
+fn cgroup_v1(ctx: &MountCtx, dest: &Path, opts: &MountOptions, members: &[Membership]) -> Result<()> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    let hier = hierarchies(members, &parse_mountinfo(&mountinfo));
+
+    let target = mkdir_all(ctx.root, dest, Mode::from_bits_truncate(0o755))?;
+    let tmpfs_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount_fs(&target, Path::new("tmpfs"), "tmpfs", tmpfs_flags, Some("mode=755")).context("tmpfs")?;
+    let dir = open_in_root(ctx.root, dest, OFlag::O_PATH | OFlag::O_DIRECTORY)?;
+
+    for h in &hier {
+        hierarchy(ctx, &dir, h, opts).with_context(|| format!("cgroup hierarchy {}", h.name))?;
+    }
+    if opts.flags.contains(MsFlags::MS_RDONLY) {
+        let ro = MountAttr {
+            set: libc::MOUNT_ATTR_RDONLY,
+            ..Default::default()
+        };
+        sysfs::mount_setattr_fd(dir.as_fd(), false, &ro).context("make cgroup tmpfs read-only")?;
+    }
+    Ok(())
+}
+
+fn hierarchy(ctx: &MountCtx, dir: &OwnedFd, h: &Hierarchy, opts: &MountOptions) -> Result<()> {
+    match mkdirat(dir, h.name.as_str(), Mode::from_bits_truncate(0o755)) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let sub = nix::fcntl::openat(
+        dir,
+        h.name.as_str(),
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    if ctx.new_cgroup_ns {
+        let data = if h.fstype == "cgroup2" {
+            opts.data()
+        } else {
+            Some(h.controllers.clone())
+        };
+        mount_fs(&sub, Path::new("cgroup"), &h.fstype, fs_flags(opts), data.as_deref())?;
+    } else {
+        bind_dir(&h.host_dir, &sub, opts)?;
+    }
+    // Co-mounted controllers (cpu,cpuacct) are also reachable by each name, as on the host.
+    if h.name.contains(',') {
+        for part in h.name.split(',') {
+            match symlinkat(h.name.as_str(), dir, part) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => return Err(anyhow::Error::from(e).context(format!("symlink {part}"))),
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CGROUP: &str = "12:cpu,cpuacct:/user.slice\n1:name=systemd:/user.slice/session-1.scope\n0::/user.slice/session-1.scope\n";
+    const MOUNTINFO: &str = "\
+25 30 0:23 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
+26 25 0:24 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:8 - tmpfs tmpfs ro,mode=755
+27 26 0:25 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate
+28 26 0:26 / /sys/fs/cgroup/systemd rw,nosuid,nodev,noexec,relatime shared:10 - cgroup cgroup rw,xattr,name=systemd
+35 26 0:33 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid,nodev,noexec,relatime shared:17 - cgroup cgroup rw,cpu,cpuacct
+";
+
+    #[test]
+    fn hybrid_layout() {
+        let members = parse_proc_cgroup(CGROUP);
+        let h = hierarchies(&members, &parse_mountinfo(MOUNTINFO));
+        let names: Vec<&str> = h.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["cpu,cpuacct", "systemd", "unified"]);
+        assert_eq!(h[0].host_dir, PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/user.slice"));
+        assert_eq!(h[1].controllers, "name=systemd");
+        assert_eq!(h[2].fstype, "cgroup2");
+        assert_eq!(h[2].host_dir, PathBuf::from("/sys/fs/cgroup/unified/user.slice/session-1.scope"));
+    }
+
+    #[test]
+    fn mountinfo_escapes() {
+        assert_eq!(unescape("/a\\040b"), "/a b");
+        assert_eq!(unescape("/plain\\"), "/plain\\");
+    }
+}

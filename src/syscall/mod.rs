@@ -1,0 +1,6 @@
+//! Raw system calls that nix does not wrap. Every `unsafe` block in hutch lives here, each with a
+//! `// SAFETY:` line; the rest of the crate calls these safe wrappers.
+
+pub mod fs;
+pub mod process;
+pub mod tty;

@@ -1,0 +1,213 @@
+//! Process-level system calls nix does not wrap (or wraps in a shape hutch cannot use).
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use nix::unistd::Pid;
+
+/// The result of a fork-like clone: which side of it this process is on.
+pub enum CloneResult {
+    Parent(Pid),
+    Child,
+}
+
+/// clone(2) with namespace flags and no new stack: the child continues on a copy-on-write copy
+/// of the caller's stack, exactly like fork(), but is born inside the new namespaces (one
+/// syscall instead of fork + unshare, and a new pid namespace makes it pid 1 directly).
+///
+/// The caller must be single-threaded (hutch never starts threads), so the child can go on
+/// allocating and using the heap.
+pub fn clone_fork(flags: libc::c_int) -> io::Result<CloneResult> {
+    // SAFETY: raw clone with a null stack pointer duplicates the calling thread like fork();
+    // hutch is single-threaded so no lock can be held by another thread in the child, and the
+    // remaining arguments (parent_tid, child_tid, tls) are unused without the flags that read them.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    match ret {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(CloneResult::Child),
+        pid => Ok(CloneResult::Parent(Pid::from_raw(pid as i32))),
+    }
+}
+
+/// Marks every fd from `first` upwards close-on-exec, so nothing the caller leaked (containerd's
+/// shim passes its socket as fd 3) reaches the container (CVE-2024-21626).
+pub fn cloexec_from(first: u32) -> io::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range only changes flags on the calling process's descriptor table.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    if ret == 0 {
+        return Ok(());
+    }
+    // Kernels before 5.11 lack the CLOEXEC flag: walk /proc/self/fd instead.
+    let dir = std::fs::read_dir("/proc/self/fd")?;
+    let fds: Vec<i32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd >= first as i32)
+        .collect();
+    for fd in fds {
+        let _ = nix::fcntl::fcntl(
+            // SAFETY: the fd number was just listed as open in this process; a stale number
+            // (the directory's own fd) only makes fcntl fail with EBADF, which is ignored.
+            unsafe { BorrowedFd::borrow_raw(fd) },
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        );
+    }
+    Ok(())
+}
+
+/// pidfd_open(2): a handle on a process that cannot be confused by pid reuse.
+pub fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd to us; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as i32) })
+}
+
+/// pidfd_send_signal(2): signals exactly the process the pidfd was opened on.
+pub fn pidfd_send_signal(pidfd: BorrowedFd, signal: i32) -> io::Result<()> {
+    // SAFETY: a valid pidfd, a signal number, no siginfo (null), no flags.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Joins a new session keyring named `name`, so the container does not share the caller's keys.
+pub fn join_session_keyring(name: &CStr) -> io::Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_ulong = 1;
+    // SAFETY: keyctl(JOIN_SESSION_KEYRING) reads a NUL-terminated name that outlives the call.
+    let ret = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Restores the default disposition of every signal: ignored signals survive execve, and the
+/// Rust runtime ignores SIGPIPE, which the container's process must not inherit.
+pub fn reset_signal_dispositions() {
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: SIG_DFL is always a valid disposition; errors for unsupported numbers
+        // (32, 33 are glibc-internal) are ignored.
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+    }
+    let empty = nix::sys::signal::SigSet::empty();
+    let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&empty), None);
+}
+
+/// prctl(PR_SET_PDEATHSIG).
+pub fn set_parent_death_signal(signal: i32) -> io::Result<()> {
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number; the extra arguments are ignored.
+    let ret = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// prctl(PR_SET_NO_NEW_PRIVS, 1).
+pub fn set_no_new_privs() -> io::Result<()> {
+    // SAFETY: PR_SET_NO_NEW_PRIVS with 1 and zero padding arguments, as the kernel requires.
+    let ret = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// prctl(PR_SET_KEEPCAPS): keep permitted capabilities across the switch to a non-root uid.
+pub fn set_keep_caps(keep: bool) -> io::Result<()> {
+    // SAFETY: PR_SET_KEEPCAPS takes 0 or 1.
+    let ret = unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, keep as libc::c_ulong, 0, 0, 0) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// prctl(PR_SET_DUMPABLE): while the container's init still runs hutch's code, other processes
+/// in the container must not be able to open its /proc files.
+pub fn set_dumpable(dumpable: bool) -> io::Result<()> {
+    // SAFETY: PR_SET_DUMPABLE takes 0 or 1.
+    let ret = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, dumpable as libc::c_ulong, 0, 0, 0) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// setresuid/setresgid through the raw syscalls, which act on this thread only; glibc's
+/// wrappers broadcast to all threads with signals, which is unnecessary in single-threaded hutch.
+pub fn setresgid(gid: u32) -> io::Result<()> {
+    // SAFETY: plain syscall taking three gids.
+    let ret = unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+pub fn setresuid(uid: u32) -> io::Result<()> {
+    // SAFETY: plain syscall taking three uids.
+    let ret = unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+pub fn setgroups(gids: &[u32]) -> io::Result<()> {
+    // SAFETY: the pointer and length describe a live slice of gid_t-sized values.
+    let ret = unsafe { libc::syscall(libc::SYS_setgroups, gids.len(), gids.as_ptr()) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// setdomainname(2); nix only wraps sethostname.
+pub fn set_domainname(name: &str) -> io::Result<()> {
+    // SAFETY: the pointer and length describe the bytes of a live &str.
+    let ret = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// kill(2) with any signal number, real-time ones included (nix's `Signal` lacks those).
+pub fn kill_raw(pid: nix::unistd::Pid, signal: i32) -> io::Result<()> {
+    // SAFETY: kill takes a pid and a signal number by value.
+    let ret = unsafe { libc::kill(pid.as_raw(), signal) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
