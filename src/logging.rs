@@ -45,11 +45,10 @@ static LOGGER: OnceLock<Logger> = OnceLock::new();
 
 /// Opens the log destination once, before any fork: children inherit the fd (CLOEXEC, so it
 /// never reaches the container's process).
-pub fn init(path: &Path, format: LogFormat, debug: bool) -> Result<()> {
-    let file = if path.as_os_str().is_empty() {
-        None
-    } else {
-        Some(
+pub fn init(path: Option<&Path>, format: LogFormat, debug: bool) -> Result<()> {
+    let file = match path.filter(|p| !p.as_os_str().is_empty()) {
+        None => None,
+        Some(path) => Some(
             OpenOptions::new()
                 .create(true)
                 .append(true)

@@ -39,7 +39,7 @@ fn main() {
         eprintln!("hutch: no command given; see 'hutch --help'");
         std::process::exit(1);
     };
-    if let Err(err) = logging::init(&cli.global.log, cli.global.log_format, cli.global.debug) {
+    if let Err(err) = logging::init(cli.global.log.as_deref(), cli.global.log_format, cli.global.debug) {
         eprintln!("{err:#}");
         std::process::exit(1);
     }

@@ -40,8 +40,8 @@ pub struct GlobalOpts {
     pub root: PathBuf,
 
     /// Set the log file to write hutch logs to (default is stderr)
-    #[arg(long, global = true, default_value = "")]
-    pub log: PathBuf,
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
 
     /// Set the log format ('text' (default), or 'json')
     #[arg(long = "log-format", global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -66,6 +66,25 @@ pub struct GlobalOpts {
     /// Print the version
     #[arg(short = 'v', long = "version")]
     pub version: bool,
+}
+
+/// A directory argument whose empty value means the current directory (clap refuses an empty
+/// default for a `PathBuf`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BundleDir(pub PathBuf);
+
+impl std::ops::Deref for BundleDir {
+    type Target = PathBuf;
+    fn deref(&self) -> &PathBuf {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for BundleDir {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(BundleDir(PathBuf::from(s)))
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,7 +132,7 @@ pub struct IdArg {
 pub struct CreateArgs {
     /// Path to the root of the bundle directory, defaults to the current directory
     #[arg(short = 'b', long, default_value = "")]
-    pub bundle: PathBuf,
+    pub bundle: BundleDir,
     /// Path to an AF_UNIX socket which will receive a file descriptor referencing the master end
     /// of the console's pseudoterminal
     #[arg(long = "console-socket")]
@@ -192,7 +211,7 @@ pub enum ListFormat {
 pub struct SpecArgs {
     /// Path to the root of the bundle directory
     #[arg(short = 'b', long, default_value = "")]
-    pub bundle: PathBuf,
+    pub bundle: BundleDir,
     /// Generate a configuration for a rootless container
     #[arg(long)]
     pub rootless: bool,

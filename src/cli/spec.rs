@@ -48,7 +48,7 @@ pub fn run(args: SpecArgs) -> Result<i32> {
     let bundle = if args.bundle.as_os_str().is_empty() {
         PathBuf::from(".")
     } else {
-        args.bundle.clone()
+        args.bundle.to_path_buf()
     };
     let mut spec = example(cgroup2_host());
     if args.rootless {
