@@ -24,6 +24,8 @@ pub fn connect(path: &Path) -> Result<UnixStream> {
         .with_context(|| format!("connecting to console socket {}", path.display()))
 }
 
+/// Sends one fd with a name, in the framing go-runc's recvFd expects (used for the pty master
+/// and for --pidfd-socket).
 pub fn send_master(socket: &UnixStream, name: &str, master: &OwnedFd) -> Result<()> {
     let iov = [IoSlice::new(name.as_bytes())];
     let fds = [master.as_raw_fd()];
@@ -34,7 +36,7 @@ pub fn send_master(socket: &UnixStream, name: &str, master: &OwnedFd) -> Result<
         MsgFlags::MSG_NOSIGNAL,
         None,
     )
-    .context("sending the pty master to the console socket")?;
+    .context("sending a file descriptor over the socket")?;
     Ok(())
 }
 

@@ -13,13 +13,14 @@ use super::{GlobalOpts, RunArgs};
 use crate::container::create::create;
 use crate::container::delete::delete;
 use crate::container::start::start;
+use crate::container::ContainerDir;
 use crate::logging;
 
 pub fn run(global: &GlobalOpts, args: RunArgs) -> Result<i32> {
     // Signals are blocked (to be read from a signalfd) before the init exists, so none is lost
     // between start and the wait loop; the init resets its mask before exec.
     let forwarded = if args.detach { None } else { Some(block_signals()?) };
-    let created = create(&global.root, &super::create::request(&args.create, args.detach))?;
+    let created = create(&global.root, &super::create::request(global, &args.create, args.detach))?;
     if let Err(err) = start(&created.dir, &created.state) {
         let _ = delete(created.dir, &created.state, true);
         return Err(err);
@@ -32,9 +33,13 @@ pub fn run(global: &GlobalOpts, args: RunArgs) -> Result<i32> {
         let _ = nix::sys::prctl::set_child_subreaper(true);
     }
     let init = Pid::from_raw(created.state.init_pid);
+    // Other commands (state, kill) must reach the container while it runs.
+    drop(created.dir);
     let code = forward_and_wait(init, &mask)?;
     if !args.keep {
-        if let Err(err) = delete(created.dir, &created.state, true) {
+        let removed = ContainerDir::open(&global.root, &args.create.id)
+            .and_then(|dir| delete(dir, &created.state, true));
+        if let Err(err) = removed {
             logging::warn(&format!("deleting container {}: {err:#}", args.create.id));
         }
     }

@@ -22,7 +22,7 @@ use crate::namespaces::{self, NamespacePlan};
 use crate::process::channel::{self, Channel, ToChild, ToParent};
 use crate::process::identity;
 use crate::process::init::{container_init, InitContext};
-use crate::syscall::process::{clone_fork, CloneResult};
+use crate::syscall::process::{clone_fork, pidfd_open, CloneResult};
 use crate::timefmt;
 
 pub struct CreateRequest<'a> {
@@ -30,6 +30,10 @@ pub struct CreateRequest<'a> {
     pub bundle: &'a Path,
     pub console_socket: Option<&'a Path>,
     pub pid_file: Option<&'a Path>,
+    /// Receives a pidfd of the init (runc ≥ 1.3's --pidfd-socket), framed like the console.
+    pub pidfd_socket: Option<&'a Path>,
+    /// --systemd-cgroup was given.
+    pub systemd_cgroup: bool,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
@@ -71,6 +75,9 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
         .context("config.json: process: the field is required")?;
     let caps = identity::capability_plan(process)?;
     check_terminal(process.terminal().unwrap_or(false), req)?;
+    if req.systemd_cgroup {
+        bail!("--systemd-cgroup: the systemd cgroup driver is not supported yet (use the cgroupfs driver)");
+    }
 
     let dir = ContainerDir::create(root, req.id)?;
     let mut undo = Undo {
@@ -84,13 +91,14 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
         .with_context(|| format!("saving config to {}", dir_path.display()))?;
     let exec_fifo = make_exec_fifo(&dir_path.join(EXEC_FIFO))?;
     let console_stream = req.console_socket.map(console::connect).transpose()?;
+    let pidfd_stream = req.pidfd_socket.map(console::connect).transpose()?;
     let state_root = File::open(root).with_context(|| format!("opening {}", root.display()))?;
     let (parent_ch, child_ch) = channel::pair()?;
 
     let dir_ref = undo.dir.as_ref().context("state directory vanished")?;
     let mut parent_fds = vec![dir_ref.lock_fd().as_raw_fd(), parent_ch.raw_fd()];
-    if let Some(s) = &console_stream {
-        parent_fds.push(s.as_raw_fd());
+    for stream in console_stream.iter().chain(pidfd_stream.iter()) {
+        parent_fds.push(stream.as_raw_fd());
     }
     let hooks_cfg = spec.hooks().as_ref();
     let has = |pick: fn(&Hooks) -> &Option<Vec<oci_spec::runtime::Hook>>| {
@@ -135,6 +143,10 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
 
     drive_setup(&parent_ch, &state, spec, console_stream.as_ref(), init_pid)?;
 
+    if let Some(stream) = &pidfd_stream {
+        let pidfd = pidfd_open(init_pid).context("opening a pidfd of the init for --pidfd-socket")?;
+        console::send_master(stream, "pidfd", &pidfd).context("--pidfd-socket")?;
+    }
     if let Some(pid_file) = req.pid_file {
         write_pid_file(pid_file, init_pid)?;
     }

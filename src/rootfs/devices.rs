@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, OFlag};
+use nix::fcntl::AtFlags;
 use nix::sys::stat::{fstat, fstatat, makedev, mknodat, umask, Mode, SFlag};
 use nix::unistd::{fchownat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
@@ -180,7 +180,6 @@ fn dev_symlinks(dev: &OwnedFd) -> Result<()> {
 pub fn console_mount_point(root: std::os::fd::BorrowedFd) -> Result<OwnedFd> {
     let fd = create_file(root, Path::new("/dev/console"), Mode::from_bits_truncate(0o600))
         .context("create /dev/console")?;
-    let _ = OFlag::O_PATH;
     Ok(fd)
 }
 
