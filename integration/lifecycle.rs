@@ -146,7 +146,7 @@ fn pid_file_relative_path_is_relative_to_cwd() {
         .args(["create", "--bundle"])
         .arg(&c.bundle)
         .args(["--pid-file", "rel.pid", &c.id]);
-    exec_timeout(&mut cmd, CMD_TIMEOUT).assert_ok();
+    exec_files(&mut cmd, CMD_TIMEOUT).assert_ok();
     let pid = c.pid();
     let text = fs::read_to_string(c.dir.join("rel.pid")).expect("relative pid file in cwd");
     assert_eq!(text, pid.to_string());
@@ -257,8 +257,8 @@ fn run_detached() {
     let b = c.bundle.to_string_lossy().into_owned();
     let id = c.id.clone();
     let pf = c.pid_file().to_string_lossy().into_owned();
-    let out = exec_timeout(
-        c.cmd().args(["run", "-d", "--bundle", &b, "--pid-file", &pf, &id]).stdout(std::process::Stdio::null()),
+    let out = exec_files(
+        c.cmd().args(["run", "-d", "--bundle", &b, "--pid-file", &pf, &id]),
         CMD_TIMEOUT,
     );
     out.assert_ok();

@@ -1,1 +1,296 @@
+//! Mounts: tmpfs options, bind and rbind (ro, nosuid, noexec…), file binds, propagation,
+//! order, relative destinations, devices, readonly root.
+
+use std::fs;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::json;
+
 use crate::common::*;
+
+/// The /proc/mounts line (fields) for mount point `mp`, from container output.
+fn mount_line<'a>(mounts: &'a str, mp: &str) -> Vec<&'a str> {
+    mounts
+        .lines()
+        .filter(|l| l.split(' ').nth(1) == Some(mp))
+        .last()
+        .unwrap_or_else(|| panic!("{mp} not mounted:\n{mounts}"))
+        .split(' ')
+        .collect()
+}
+
+fn opts<'a>(line: &[&'a str]) -> Vec<&'a str> {
+    line[3].split(',').collect()
+}
+
+#[test]
+fn tmpfs_with_options() {
+    let mut c = Ctr::new("mnt-tmpfs");
+    c.add_mount(json!({
+        "destination": "/data", "type": "tmpfs", "source": "tmpfs",
+        "options": ["nosuid", "nodev", "noexec", "size=1m", "mode=750"]
+    }));
+    c.sh("cat /proc/mounts; stat -c 'mode=%a' /data");
+    let out = c.run();
+    out.assert_ok();
+    let l = mount_line(&out.stdout, "/data");
+    assert_eq!(l[2], "tmpfs");
+    let o = opts(&l);
+    for want in ["rw", "nosuid", "nodev", "noexec", "size=1024k", "mode=750"] {
+        assert!(o.contains(&want), "{want} missing from {o:?}");
+    }
+    assert!(out.stdout.contains("mode=750\n"));
+}
+
+#[test]
+fn tmpfs_readonly_and_exec_flags() {
+    let mut c = Ctr::new("mnt-tmpfs-ro");
+    c.add_mount(json!({"destination": "/ro", "type": "tmpfs", "source": "tmpfs", "options": ["ro", "exec", "suid"]}));
+    c.sh("cat /proc/mounts; touch /ro/x 2>&1 || echo write-refused");
+    let out = c.run();
+    out.assert_ok();
+    let o = opts(&mount_line(&out.stdout, "/ro"));
+    assert!(o.contains(&"ro"), "{o:?}");
+    assert!(!o.contains(&"noexec") && !o.contains(&"nosuid"), "{o:?}");
+    assert!(out.stdout.contains("write-refused"));
+    assert!(out.stdout.to_lowercase().contains("read-only file system"), "{out}");
+}
+
+fn host_dir(c: &Ctr, name: &str) -> std::path::PathBuf {
+    let d = c.dir.join(name);
+    fs::create_dir_all(&d).unwrap();
+    fs::write(d.join("hello"), "from the host\n").unwrap();
+    d
+}
+
+#[test]
+fn bind_readonly() {
+    let mut c = Ctr::new("mnt-bind-ro");
+    let h = host_dir(&c, "hostdata");
+    c.add_mount(json!({"destination": "/mnt/data", "type": "bind", "source": h, "options": ["bind", "ro", "nosuid", "noexec", "nodev"]}));
+    c.sh("cat /mnt/data/hello; touch /mnt/data/new 2>/dev/null && echo wrote || echo refused; cat /proc/mounts");
+    let out = c.run();
+    out.assert_ok();
+    assert!(out.stdout.starts_with("from the host\nrefused\n"), "{out}");
+    let o = opts(&mount_line(&out.stdout, "/mnt/data"));
+    for want in ["ro", "nosuid", "noexec", "nodev"] {
+        assert!(o.contains(&want), "{want} missing from {o:?}");
+    }
+    assert!(!h.join("new").exists());
+}
+
+#[test]
+fn bind_readwrite_writes_reach_the_host() {
+    let mut c = Ctr::new("mnt-bind-rw");
+    let h = host_dir(&c, "hostrw");
+    c.add_mount(json!({"destination": "/mnt/rw", "type": "bind", "source": h, "options": ["rbind", "rw"]}));
+    c.sh("echo written inside > /mnt/rw/out");
+    c.run_ok();
+    assert_eq!(fs::read_to_string(h.join("out")).unwrap(), "written inside\n");
+}
+
+#[test]
+fn bind_without_type_and_nested_missing_destination() {
+    // Docker and podman send binds as type "none" with options bind; destinations that do not
+    // exist (several levels deep) are created.
+    let mut c = Ctr::new("mnt-bind-none");
+    let h = host_dir(&c, "hostnone");
+    c.add_mount(json!({"destination": "/a/b/c", "type": "none", "source": h, "options": ["rbind", "ro"]}));
+    c.args(&["cat", "/a/b/c/hello"]);
+    assert_eq!(c.run_ok(), "from the host\n");
+}
+
+#[test]
+fn file_bind_mount() {
+    let mut c = Ctr::new("mnt-file");
+    let f = c.dir.join("resolv.conf");
+    fs::write(&f, "nameserver 192.0.2.1\n").unwrap();
+    c.add_mount(json!({"destination": "/etc/new/resolv.conf", "type": "bind", "source": f, "options": ["rbind", "ro"]}));
+    c.sh("cat /etc/new/resolv.conf; [ -f /etc/new/resolv.conf ] && echo is-file");
+    assert_eq!(c.run_ok(), "nameserver 192.0.2.1\nis-file\n");
+}
+
+#[test]
+fn mounts_are_applied_in_order() {
+    let mut c = Ctr::new("mnt-order");
+    let h = host_dir(&c, "ordered");
+    c.add_mount(json!({"destination": "/stack", "type": "tmpfs", "source": "tmpfs"}));
+    c.add_mount(json!({"destination": "/stack/inner", "type": "bind", "source": h, "options": ["bind"]}));
+    c.sh("cat /stack/inner/hello; grep -c ' /stack' /proc/mounts");
+    assert_eq!(c.run_ok(), "from the host\n2\n");
+}
+
+#[test]
+fn relative_mount_destination_is_relative_to_root() {
+    // runtime-spec 1.2: a relative destination is interpreted as relative to "/".
+    let mut c = Ctr::new("mnt-rel");
+    c.add_mount(json!({"destination": "reltmp", "type": "tmpfs", "source": "tmpfs"}));
+    c.sh("grep ' /reltmp ' /proc/mounts | cut -d' ' -f3");
+    assert_eq!(c.run_ok(), "tmpfs\n");
+}
+
+/// Runs `script` in a private mount namespace (so mounts the test makes vanish with it).
+fn in_private_mountns(script: &str) -> Out {
+    exec_timeout(
+        Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-ec", script]),
+        Duration::from_secs(60),
+    )
+}
+
+#[test]
+fn rbind_is_recursive_and_bind_is_not() {
+    let mut c = Ctr::new("mnt-rbind");
+    let h = host_dir(&c, "tree");
+    fs::create_dir_all(h.join("sub")).unwrap();
+    c.add_mount(json!({"destination": "/r", "type": "bind", "source": h, "options": ["rbind"]}));
+    c.add_mount(json!({"destination": "/nr", "type": "bind", "source": h, "options": ["bind"]}));
+    c.sh("ls /r/sub; echo --; ls /nr/sub");
+    c.save();
+    let script = format!(
+        "mount -t tmpfs tmpfs {h}/sub; echo x > {h}/sub/in-submount; \
+         {rt} --root {root} run --bundle {b} {id}",
+        h = h.display(),
+        rt = runtime().display(),
+        root = c.root.display(),
+        b = c.bundle.display(),
+        id = c.id
+    );
+    let out = in_private_mountns(&script);
+    out.assert_ok();
+    assert_eq!(out.stdout, "in-submount\n--\n", "{out}");
+}
+
+fn propagation_case(prop: &str) -> String {
+    let mut c = Ctr::new("mnt-prop");
+    let h = host_dir(&c, "prop");
+    fs::create_dir_all(h.join("sub")).unwrap();
+    c.add_mount(json!({"destination": "/p", "type": "bind", "source": h, "options": ["rbind", prop]}));
+    c.sh(
+        "touch /tmp/ready; i=0; while [ $i -lt 150 ]; do \
+         [ -e /p/sub/late ] && { echo seen; exit 0; }; sleep 0.02; i=$((i+1)); done; echo not-seen",
+    );
+    c.save();
+    // The host side: a shared mount of the source; after the container runs, mount onto it.
+    let script = format!(
+        "mount --bind {h} {h}; mount --make-shared {h}; \
+         {rt} --root {root} run -d --bundle {b} {id} > {d}/ctr.out 2>&1; \
+         while [ ! -e {rootfs}/tmp/ready ]; do sleep 0.01; done; \
+         mount -t tmpfs tmpfs {h}/sub; touch {h}/sub/late; \
+         while [ \"$({rt} --root {root} state {id} | grep -c '\"stopped\"')\" = 0 ]; do sleep 0.02; done",
+        h = h.display(),
+        rt = runtime().display(),
+        root = c.root.display(),
+        b = c.bundle.display(),
+        id = c.id,
+        d = c.dir.display(),
+        rootfs = c.rootfs.display(),
+    );
+    let out = in_private_mountns(&script);
+    out.assert_ok();
+    fs::read_to_string(c.dir.join("ctr.out")).unwrap()
+}
+
+#[test]
+fn bind_propagation_rslave_receives_host_mounts() {
+    assert_eq!(propagation_case("rslave"), "seen\n");
+}
+
+#[test]
+fn bind_propagation_rprivate_does_not() {
+    assert_eq!(propagation_case("rprivate"), "not-seen\n");
+}
+
+#[test]
+fn default_devices() {
+    let mut c = Ctr::new("devices");
+    c.sh(
+        "for d in null zero full random urandom tty; do stat -c '%n %F %t:%T %a' /dev/$d; done; \
+         for l in ptmx fd stdin stdout stderr; do readlink /dev/$l; done; \
+         echo x > /dev/null && head -c 4 /dev/zero | od -An -tx1",
+    );
+    let out = c.run();
+    out.assert_ok();
+    let l: Vec<&str> = out.stdout.lines().collect();
+    let want = [
+        ("null", "1:3"),
+        ("zero", "1:5"),
+        ("full", "1:7"),
+        ("random", "1:8"),
+        ("urandom", "1:9"),
+        ("tty", "5:0"),
+    ];
+    for (i, (name, mm)) in want.iter().enumerate() {
+        let f: Vec<&str> = l[i].split(' ').collect();
+        assert_eq!(f[0], format!("/dev/{name}"), "{out}");
+        assert_eq!(l[i].contains("character special file"), true, "{}", l[i]);
+        let (maj, min) = mm.split_once(':').unwrap();
+        let got = f[f.len() - 2];
+        let (gmaj, gmin) = got.split_once(':').unwrap();
+        assert_eq!(
+            (u32::from_str_radix(gmaj, 16).unwrap(), u32::from_str_radix(gmin, 16).unwrap()),
+            (maj.parse().unwrap(), min.parse().unwrap()),
+            "/dev/{name} has the wrong major:minor"
+        );
+        assert_eq!(f[f.len() - 1], "666", "/dev/{name} mode");
+    }
+    assert_eq!(&l[6..11], ["pts/ptmx", "/proc/self/fd", "/proc/self/fd/0", "/proc/self/fd/1", "/proc/self/fd/2"]);
+    assert_eq!(l[11].trim(), "00 00 00 00");
+}
+
+#[test]
+fn linux_devices_entry() {
+    let mut c = Ctr::new("devices-extra");
+    c.config["linux"]["devices"] = json!([
+        {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o640, "uid": 0, "gid": 5},
+        {"path": "/dev/sub/mynull", "type": "c", "major": 1, "minor": 3, "fileMode": 0o666, "uid": 1000, "gid": 1000}
+    ]);
+    c.config["linux"]["resources"]["devices"] = json!([
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}
+    ]);
+    c.sh("stat -c '%n %F %t:%T %a %u:%g' /dev/fuse /dev/sub/mynull; echo hi > /dev/sub/mynull && echo usable");
+    let out = c.run();
+    out.assert_ok();
+    assert_eq!(
+        out.stdout,
+        "/dev/fuse character special file a:e5 640 0:5\n/dev/sub/mynull character special file 1:3 666 1000:1000\nusable\n"
+    );
+}
+
+#[test]
+fn readonly_root() {
+    let mut c = Ctr::new("ro-root");
+    c.config["root"]["readonly"] = json!(true);
+    c.sh("touch /newfile 2>&1; touch /bin/x 2>/dev/null || echo bin-refused; echo ok > /dev/shm/x && cat /dev/shm/x; grep ' / ' /proc/mounts | cut -d' ' -f4");
+    let out = c.run();
+    out.assert_ok();
+    let l: Vec<&str> = out.stdout.lines().collect();
+    assert!(l[0].to_lowercase().contains("read-only file system"), "{out}");
+    assert_eq!(l[1], "bin-refused");
+    assert_eq!(l[2], "ok", "tmpfs mounts stay writable");
+    assert!(l[3].split(',').any(|o| o == "ro"), "root mount options {}", l[3]);
+    assert!(!c.rootfs.join("newfile").exists());
+}
+
+#[test]
+fn proc_and_sys_are_mounted() {
+    let mut c = Ctr::new("procsys");
+    c.sh("grep -E ' /(proc|sys|dev|dev/pts|dev/shm|dev/mqueue) ' /proc/mounts | cut -d' ' -f2,3 | sort");
+    let out = c.run_ok();
+    assert_eq!(
+        out,
+        "/dev tmpfs\n/dev/mqueue mqueue\n/dev/pts devpts\n/dev/shm tmpfs\n/proc proc\n/sys sysfs\n"
+    );
+}
+
+#[test]
+fn container_mounts_do_not_appear_on_the_host() {
+    let mut c = Ctr::new("mnt-nohost");
+    c.add_mount(json!({"destination": "/x", "type": "tmpfs", "source": "tmpfs"}));
+    c.args(&["sleep", "100"]);
+    c.create_ok();
+    c.start_ok();
+    let m = mounts_under(&c.dir);
+    assert!(m.is_empty(), "container mounts visible in the host mount namespace: {m:?}");
+}

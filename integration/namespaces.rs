@@ -1,1 +1,275 @@
+//! Namespaces: each kind new, each kind joined by path, user namespace mappings, the time
+//! namespace, hostname/domainname and namespaced sysctls.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::json;
+
 use crate::common::*;
+
+const KINDS: &[(&str, &str)] = &[
+    ("pid", "pid"),
+    ("network", "net"),
+    ("ipc", "ipc"),
+    ("uts", "uts"),
+    ("mount", "mnt"),
+    ("cgroup", "cgroup"),
+];
+
+fn print_ns_script(links: &[&str]) -> String {
+    links.iter().map(|l| format!("echo {l}=$(readlink /proc/self/ns/{l});")).collect::<String>()
+}
+
+fn parse_ns(out: &str) -> Vec<(String, String)> {
+    out.lines()
+        .filter_map(|l| l.split_once('=').map(|(a, b)| (a.to_string(), b.to_string())))
+        .collect()
+}
+
+#[test]
+fn each_namespace_kind_is_new() {
+    let mut c = Ctr::new("ns-new");
+    for (kind, _) in KINDS {
+        c.set_ns(kind, None);
+    }
+    let links: Vec<&str> = KINDS.iter().map(|k| k.1).collect();
+    c.sh(&format!("{} echo pid1=$$", print_ns_script(&links)));
+    let out = c.run();
+    out.assert_ok();
+    let got = parse_ns(&out.stdout);
+    for (_, link) in KINDS {
+        let inside = got.iter().find(|(k, _)| k == link).map(|(_, v)| v.clone()).unwrap_or_default();
+        assert!(inside.starts_with(&format!("{link}:[")), "no {link} ns inside: {}", out.stdout);
+        assert_ne!(inside, ns_link("self", link), "{link} namespace is the host's");
+    }
+    assert!(out.stdout.contains("pid1=1\n"), "the process should be pid 1 in its pid ns: {}", out.stdout);
+}
+
+#[test]
+fn namespaces_left_out_are_shared_with_the_host() {
+    let mut c = Ctr::new("ns-host");
+    // Keep only mount (needed for the rootfs); share pid, net, ipc, uts with the host.
+    c.drop_ns("pid").drop_ns("network").drop_ns("ipc").drop_ns("uts").drop_ns("cgroup");
+    if let Some(o) = c.config.as_object_mut() {
+        o.remove("hostname");
+    }
+    c.sh(&print_ns_script(&["pid", "net", "ipc", "uts", "mnt"]));
+    let out = c.run();
+    out.assert_ok();
+    let got = parse_ns(&out.stdout);
+    for link in ["pid", "net", "ipc", "uts"] {
+        let inside = got.iter().find(|(k, _)| k == link).map(|(_, v)| v.clone()).unwrap_or_default();
+        assert_eq!(inside, ns_link("self", link), "{link} should be the host's");
+    }
+    let mnt = got.iter().find(|(k, _)| k == "mnt").unwrap().1.clone();
+    assert_ne!(mnt, ns_link("self", "mnt"));
+}
+
+#[test]
+fn join_namespaces_of_a_holder_process_by_path() {
+    // A holder we start in fresh net, ipc and uts namespaces.
+    let holder = Proc::spawn(Command::new("unshare").args(["--net", "--ipc", "--uts", "sleep", "100"]));
+    let hp = holder.pid().to_string();
+    // Wait until unshare has exec'd sleep in the new namespaces.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while ns_link(&hp, "net") == ns_link("self", "net") {
+        assert!(std::time::Instant::now() < deadline, "unshare did not set up");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut c = Ctr::new("ns-join");
+    for (kind, link) in [("network", "net"), ("ipc", "ipc"), ("uts", "uts")] {
+        c.set_ns(kind, Some(&format!("/proc/{hp}/ns/{link}")));
+    }
+    if let Some(o) = c.config.as_object_mut() {
+        o.remove("hostname");
+    }
+    c.sh(&print_ns_script(&["net", "ipc", "uts"]));
+    let out = c.run();
+    out.assert_ok();
+    let got = parse_ns(&out.stdout);
+    for link in ["net", "ipc", "uts"] {
+        let inside = got.iter().find(|(k, _)| k == link).map(|(_, v)| v.clone()).unwrap_or_default();
+        assert_eq!(inside, ns_link(&hp, link), "{link}: should have joined the holder's namespace");
+        assert_ne!(inside, ns_link("self", link));
+    }
+}
+
+#[test]
+fn join_pid_and_network_namespaces_of_another_container() {
+    let mut a = Ctr::new("ns-join-a");
+    a.args(&["sleep", "100"]);
+    a.create_ok();
+    a.start_ok();
+    let apid = a.pid();
+
+    let mut b = Ctr::new("ns-join-b");
+    b.set_ns("pid", Some(&format!("/proc/{apid}/ns/pid")));
+    b.set_ns("network", Some(&format!("/proc/{apid}/ns/net")));
+    b.sh("cat /proc/1/cmdline | tr '\\0' ' '; echo; echo net=$(readlink /proc/self/ns/net)");
+    let out = b.run();
+    out.assert_ok();
+    let mut lines = out.stdout.lines();
+    assert_eq!(lines.next().unwrap_or("").trim(), "sleep 100", "pid 1 should be container A's init: {out}");
+    assert_eq!(lines.next().unwrap_or(""), format!("net={}", ns_link(&apid.to_string(), "net")));
+}
+
+#[test]
+fn join_namespace_path_that_is_not_a_namespace_fails_cleanly() {
+    let mut c = Ctr::new("ns-badpath");
+    let f = c.dir.join("not-a-ns");
+    std::fs::write(&f, "x").unwrap();
+    c.set_ns("network", Some(f.to_str().unwrap()));
+    let out = c.create();
+    out.assert_fail();
+    c.rt(&["state", &c.id]).assert_fail_with("does not exist");
+}
+
+fn userns(c: &mut Ctr) {
+    c.set_ns("user", None);
+    c.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+}
+
+#[test]
+fn user_namespace_with_mappings() {
+    let mut c = Ctr::new("userns");
+    userns(&mut c);
+    c.sh("cat /proc/self/uid_map; cat /proc/self/gid_map; id -u; id -g; readlink /proc/self/ns/user");
+    let out = c.run();
+    out.assert_ok();
+    let lines: Vec<Vec<&str>> = out.stdout.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert!(lines.len() >= 5, "{out}");
+    assert_eq!(lines[0], ["0", "100000", "65536"], "{out}");
+    assert_eq!(lines[1], ["0", "200000", "65536"], "{out}");
+    assert_eq!(lines[2], ["0"]);
+    assert_eq!(lines[3], ["0"]);
+    assert_ne!(lines[4][0], ns_link("self", "user"));
+}
+
+#[test]
+fn user_namespace_ids_seen_from_the_host() {
+    let mut c = Ctr::new("userns-host");
+    userns(&mut c);
+    c.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    c.args(&["sleep", "100"]);
+    c.create_ok();
+    c.start_ok();
+    let pid = c.pid();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid: Vec<&str> = status_field(&status, "Uid").unwrap().split_whitespace().collect();
+    let gid: Vec<&str> = status_field(&status, "Gid").unwrap().split_whitespace().collect();
+    assert_eq!(uid, ["101000"; 4], "host uid of container uid 1000");
+    assert_eq!(gid, ["201000"; 4], "host gid of container gid 1000");
+    let map = std::fs::read_to_string(format!("/proc/{pid}/uid_map")).unwrap();
+    assert_eq!(map.split_whitespace().collect::<Vec<_>>(), ["0", "100000", "65536"]);
+}
+
+#[test]
+fn user_namespace_multiple_mapping_ranges() {
+    let mut c = Ctr::new("userns-multi");
+    c.set_ns("user", None);
+    c.config["linux"]["uidMappings"] = json!([
+        {"containerID": 0, "hostID": 300000, "size": 1000},
+        {"containerID": 1000, "hostID": 301000, "size": 64536}
+    ]);
+    c.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
+    c.sh("cat /proc/self/uid_map");
+    let out = c.run();
+    out.assert_ok();
+    let rows: Vec<Vec<&str>> = out.stdout.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows, vec![vec!["0", "300000", "1000"], vec!["1000", "301000", "64536"]], "{out}");
+}
+
+#[test]
+fn time_namespace_offsets() {
+    hutch_only!("runc 1.1.5 does not know the time namespace");
+    let mut c = Ctr::new("timens");
+    c.set_ns("time", None);
+    c.config["linux"]["timeOffsets"] = json!({
+        "monotonic": {"secs": 864000, "nanosecs": 0},
+        "boottime": {"secs": 1728000, "nanosecs": 0}
+    });
+    c.sh("readlink /proc/self/ns/time; cut -d. -f1 /proc/uptime");
+    let out = c.run();
+    out.assert_ok();
+    let mut lines = out.stdout.lines();
+    let ns = lines.next().unwrap_or("");
+    assert!(ns.starts_with("time:["), "{out}");
+    assert_ne!(ns, ns_link("self", "time"));
+    let uptime: u64 = lines.next().unwrap_or("0").trim().parse().unwrap();
+    let host: f64 = std::fs::read_to_string("/proc/uptime").unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    assert!(uptime >= 1728000 + host as u64 - 5, "boottime offset not applied: {uptime}");
+}
+
+#[test]
+fn hostname() {
+    let mut c = Ctr::new("uts-host");
+    c.config["hostname"] = json!("box-one");
+    c.sh("hostname; cat /proc/sys/kernel/hostname");
+    let out = c.run();
+    out.assert_ok();
+    assert_eq!(out.stdout, "box-one\nbox-one\n");
+}
+
+#[test]
+fn domainname() {
+    hutch_only!("runc 1.1.5 ignores domainname (runtime-spec 1.1 field)");
+    let mut c = Ctr::new("uts-domain");
+    c.config["hostname"] = json!("box-two");
+    c.config["domainname"] = json!("example.test");
+    c.sh("hostname; cat /proc/sys/kernel/domainname");
+    let out = c.run();
+    out.assert_ok();
+    assert_eq!(out.stdout, "box-two\nexample.test\n");
+}
+
+#[test]
+fn hostname_without_uts_namespace_is_refused() {
+    let mut c = Ctr::new("uts-none");
+    c.drop_ns("uts");
+    c.config["hostname"] = json!("nope");
+    let host_before = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let out = c.create();
+    out.assert_fail();
+    assert_eq!(std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(), host_before);
+    c.rt(&["state", &c.id]).assert_fail_with("does not exist");
+}
+
+#[test]
+fn namespaced_sysctls() {
+    let host_fwd = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
+    let host_shm = std::fs::read_to_string("/proc/sys/kernel/shm_rmid_forced").unwrap();
+    let want_fwd = if host_fwd.trim() == "1" { "0" } else { "1" };
+    let want_shm = if host_shm.trim() == "1" { "0" } else { "1" };
+    let mut c = Ctr::new("sysctl");
+    c.config["linux"]["sysctl"] = json!({
+        "net.ipv4.ip_forward": want_fwd,
+        "kernel.shm_rmid_forced": want_shm,
+    });
+    c.sh("cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shm_rmid_forced");
+    let out = c.run();
+    out.assert_ok();
+    assert_eq!(out.stdout, format!("{want_fwd}\n{want_shm}\n"));
+    assert_eq!(std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(), host_fwd, "host changed");
+    assert_eq!(std::fs::read_to_string("/proc/sys/kernel/shm_rmid_forced").unwrap(), host_shm, "host changed");
+}
+
+#[test]
+fn network_namespace_has_only_loopback() {
+    let mut c = Ctr::new("netns-lo");
+    c.sh("ls /sys/class/net");
+    let out = c.run();
+    out.assert_ok();
+    assert_eq!(out.stdout.split_whitespace().collect::<Vec<_>>(), ["lo"], "{out}");
+}
+
+#[test]
+fn cgroup_namespace_root_is_the_containers_cgroup() {
+    let mut c = Ctr::new("cgroupns");
+    c.set_ns("cgroup", None);
+    c.sh("grep '^0::' /proc/self/cgroup");
+    let out = c.run();
+    out.assert_ok();
+    assert_eq!(out.stdout, "0::/\n", "{out}");
+}

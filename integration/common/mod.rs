@@ -214,6 +214,38 @@ pub fn exec_timeout(cmd: &mut Command, timeout: Duration) -> Out {
     Out { cmdline: line, status, stdout, stderr }
 }
 
+/// Like `exec_timeout`, but stdout and stderr go to (then are read from) temporary files.
+pub fn exec_files(cmd: &mut Command, timeout: Duration) -> Out {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let _ = fs::create_dir_all(run_dir());
+    let po = run_dir().join(format!("out-{n}"));
+    let pe = run_dir().join(format!("err-{n}"));
+    cmd.stdout(fs::File::create(&po).unwrap()).stderr(fs::File::create(&pe).unwrap());
+    let line = cmdline(cmd);
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {line}: {e}"));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("timed out after {timeout:?}: {line}");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let out = Out {
+        cmdline: line,
+        status,
+        stdout: fs::read_to_string(&po).unwrap_or_default(),
+        stderr: fs::read_to_string(&pe).unwrap_or_default(),
+    };
+    let _ = fs::remove_file(&po);
+    let _ = fs::remove_file(&pe);
+    out
+}
+
 /// Waits for a spawned child with piped stdout/stderr, collecting both.
 pub fn wait_child(child: &mut Child, timeout: Duration, what: &str) -> (ExitStatus, String, String) {
     let mut so = child.stdout.take();
@@ -249,14 +281,14 @@ pub fn wait_child(child: &mut Child, timeout: Duration, what: &str) -> (ExitStat
     // The pipes may still be held open by a process the command left behind (a detached
     // container inheriting them); give the readers a bounded time, then report what we have.
     let join = |t: std::thread::JoinHandle<Vec<u8>>| -> String {
-        let end = Instant::now() + Duration::from_secs(10);
+        let end = Instant::now() + Duration::from_secs(3);
         while !t.is_finished() && Instant::now() < end {
             std::thread::sleep(Duration::from_millis(5));
         }
         if t.is_finished() {
             String::from_utf8_lossy(&t.join().unwrap()).into_owned()
         } else {
-            String::from("<output pipe still held open by another process after 10s>")
+            String::from("<output pipe still held open by another process after 3s>")
         }
     };
     (status, join(t1), join(t2))
@@ -495,8 +527,14 @@ impl Ctr {
         c
     }
 
-    /// Runs the runtime with `--root ROOT` + `args`.
+    /// Runs the runtime with `--root ROOT` + `args`; stdout/stderr go to files, so a detached
+    /// container that inherits them does not hold the test up.
     pub fn rt(&self, args: &[&str]) -> Out {
+        exec_files(self.cmd().args(args), CMD_TIMEOUT)
+    }
+
+    /// Runs the runtime with `--root ROOT` + `args` with stdout/stderr piped.
+    pub fn rt_piped(&self, args: &[&str]) -> Out {
         exec_timeout(self.cmd().args(args), CMD_TIMEOUT)
     }
 
@@ -505,7 +543,7 @@ impl Ctr {
         self.save();
         let b = self.bundle.to_string_lossy().into_owned();
         let id = self.id.clone();
-        self.rt(&["run", "--bundle", &b, &id])
+        self.rt_piped(&["run", "--bundle", &b, &id])
     }
 
     /// `run` and assert it succeeded; returns stdout.
@@ -703,7 +741,7 @@ impl Ctr {
 impl Drop for Ctr {
     fn drop(&mut self) {
         let id = self.id.clone();
-        let out = exec_timeout(self.cmd().args(["delete", "--force", &id]), CMD_TIMEOUT);
+        let out = exec_files(self.cmd().args(["delete", "--force", &id]), CMD_TIMEOUT);
         let mut problems = self.leaks();
         if !out.ok() && !problems.is_empty() {
             problems.push(format!("delete --force failed:\n{out}"));

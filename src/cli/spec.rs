@@ -428,7 +428,7 @@ mod tests {
     fn writes_config_once() {
         let dir = tempdir("write");
         let args = SpecArgs {
-            bundle: dir.clone(),
+            bundle: crate::cli::BundleDir(dir.clone()),
             rootless: false,
         };
         assert_eq!(run(args.clone()).unwrap(), 0);

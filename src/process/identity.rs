@@ -122,23 +122,25 @@ pub fn switch_identity(
     sys::setresuid(user.uid()).with_context(|| format!("process.user.uid: setting uid {}", user.uid()))?;
     sys::set_keep_caps(false).context("prctl(PR_SET_KEEPCAPS)")?;
     if let Some(plan) = caps_plan {
+        // Effective first: the kernel refuses a permitted set smaller than the current
+        // effective one.
+        caps::set(None, CapSet::Effective, &plan.effective)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .context("process.capabilities.effective")?;
         caps::set(None, CapSet::Permitted, &plan.permitted)
             .map_err(|e| anyhow::anyhow!("{e}"))
             .context("process.capabilities.permitted")?;
         caps::set(None, CapSet::Inheritable, &plan.inheritable)
             .map_err(|e| anyhow::anyhow!("{e}"))
             .context("process.capabilities.inheritable")?;
-        caps::set(None, CapSet::Effective, &plan.effective)
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .context("process.capabilities.effective")?;
         caps::clear(None, CapSet::Ambient)
             .map_err(|e| anyhow::anyhow!("{e}"))
             .context("process.capabilities.ambient: clearing")?;
         for cap in &plan.ambient {
             // An ambient cap must also be permitted and inheritable; the kernel refuses it
-            // otherwise, and runc only warns.
+            // otherwise, and runc ignores the failure too.
             if let Err(e) = caps::raise(None, CapSet::Ambient, *cap) {
-                logging::warn(&format!("process.capabilities.ambient: raising {cap}: {e}"));
+                logging::debug(&format!("process.capabilities.ambient: raising {cap}: {e}"));
             }
         }
     }

@@ -55,8 +55,13 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            let v = (b[i + 1] - b'0') as u32 * 64 + (b[i + 2] - b'0') as u32 * 8 + (b[i + 3] - b'0') as u32;
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') as u32 * 64
+                + (b[i + 2] - b'0') as u32 * 8
+                + (b[i + 3] - b'0') as u32;
             out.push(v as u8);
             i += 4;
         } else {
@@ -81,7 +86,9 @@ pub fn parse_mountinfo(text: &str) -> Vec<HostCgroupMount> {
                 root: unescape(pre.get(3)?),
                 mountpoint: PathBuf::from(unescape(pre.get(4)?)),
                 fstype,
-                super_opts: post.get(2).map_or_else(Vec::new, |o| o.split(',').map(String::from).collect()),
+                super_opts: post
+                    .get(2)
+                    .map_or_else(Vec::new, |o| o.split(',').map(String::from).collect()),
             })
         })
         .collect()
@@ -92,12 +99,17 @@ impl HostCgroupMount {
         if m.controllers.is_empty() {
             return self.fstype == "cgroup2";
         }
-        self.fstype == "cgroup" && m.controllers.split(',').all(|c| self.super_opts.iter().any(|o| o == c))
+        self.fstype == "cgroup"
+            && m.controllers
+                .split(',')
+                .all(|c| self.super_opts.iter().any(|o| o == c))
     }
 
     /// The process's directory in this hierarchy, as seen on the host.
     fn host_dir(&self, m: &Membership) -> PathBuf {
-        let rel = Path::new(&m.path).strip_prefix(&self.root).unwrap_or(Path::new(&m.path));
+        let rel = Path::new(&m.path)
+            .strip_prefix(&self.root)
+            .unwrap_or(Path::new(&m.path));
         let rel = rel.strip_prefix("/").unwrap_or(rel);
         self.mountpoint.join(rel)
     }
@@ -116,7 +128,11 @@ pub struct Hierarchy {
 pub fn hierarchies(members: &[Membership], mounts: &[HostCgroupMount]) -> Vec<Hierarchy> {
     let mut out: Vec<Hierarchy> = Vec::new();
     for m in members {
-        let Some(host) = mounts.iter().find(|h| h.mountpoint.starts_with(CGROUP_ROOT) && h.mountpoint != Path::new(CGROUP_ROOT) && h.serves(m)) else {
+        let Some(host) = mounts.iter().find(|h| {
+            h.mountpoint.starts_with(CGROUP_ROOT)
+                && h.mountpoint != Path::new(CGROUP_ROOT)
+                && h.serves(m)
+        }) else {
             continue;
         };
         let Some(name) = host.mountpoint.file_name().and_then(|n| n.to_str()) else {
@@ -136,9 +152,11 @@ pub fn hierarchies(members: &[Membership], mounts: &[HostCgroupMount]) -> Vec<Hi
 }
 
 pub fn mount_cgroup(ctx: &MountCtx, dest: &Path, opts: &MountOptions) -> Result<()> {
-    let magic = nix::sys::statfs::statfs(CGROUP_ROOT).map(|s| s.filesystem_type().0 as i64).unwrap_or(0);
-    let members = parse_proc_cgroup(&std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?);
-    if magic == libc::CGROUP2_SUPER_MAGIC as i64 {
+    let magic = sysfs::path_fs_magic(Path::new(CGROUP_ROOT)).unwrap_or(0);
+    let members = parse_proc_cgroup(
+        &std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?,
+    );
+    if magic == libc::CGROUP2_SUPER_MAGIC {
         cgroup_v2(ctx, dest, opts, &members)
     } else {
         cgroup_v1(ctx, dest, opts, &members)
@@ -149,36 +167,64 @@ fn fs_flags(opts: &MountOptions) -> MsFlags {
     opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT)
 }
 
-fn cgroup_v2(ctx: &MountCtx, dest: &Path, opts: &MountOptions, members: &[Membership]) -> Result<()> {
+fn cgroup_v2(
+    ctx: &MountCtx,
+    dest: &Path,
+    opts: &MountOptions,
+    members: &[Membership],
+) -> Result<()> {
     let target = mkdir_all(ctx.root, dest, Mode::from_bits_truncate(0o755))?;
     if ctx.new_cgroup_ns {
-        match mount_fs(&target, Path::new("cgroup2"), "cgroup2", fs_flags(opts), opts.data().as_deref()) {
-            Ok(()) => return Ok(()),
-            // A user namespace that does not own the cgroup namespace cannot mount cgroup2.
-            Err(e) if ctx.new_user_ns && e.downcast_ref::<Errno>() == Some(&Errno::EPERM) => {}
-            Err(e) => return Err(e),
-        }
+        // No bind fallback here: inside the cgroup namespace /proc/self/cgroup says "/", and
+        // binding that would expose the host's whole hierarchy.
+        return mount_fs(
+            &target,
+            Path::new("cgroup2"),
+            "cgroup2",
+            fs_flags(opts),
+            opts.data().as_deref(),
+        );
     }
-    let own = members.iter().find(|m| m.controllers.is_empty()).map_or("/", |m| m.path.as_str());
+    let own = members
+        .iter()
+        .find(|m| m.controllers.is_empty())
+        .map_or("/", |m| m.path.as_str());
     let host = Path::new(CGROUP_ROOT).join(own.trim_start_matches('/'));
     bind_dir(&host, &target, opts)
 }
 
 fn bind_dir(host: &Path, target: &OwnedFd, opts: &MountOptions) -> Result<()> {
-    let tree = sysfs::open_tree(sysfs::cwd_fd(), host, libc::OPEN_TREE_CLONE | libc::AT_RECURSIVE as u32)
-        .with_context(|| format!("open_tree {}", host.display()))?;
+    let tree = sysfs::open_tree(
+        sysfs::cwd_fd(),
+        host,
+        libc::OPEN_TREE_CLONE | libc::AT_RECURSIVE as u32,
+    )
+    .with_context(|| format!("open_tree {}", host.display()))?;
     let mut bind_opts = opts.clone();
     bind_opts.flags = fs_flags(opts);
     attach_tree(&tree, target, &bind_opts)
 }
 
-fn cgroup_v1(ctx: &MountCtx, dest: &Path, opts: &MountOptions, members: &[Membership]) -> Result<()> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+fn cgroup_v1(
+    ctx: &MountCtx,
+    dest: &Path,
+    opts: &MountOptions,
+    members: &[Membership],
+) -> Result<()> {
+    let mountinfo =
+        std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
     let hier = hierarchies(members, &parse_mountinfo(&mountinfo));
 
     let target = mkdir_all(ctx.root, dest, Mode::from_bits_truncate(0o755))?;
     let tmpfs_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount_fs(&target, Path::new("tmpfs"), "tmpfs", tmpfs_flags, Some("mode=755")).context("tmpfs")?;
+    mount_fs(
+        &target,
+        Path::new("tmpfs"),
+        "tmpfs",
+        tmpfs_flags,
+        Some("mode=755"),
+    )
+    .context("tmpfs")?;
     let dir = open_in_root(ctx.root, dest, OFlag::O_PATH | OFlag::O_DIRECTORY)?;
 
     for h in &hier {
@@ -211,7 +257,13 @@ fn hierarchy(ctx: &MountCtx, dir: &OwnedFd, h: &Hierarchy, opts: &MountOptions) 
         } else {
             Some(h.controllers.clone())
         };
-        mount_fs(&sub, Path::new("cgroup"), &h.fstype, fs_flags(opts), data.as_deref())?;
+        mount_fs(
+            &sub,
+            Path::new("cgroup"),
+            &h.fstype,
+            fs_flags(opts),
+            data.as_deref(),
+        )?;
     } else {
         bind_dir(&h.host_dir, &sub, opts)?;
     }
@@ -246,10 +298,16 @@ mod tests {
         let h = hierarchies(&members, &parse_mountinfo(MOUNTINFO));
         let names: Vec<&str> = h.iter().map(|h| h.name.as_str()).collect();
         assert_eq!(names, ["cpu,cpuacct", "systemd", "unified"]);
-        assert_eq!(h[0].host_dir, PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/user.slice"));
+        assert_eq!(
+            h[0].host_dir,
+            PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/user.slice")
+        );
         assert_eq!(h[1].controllers, "name=systemd");
         assert_eq!(h[2].fstype, "cgroup2");
-        assert_eq!(h[2].host_dir, PathBuf::from("/sys/fs/cgroup/unified/user.slice/session-1.scope"));
+        assert_eq!(
+            h[2].host_dir,
+            PathBuf::from("/sys/fs/cgroup/unified/user.slice/session-1.scope")
+        );
     }
 
     #[test]

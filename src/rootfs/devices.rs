@@ -31,18 +31,25 @@ pub struct Device {
 
 /// The devices every container gets, as runc's defaults.
 pub fn default_devices() -> Vec<Device> {
-    [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
-        .into_iter()
-        .map(|(name, major, minor)| Device {
-            path: Path::new("/dev").join(name),
-            kind: SFlag::S_IFCHR,
-            major,
-            minor,
-            mode: 0o666,
-            uid: 0,
-            gid: 0,
-        })
-        .collect()
+    [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ]
+    .into_iter()
+    .map(|(name, major, minor)| Device {
+        path: Path::new("/dev").join(name),
+        kind: SFlag::S_IFCHR,
+        major,
+        minor,
+        mode: 0o666,
+        uid: 0,
+        gid: 0,
+    })
+    .collect()
 }
 
 impl TryFrom<&LinuxDevice> for Device {
@@ -87,20 +94,27 @@ impl Drop for UmaskGuard {
 }
 
 /// Creates the default devices, `linux.devices`, /dev/ptmx and the /dev symlinks.
-pub fn setup_dev(root: std::os::fd::BorrowedFd, devices: &[LinuxDevice], new_user_ns: bool) -> Result<()> {
+pub fn setup_dev(
+    root: std::os::fd::BorrowedFd,
+    devices: &[LinuxDevice],
+    new_user_ns: bool,
+) -> Result<()> {
     let _umask = UmaskGuard::zero();
     let mut all = default_devices();
     for d in devices {
-        let dev = Device::try_from(d).with_context(|| format!("linux.devices {}", d.path().display()))?;
+        let dev =
+            Device::try_from(d).with_context(|| format!("linux.devices {}", d.path().display()))?;
         match all.iter_mut().find(|x| x.path == dev.path) {
             Some(existing) => *existing = dev,
             None => all.push(dev),
         }
     }
     for d in &all {
-        create_device(root, d, new_user_ns).with_context(|| format!("create device {}", display(&d.path)))?;
+        create_device(root, d, new_user_ns)
+            .with_context(|| format!("create device {}", display(&d.path)))?;
     }
-    let dev = mkdir_all(root, Path::new("/dev"), Mode::from_bits_truncate(0o755)).context("mkdir /dev")?;
+    let dev = mkdir_all(root, Path::new("/dev"), Mode::from_bits_truncate(0o755))
+        .context("mkdir /dev")?;
     ptmx(&dev).context("/dev/ptmx")?;
     dev_symlinks(&dev)
 }
@@ -116,7 +130,13 @@ fn create_device(root: std::os::fd::BorrowedFd, d: &Device, new_user_ns: bool) -
         return bind_device(root, d);
     }
     let perm = Mode::from_bits_truncate(d.mode);
-    match mknodat(&dir, name.as_os_str(), d.kind, perm, makedev(d.major, d.minor)) {
+    match mknodat(
+        &dir,
+        name.as_os_str(),
+        d.kind,
+        perm,
+        makedev(d.major, d.minor),
+    ) {
         Ok(()) => {}
         Err(Errno::EEXIST) => return Ok(()),
         // Not allowed to make nodes here after all (e.g. a restricted host): bind instead.
@@ -140,7 +160,10 @@ fn bind_device(root: std::os::fd::BorrowedFd, d: &Device) -> Result<()> {
         .with_context(|| format!("open host device {}", d.path.display()))?;
     let st = fstat(&tree)?;
     if st.st_mode & SFlag::S_IFMT.bits() != d.kind.bits() {
-        bail!("host {} is not the configured device type", d.path.display());
+        bail!(
+            "host {} is not the configured device type",
+            d.path.display()
+        );
     }
     let target = create_file(root, &d.path, Mode::empty())?;
     sysfs::move_mount_fd(tree.as_fd(), target.as_fd()).context("move_mount")?;
@@ -178,8 +201,12 @@ fn dev_symlinks(dev: &OwnedFd) -> Result<()> {
 
 /// The mount point for the console: an empty file, unless something is there already.
 pub fn console_mount_point(root: std::os::fd::BorrowedFd) -> Result<OwnedFd> {
-    let fd = create_file(root, Path::new("/dev/console"), Mode::from_bits_truncate(0o600))
-        .context("create /dev/console")?;
+    let fd = create_file(
+        root,
+        Path::new("/dev/console"),
+        Mode::from_bits_truncate(0o600),
+    )
+    .context("create /dev/console")?;
     Ok(fd)
 }
 
@@ -199,8 +226,15 @@ mod tests {
             .build()
             .unwrap();
         let dev = Device::try_from(&d).unwrap();
-        assert_eq!((dev.kind, dev.major, dev.minor, dev.mode), (SFlag::S_IFCHR, 10, 229, 0o666));
-        let a = LinuxDeviceBuilder::default().path("/dev/x").typ(LinuxDeviceType::A).build().unwrap();
+        assert_eq!(
+            (dev.kind, dev.major, dev.minor, dev.mode),
+            (SFlag::S_IFCHR, 10, 229, 0o666)
+        );
+        let a = LinuxDeviceBuilder::default()
+            .path("/dev/x")
+            .typ(LinuxDeviceType::A)
+            .build()
+            .unwrap();
         assert!(Device::try_from(&a).is_err());
         assert_eq!(default_devices().len(), 6);
     }

@@ -29,7 +29,8 @@ pub fn idmap_tree(tree: &OwnedFd, req: &IdmapRequest) -> Result<()> {
         userns_fd: Some(userns.as_raw_fd()),
         ..Default::default()
     };
-    sysfs::mount_setattr_fd(tree.as_fd(), req.recursive, &attr).context("idmap mount (mount_setattr MOUNT_ATTR_IDMAP)")
+    sysfs::mount_setattr_fd(tree.as_fd(), req.recursive, &attr)
+        .context("idmap mount (mount_setattr MOUNT_ATTR_IDMAP)")
 }
 
 pub fn format_map(maps: &[LinuxIdMapping]) -> String {
@@ -45,15 +46,24 @@ fn own_userns(proc: &Procfs) -> Result<OwnedFd> {
 
 fn open_ns(pid_dir: &OwnedFd) -> Result<OwnedFd> {
     // ns/user is a magic link into nsfs; following it is the point.
-    let fd = nix::fcntl::openat(pid_dir, "ns/user", OFlag::O_RDONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .context("open ns/user")?;
-    if sysfs::fs_magic(&fd)? != libc::NSFS_MAGIC as i64 {
+    let fd = nix::fcntl::openat(
+        pid_dir,
+        "ns/user",
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .context("open ns/user")?;
+    if sysfs::fs_magic(&fd)? != libc::NSFS_MAGIC {
         anyhow::bail!("ns/user is not an nsfs file");
     }
     Ok(fd)
 }
 
-fn userns_with_maps(proc: &Procfs, uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<OwnedFd> {
+fn userns_with_maps(
+    proc: &Procfs,
+    uid: &[LinuxIdMapping],
+    gid: &[LinuxIdMapping],
+) -> Result<OwnedFd> {
     let holder = UsernsHolder::spawn().context("create user namespace for idmapped mount")?;
     let dir = proc.pid_dir(holder.pid())?;
     write_map(&dir, "uid_map", &format_map(uid))?;
@@ -72,7 +82,8 @@ fn write_map(pid_dir: &OwnedFd, name: &str, content: &str) -> Result<()> {
     )
     .with_context(|| format!("open {name}"))?;
     // The kernel takes the whole map in a single write.
-    let n = nix::unistd::write(&fd, content.as_bytes()).with_context(|| format!("write {name} {content:?}"))?;
+    let n = nix::unistd::write(&fd, content.as_bytes())
+        .with_context(|| format!("write {name} {content:?}"))?;
     if n != content.len() {
         anyhow::bail!("short write to {name}");
     }
@@ -105,6 +116,6 @@ mod tests {
             .unwrap();
         let proc = Procfs::open().unwrap();
         let ns = userns_with_maps(&proc, &[m], &[m]).unwrap();
-        assert_eq!(sysfs::fs_magic(&ns).unwrap(), libc::NSFS_MAGIC as i64);
+        assert_eq!(sysfs::fs_magic(&ns).unwrap(), libc::NSFS_MAGIC);
     }
 }

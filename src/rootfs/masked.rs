@@ -58,7 +58,10 @@ impl Masks {
         if self.dev_null.is_none() {
             self.dev_null = Some(verified_dev_null(root)?);
         }
-        self.dev_null.as_ref().map(|f| f.as_fd()).context("/dev/null")
+        self.dev_null
+            .as_ref()
+            .map(|f| f.as_fd())
+            .context("/dev/null")
     }
 
     /// Mounts the shared empty tmpfs on `target`. The first use attaches the fsmount'ed tmpfs
@@ -70,6 +73,7 @@ impl Masks {
         }
         let ctx = FsContext::open("tmpfs").context("fsopen tmpfs")?;
         // Nothing will ever be written: keep it as small as tmpfs allows.
+        ctx.set_string("source", "tmpfs").context("tmpfs source")?;
         ctx.set_string("size", "4k").context("tmpfs size")?;
         ctx.set_string("mode", "0755").context("tmpfs mode")?;
         let flags = libc::MOUNT_ATTR_RDONLY

@@ -1,13 +1,32 @@
-//! The container's filesystem view (owned by the rootfs helper; this stub fixes the interface).
+//! The container's filesystem view.
 //!
 //! Called by the container's init process (src/process/init.rs), which is already inside its
 //! new mount namespace (and user namespace, if any) and still sees the host's filesystem.
+//!
+//! The sequence is `prepare` (propagation, the rootfs bind, `mounts`, /dev) → optionally
+//! `open_ptmx` + `mount_console` → `pivot` → `finalize` (sysctl, readonlyPaths, maskedPaths,
+//! root.readonly). Every container path is resolved inside the rootfs by fd (see `resolve`).
 
-use std::os::fd::{BorrowedFd, OwnedFd};
-use std::path::Path;
+mod cgroupfs;
+mod devices;
+mod idmap;
+mod masked;
+mod mount;
+mod procfs;
+mod resolve;
 
-use anyhow::Result;
-use oci_spec::runtime::Spec;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use nix::fcntl::OFlag;
+use nix::mount::{MntFlags, MsFlags};
+use nix::sys::stat::{fstat, major, minor, Mode, SFlag};
+use oci_spec::runtime::{Linux, LinuxNamespaceType, Spec};
+
+use crate::syscall::fs::{self as sysfs, MountAttr};
+use mount::MountCtx;
+use resolve::open_in_root;
 
 pub struct RootfsConfig<'a> {
     pub spec: &'a Spec,
@@ -25,32 +44,303 @@ pub struct RootfsConfig<'a> {
 }
 
 pub struct Rootfs {
-    _root: OwnedFd,
+    /// The rootfs bind mount, opened once; everything before pivot is resolved from here.
+    root: OwnedFd,
 }
 
 /// Everything between entering the mount namespace and pivot_root.
-pub fn prepare(_cfg: &RootfsConfig) -> Result<Rootfs> {
-    anyhow::bail!("rootfs: not implemented")
+pub fn prepare(cfg: &RootfsConfig) -> Result<Rootfs> {
+    let linux = cfg.spec.linux().as_ref();
+    let propagation = rootfs_propagation(linux)?;
+    root_propagation(propagation.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC))?;
+    rootfs_parent_private(cfg.rootfs)?;
+    nix::mount::mount(
+        Some(cfg.rootfs),
+        cfg.rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .with_context(|| format!("bind rootfs {} onto itself", cfg.rootfs.display()))?;
+    let root = nix::fcntl::open(
+        cfg.rootfs,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("open rootfs {}", cfg.rootfs.display()))?;
+
+    let ctx = MountCtx {
+        root: root.as_fd(),
+        bundle: cfg.bundle,
+        new_user_ns: cfg.new_user_ns,
+        new_net_ns: has_namespace(linux, LinuxNamespaceType::Network),
+        new_cgroup_ns: cfg.new_cgroup_ns,
+    };
+    let mounts = cfg.spec.mounts().as_deref().unwrap_or(&[]);
+    for m in mounts {
+        mount::mount_entry(&ctx, m)?;
+    }
+
+    if !dev_is_bind_mounted(mounts) {
+        let devices = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);
+        devices::setup_dev(root.as_fd(), devices, cfg.new_user_ns)?;
+    }
+    if cfg.terminal {
+        devices::console_mount_point(root.as_fd())?;
+    }
+    dev_readonly(root.as_fd(), mounts)?;
+    Ok(Rootfs { root })
 }
 
 impl Rootfs {
     /// Opens the container's `/dev/pts/ptmx`, verified to be a devpts ptmx (5:2).
     pub fn open_ptmx(&self) -> Result<OwnedFd> {
-        anyhow::bail!("rootfs: not implemented")
+        let path = Path::new("/dev/pts/ptmx");
+        let found =
+            open_in_root(self.root.as_fd(), path, OFlag::O_PATH).context("open /dev/pts/ptmx")?;
+        verify_devpts_node(&found, |maj, min| maj == 5 && min == 2).context("/dev/pts/ptmx")?;
+        // Only a verified node is opened for real: opening a device can have side effects.
+        let proc = procfs::Procfs::open()?;
+        let ptmx = proc
+            .reopen(found.as_fd(), OFlag::O_RDWR | OFlag::O_NOCTTY)
+            .context("reopen /dev/pts/ptmx")?;
+        verify_devpts_node(&ptmx, |maj, min| maj == 5 && min == 2).context("/dev/pts/ptmx")?;
+        Ok(ptmx)
     }
 
     /// Bind-mounts the pty peer over the container's `/dev/console`.
-    pub fn mount_console(&self, _peer: BorrowedFd) -> Result<()> {
-        anyhow::bail!("rootfs: not implemented")
+    pub fn mount_console(&self, peer: BorrowedFd) -> Result<()> {
+        // Unix98 pty peers use majors 136..=143.
+        verify_devpts_node(&peer, |maj, _| (136..=143).contains(&maj))
+            .context("console pty peer")?;
+        let target = devices::console_mount_point(self.root.as_fd())?;
+        let tree = sysfs::clone_tree(peer, false).context("open_tree console pty")?;
+        sysfs::move_mount_fd(tree.as_fd(), target.as_fd())
+            .context("mount console on /dev/console")?;
+        Ok(())
     }
 
     /// pivot_root into the rootfs (MS_MOVE + chroot with `no_pivot`); cwd is the new `/`.
-    pub fn pivot(self, _no_pivot: bool) -> Result<()> {
-        anyhow::bail!("rootfs: not implemented")
+    pub fn pivot(self, no_pivot: bool) -> Result<()> {
+        nix::unistd::fchdir(&self.root).context("chdir to rootfs")?;
+        if no_pivot {
+            nix::mount::mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
+                .context("move rootfs onto /")?;
+            nix::unistd::chroot(".").context("chroot")?;
+        } else {
+            // With both arguments ".", the old root ends up stacked under the new one, where
+            // it can be detached without needing a directory for it inside the rootfs.
+            nix::unistd::pivot_root(".", ".").context("pivot_root")?;
+            // Slave first, so detaching the old root does not propagate to the host.
+            nix::mount::mount(
+                None::<&str>,
+                ".",
+                None::<&str>,
+                MsFlags::MS_SLAVE | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .context("make old root rslave")?;
+            nix::mount::umount2(".", MntFlags::MNT_DETACH).context("unmount old root")?;
+        }
+        nix::unistd::chdir("/").context("chdir /")?;
+        Ok(())
     }
 }
 
 /// After pivot_root: sysctls, readonly paths, masked paths, readonly root.
-pub fn finalize(_spec: &Spec) -> Result<()> {
-    anyhow::bail!("rootfs: not implemented")
+pub fn finalize(spec: &Spec) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    if let Some(p) = rootfs_propagation(linux)? {
+        root_propagation(p)?;
+    }
+    let root = nix::fcntl::open(
+        "/",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .context("open /")?;
+    if let Some(sysctls) = linux
+        .and_then(|l| l.sysctl().as_ref())
+        .filter(|s| !s.is_empty())
+    {
+        let proc = procfs::Procfs::open().context("linux.sysctl")?;
+        procfs::sysctl(&proc, sysctls)?;
+    }
+    if let Some(paths) = linux.and_then(|l| l.readonly_paths().as_deref()) {
+        masked::readonly_paths(root.as_fd(), paths)?;
+    }
+    if let Some(paths) = linux.and_then(|l| l.masked_paths().as_deref()) {
+        masked::masked_paths(root.as_fd(), paths)?;
+    }
+    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        root_readonly(&root)?;
+    }
+    Ok(())
+}
+
+/// `linux.rootfsPropagation` as mount flags.
+fn rootfs_propagation(linux: Option<&Linux>) -> Result<Option<MsFlags>> {
+    match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        None | Some("") => Ok(None),
+        Some(s) => match mount::propagation_flag(s) {
+            Some(f) => Ok(Some(f)),
+            None => bail!("linux.rootfsPropagation {s:?}: unknown propagation"),
+        },
+    }
+}
+
+/// Sets the propagation of `/` in the container's mount namespace.
+fn root_propagation(flags: MsFlags) -> Result<()> {
+    nix::mount::mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+        .with_context(|| format!("linux.rootfsPropagation: set {flags:?} on /"))
+}
+
+/// pivot_root refuses a shared parent mount, and a bind under a shared parent would propagate
+/// to the host: make the mount holding the rootfs private if it is shared.
+fn rootfs_parent_private(rootfs: &Path) -> Result<()> {
+    let info =
+        std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    let Some((mountpoint, shared)) = containing_mount(&info, rootfs) else {
+        return Ok(());
+    };
+    if shared {
+        nix::mount::mount(
+            None::<&str>,
+            &mountpoint,
+            None::<&str>,
+            MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .with_context(|| format!("make {} private", mountpoint.display()))?;
+    }
+    Ok(())
+}
+
+/// The deepest mount point containing `path`, and whether it is shared.
+fn containing_mount(mountinfo: &str, path: &Path) -> Option<(PathBuf, bool)> {
+    let mut best: Option<(PathBuf, bool)> = None;
+    for line in mountinfo.lines() {
+        let Some((pre, _)) = line.split_once(" - ") else {
+            continue;
+        };
+        let fields: Vec<&str> = pre.split(' ').collect();
+        let Some(mp) = fields.get(4) else {
+            continue;
+        };
+        let mp = PathBuf::from(mp.replace("\\040", " "));
+        if !path.starts_with(&mp) {
+            continue;
+        }
+        let shared = fields.iter().skip(6).any(|f| f.starts_with("shared:"));
+        // Later lines stack on earlier ones at the same point, so >= keeps the top mount.
+        if best
+            .as_ref()
+            .is_none_or(|(b, _)| mp.components().count() >= b.components().count())
+        {
+            best = Some((mp, shared));
+        }
+    }
+    best
+}
+
+fn has_namespace(linux: Option<&Linux>, typ: LinuxNamespaceType) -> bool {
+    linux
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == typ))
+}
+
+/// A bind-mounted /dev is the user's own: runc leaves its devices alone.
+fn dev_is_bind_mounted(mounts: &[oci_spec::runtime::Mount]) -> bool {
+    mounts.iter().any(|m| {
+        let bind = m.typ().as_deref() == Some("bind")
+            || m.options()
+                .as_deref()
+                .unwrap_or(&[])
+                .iter()
+                .any(|o| o == "bind" || o == "rbind");
+        bind && resolve::clean(m.destination()) == Path::new("dev")
+    })
+}
+
+/// A read-only /dev tmpfs was mounted read-write so its nodes could be made; seal it now.
+fn dev_readonly(root: BorrowedFd, mounts: &[oci_spec::runtime::Mount]) -> Result<()> {
+    let wants_ro = mounts.iter().any(|m| {
+        let opts = mount::parse_options(m.options().as_deref().unwrap_or(&[]));
+        !opts.is_bind()
+            && m.typ().as_deref() != Some("bind")
+            && opts.flags.contains(MsFlags::MS_RDONLY)
+            && resolve::clean(m.destination()) == Path::new("dev")
+    });
+    if !wants_ro {
+        return Ok(());
+    }
+    let dev = open_in_root(root, Path::new("/dev"), OFlag::O_PATH | OFlag::O_DIRECTORY)
+        .context("open /dev")?;
+    let ro = MountAttr {
+        set: libc::MOUNT_ATTR_RDONLY,
+        ..Default::default()
+    };
+    sysfs::mount_setattr_fd(dev.as_fd(), false, &ro).context("make /dev read-only")
+}
+
+/// `root.readonly`: only the read-only bit changes; the root mount keeps its other flags.
+fn root_readonly(root: &OwnedFd) -> Result<()> {
+    let ro = MountAttr {
+        set: libc::MOUNT_ATTR_RDONLY,
+        ..Default::default()
+    };
+    sysfs::mount_setattr_fd(root.as_fd(), false, &ro).context("root.readonly: remount / read-only")
+}
+
+/// A character device on devpts whose numbers pass `ok` (CVE-2025-52565).
+fn verify_devpts_node(fd: &impl AsFd, ok: impl Fn(u64, u64) -> bool) -> Result<()> {
+    if sysfs::fs_magic(fd)? != libc::DEVPTS_SUPER_MAGIC {
+        bail!("not on devpts");
+    }
+    let st = fstat(fd.as_fd())?;
+    let is_chr = st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFCHR.bits();
+    if !is_chr || !ok(major(st.st_rdev), minor(st.st_rdev)) {
+        bail!(
+            "unexpected device {}:{}",
+            major(st.st_rdev),
+            minor(st.st_rdev)
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parent_mount_lookup() {
+        let info = "\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+40 22 0:40 / /work rw,relatime shared:20 - ext4 /dev/sdb rw
+41 22 0:41 / /work/other rw,relatime - ext4 /dev/sdc rw
+";
+        assert_eq!(
+            containing_mount(info, Path::new("/work/b/rootfs")),
+            Some((PathBuf::from("/work"), true))
+        );
+        assert_eq!(
+            containing_mount(info, Path::new("/workx/r")),
+            Some((PathBuf::from("/"), true))
+        );
+        assert_eq!(
+            containing_mount(info, Path::new("/work/other/r")),
+            Some((PathBuf::from("/work/other"), false))
+        );
+    }
+
+    #[test]
+    fn rootfs_propagation_values() {
+        assert_eq!(rootfs_propagation(None).unwrap(), None);
+        assert_eq!(
+            mount::propagation_flag("rslave"),
+            Some(MsFlags::MS_SLAVE | MsFlags::MS_REC)
+        );
+        assert_eq!(mount::propagation_flag("bogus"), None);
+    }
 }

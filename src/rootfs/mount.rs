@@ -19,8 +19,11 @@ use super::resolve::{self, create_file, display, is_dir, mkdir_all, open_in_root
 use super::{cgroupfs, idmap};
 use crate::syscall::fs::{self as sysfs, MountAttr};
 
+/// nix has no name for it; it is a plain mount(2) flag since Linux 5.10.
+const MS_NOSYMFOLLOW: MsFlags = MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW);
+
 /// What a mount's `options` ask for, split by the mechanism that applies each part.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountOptions {
     /// MS_* flags for mount(2), and for binds the per-mount attributes.
     pub flags: MsFlags,
@@ -34,6 +37,19 @@ pub struct MountOptions {
     pub idmap: Option<bool>,
     /// Everything not recognised: filesystem data such as `mode=755`.
     pub data: Vec<String>,
+}
+
+impl Default for MountOptions {
+    fn default() -> Self {
+        MountOptions {
+            flags: MsFlags::empty(),
+            cleared: MsFlags::empty(),
+            propagation: Vec::new(),
+            rec_attr: MountAttr::default(),
+            idmap: None,
+            data: Vec::new(),
+        }
+    }
 }
 
 impl MountOptions {
@@ -61,7 +77,7 @@ impl MountOptions {
             (MsFlags::MS_NODEV, libc::MOUNT_ATTR_NODEV),
             (MsFlags::MS_NOEXEC, libc::MOUNT_ATTR_NOEXEC),
             (MsFlags::MS_NODIRATIME, libc::MOUNT_ATTR_NODIRATIME),
-            (MsFlags::MS_NOSYMFOLLOW, libc::MOUNT_ATTR_NOSYMFOLLOW),
+            (MS_NOSYMFOLLOW, libc::MOUNT_ATTR_NOSYMFOLLOW),
         ];
         let mut attr = MountAttr::default();
         for (ms, at) in map {
@@ -76,7 +92,9 @@ impl MountOptions {
         } else if self.flags.contains(MsFlags::MS_STRICTATIME) {
             Some(libc::MOUNT_ATTR_STRICTATIME)
         } else if self.flags.contains(MsFlags::MS_RELATIME)
-            || self.cleared.intersects(MsFlags::MS_NOATIME | MsFlags::MS_STRICTATIME)
+            || self
+                .cleared
+                .intersects(MsFlags::MS_NOATIME | MsFlags::MS_STRICTATIME)
         {
             Some(libc::MOUNT_ATTR_RELATIME)
         } else {
@@ -163,8 +181,8 @@ fn ms_flag(opt: &str) -> Option<(bool, MsFlags)> {
         "norelatime" => (true, F::MS_RELATIME),
         "strictatime" => (false, F::MS_STRICTATIME),
         "nostrictatime" => (true, F::MS_STRICTATIME),
-        "nosymfollow" => (false, F::MS_NOSYMFOLLOW),
-        "symfollow" => (true, F::MS_NOSYMFOLLOW),
+        "nosymfollow" => (false, MS_NOSYMFOLLOW),
+        "symfollow" => (true, MS_NOSYMFOLLOW),
         "remount" => (false, F::MS_REMOUNT),
         "ro" => (false, F::MS_RDONLY),
         "rw" => (true, F::MS_RDONLY),
@@ -235,7 +253,11 @@ pub fn mount_entry(ctx: &MountCtx, m: &Mount) -> Result<()> {
     let dest = m.destination();
     let what = match m.source() {
         Some(src) if typ.is_empty() || typ == "none" || typ == "bind" || opts.is_bind() => {
-            format!("mount {:?} from {}", if typ.is_empty() { "bind" } else { typ }, src.display())
+            format!(
+                "mount {:?} from {}",
+                if typ.is_empty() { "bind" } else { typ },
+                src.display()
+            )
         }
         _ => format!("mount {typ:?}"),
     };
@@ -279,6 +301,11 @@ fn mount_one(ctx: &MountCtx, m: &Mount, typ: &str, mut opts: MountOptions) -> Re
             let target = mkdir_all(ctx.root, dest, Mode::from_bits_truncate(0o755))?;
             check_not_into_proc(&target, dest, typ)?;
             mount_fs(&target, &source, typ, flags, opts.data().as_deref())?;
+            if !opts.rec_attr.is_empty() {
+                let mounted = open_in_root(ctx.root, dest, OFlag::O_PATH)?;
+                sysfs::mount_setattr_fd(mounted.as_fd(), true, &opts.rec_attr)
+                    .context("mount_setattr (recursive)")?;
+            }
             apply_propagation(ctx.root, dest, &opts.propagation)
         }
     }
@@ -308,14 +335,32 @@ fn idmap_request(m: &Mount, opts: &MountOptions) -> Result<Option<IdmapRequest>>
 }
 
 /// mount(2) of a filesystem onto an already-resolved target.
-pub fn mount_fs(target: &OwnedFd, source: &Path, typ: &str, flags: MsFlags, data: Option<&str>) -> Result<()> {
-    nix::mount::mount(Some(source), &fd_path(target.as_fd()), Some(typ), flags, data)?;
+pub fn mount_fs(
+    target: &OwnedFd,
+    source: &Path,
+    typ: &str,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<()> {
+    nix::mount::mount(
+        Some(source),
+        &fd_path(target.as_fd()),
+        Some(typ),
+        flags,
+        data,
+    )?;
     Ok(())
 }
 
 /// Bind-mounts host `source` onto container `dest` with the options applied on the detached
 /// copy before it becomes visible.
-pub fn bind(ctx: &MountCtx, source: &Path, dest: &Path, opts: &MountOptions, idmap: Option<&IdmapRequest>) -> Result<()> {
+pub fn bind(
+    ctx: &MountCtx,
+    source: &Path,
+    dest: &Path,
+    opts: &MountOptions,
+    idmap: Option<&IdmapRequest>,
+) -> Result<()> {
     let mut flags = libc::OPEN_TREE_CLONE;
     if opts.recursive_bind() {
         flags |= libc::AT_RECURSIVE as u32;
@@ -343,7 +388,8 @@ pub fn attach_tree(tree: &OwnedFd, target: &OwnedFd, opts: &MountOptions) -> Res
         sysfs::mount_setattr_fd(tree.as_fd(), false, &attr).context("mount_setattr")?;
     }
     if !opts.rec_attr.is_empty() {
-        sysfs::mount_setattr_fd(tree.as_fd(), true, &opts.rec_attr).context("mount_setattr (recursive)")?;
+        sysfs::mount_setattr_fd(tree.as_fd(), true, &opts.rec_attr)
+            .context("mount_setattr (recursive)")?;
     }
     sysfs::move_mount_fd(tree.as_fd(), target.as_fd()).context("move_mount")?;
     Ok(())
@@ -394,7 +440,10 @@ fn check_proc_mount(dest: &Path, typ: &str, opts: &MountOptions) -> Result<()> {
         bail!("/proc cannot be mounted because it is not of type proc");
     }
     if clean.starts_with("proc") && !VALID_PROC_MOUNTS.iter().any(|v| clean == Path::new(v)) {
-        bail!("{} cannot be mounted because it is inside /proc", display(dest));
+        bail!(
+            "{} cannot be mounted because it is inside /proc",
+            display(dest)
+        );
     }
     Ok(())
 }
@@ -406,7 +455,7 @@ fn check_not_into_proc(target: &OwnedFd, dest: &Path, typ: &str) -> Result<()> {
     }
     let magic = sysfs::fs_magic(target)?;
     let clean = resolve::clean(dest);
-    if magic == libc::PROC_SUPER_MAGIC as i64 && !VALID_PROC_MOUNTS.iter().any(|v| clean == Path::new(v)) {
+    if magic == libc::PROC_SUPER_MAGIC && !VALID_PROC_MOUNTS.iter().any(|v| clean == Path::new(v)) {
         bail!("destination resolves into procfs");
     }
     Ok(())
@@ -460,7 +509,10 @@ mod tests {
     fn bind_and_propagation() {
         let o = opts(&["rbind", "rprivate", "shared", "tmpcopyup"]);
         assert!(o.is_bind() && o.recursive_bind());
-        assert_eq!(o.propagation, vec![MsFlags::MS_PRIVATE | MsFlags::MS_REC, MsFlags::MS_SHARED]);
+        assert_eq!(
+            o.propagation,
+            vec![MsFlags::MS_PRIVATE | MsFlags::MS_REC, MsFlags::MS_SHARED]
+        );
         assert!(o.data.is_empty());
         let o = opts(&["bind"]);
         assert!(o.is_bind() && !o.recursive_bind());
@@ -499,7 +551,9 @@ mod tests {
         assert!(check_proc_mount(Path::new("/proc"), "proc", &none).is_ok());
         assert!(check_proc_mount(Path::new("/proc"), "tmpfs", &none).is_err());
         assert!(check_proc_mount(Path::new("/proc/./cpuinfo"), "bind", &none).is_ok());
-        assert!(check_proc_mount(Path::new("/proc/sys/kernel/core_pattern"), "bind", &none).is_err());
+        assert!(
+            check_proc_mount(Path::new("/proc/sys/kernel/core_pattern"), "bind", &none).is_err()
+        );
         assert!(check_proc_mount(Path::new("/procfoo"), "tmpfs", &none).is_ok());
     }
 }

@@ -27,7 +27,9 @@ pub struct Procfs {
 impl Procfs {
     pub fn open() -> Result<Self> {
         let root = private_instance()
-            .or_else(|_| sysfs::open_tree(sysfs::cwd_fd(), Path::new("/proc"), libc::OPEN_TREE_CLONE))
+            .or_else(|_| {
+                sysfs::open_tree(sysfs::cwd_fd(), Path::new("/proc"), libc::OPEN_TREE_CLONE)
+            })
             .or_else(|_| {
                 nix::fcntl::open(
                     "/proc",
@@ -44,9 +46,13 @@ impl Procfs {
     /// Opens `rel` (e.g. `sys/net/ipv4/ip_forward`) beneath the procfs root: no symlinks, no
     /// other mounts, and the result must be on procfs.
     pub fn open_file(&self, rel: &Path, flags: OFlag) -> Result<OwnedFd> {
-        let how = OpenHow::new().flags(flags | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW).resolve(
-            ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_XDEV,
-        );
+        let how = OpenHow::new()
+            .flags(flags | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+            .resolve(
+                ResolveFlag::RESOLVE_BENEATH
+                    | ResolveFlag::RESOLVE_NO_SYMLINKS
+                    | ResolveFlag::RESOLVE_NO_XDEV,
+            );
         let fd = match openat2(&self.root, rel, how) {
             Err(Errno::ENOSYS) | Err(Errno::EPERM) => walk_nofollow(&self.root, rel, flags)?,
             other => other?,
@@ -66,7 +72,10 @@ impl Procfs {
     /// `/proc/<pid>`, for a pid of this process's pid namespace.
     pub fn pid_dir(&self, pid: Pid) -> Result<OwnedFd> {
         self.own_pid_matches()?;
-        self.open_file(Path::new(&pid.as_raw().to_string()), OFlag::O_PATH | OFlag::O_DIRECTORY)
+        self.open_file(
+            Path::new(&pid.as_raw().to_string()),
+            OFlag::O_PATH | OFlag::O_DIRECTORY,
+        )
     }
 
     /// Reopens one of our own fds with new flags through `thread-self/fd/N`, e.g. to get a
@@ -76,10 +85,16 @@ impl Procfs {
         let how = OpenHow::new()
             .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
             .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_XDEV);
-        let fds = openat2(&self.root, "thread-self/fd", how).context("open procfs thread-self/fd")?;
+        let fds =
+            openat2(&self.root, "thread-self/fd", how).context("open procfs thread-self/fd")?;
         verify_on_proc(&fds)?;
         // The fd entry is a magic link: following it is the point.
-        let fd = openat(&fds, fd.as_raw_fd().to_string().as_str(), flags | OFlag::O_CLOEXEC, Mode::empty())?;
+        let fd = openat(
+            &fds,
+            fd.as_raw_fd().to_string().as_str(),
+            flags | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
         Ok(fd)
     }
 }
@@ -98,7 +113,7 @@ fn verify_proc_root(fd: &OwnedFd) -> Result<()> {
 }
 
 fn verify_on_proc(fd: &impl AsFd) -> Result<()> {
-    if sysfs::fs_magic(fd)? != libc::PROC_SUPER_MAGIC as i64 {
+    if sysfs::fs_magic(fd)? != libc::PROC_SUPER_MAGIC {
         bail!("not on procfs");
     }
     Ok(())
@@ -114,8 +129,17 @@ fn walk_nofollow(root: &OwnedFd, rel: &Path, flags: OFlag) -> nix::Result<OwnedF
         }
         let dir = cur.as_ref().map_or(root.as_fd(), |f| f.as_fd());
         let last = i + 1 == names.len();
-        let f = if last { flags } else { OFlag::O_PATH | OFlag::O_DIRECTORY };
-        cur = Some(openat(dir, *name, f | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())?);
+        let f = if last {
+            flags
+        } else {
+            OFlag::O_PATH | OFlag::O_DIRECTORY
+        };
+        cur = Some(openat(
+            dir,
+            *name,
+            f | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?);
     }
     cur.ok_or(Errno::ENOENT)
 }
@@ -165,12 +189,24 @@ mod tests {
 
     #[test]
     fn sysctl_keys() {
-        assert_eq!(sysctl_path("net.ipv4.ip_forward").unwrap(), PathBuf::from("sys/net/ipv4/ip_forward"));
+        assert_eq!(
+            sysctl_path("net.ipv4.ip_forward").unwrap(),
+            PathBuf::from("sys/net/ipv4/ip_forward")
+        );
         assert_eq!(
             sysctl_path("net/ipv4/conf/eth0.100/forwarding").unwrap(),
             PathBuf::from("sys/net/ipv4/conf/eth0.100/forwarding")
         );
-        for bad in ["", ".", "net..x", "net/../../etc", "..", "/", "kernel.", "a//b"] {
+        for bad in [
+            "",
+            ".",
+            "net..x",
+            "net/../../etc",
+            "..",
+            "/",
+            "kernel.",
+            "a//b",
+        ] {
             assert!(sysctl_path(bad).is_err(), "{bad:?}");
         }
     }
@@ -178,14 +214,21 @@ mod tests {
     #[test]
     fn procfs_handle_is_verified() {
         let p = Procfs::open().unwrap();
-        let fd = p.open_file(Path::new("sys/kernel/ostype"), OFlag::O_RDONLY).unwrap();
+        let fd = p
+            .open_file(Path::new("sys/kernel/ostype"), OFlag::O_RDONLY)
+            .unwrap();
         let mut s = String::new();
         std::io::Read::read_to_string(&mut std::fs::File::from(fd), &mut s).unwrap();
         assert_eq!(s.trim(), "Linux");
         // `self` is a symlink, so it is refused when opening files.
-        assert!(p.open_file(Path::new("self/status"), OFlag::O_RDONLY).is_err());
-        assert!(p.open_file(Path::new("sys/../../etc"), OFlag::O_RDONLY).is_err());
-        let null = nix::fcntl::open("/dev/null", OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).unwrap();
+        assert!(p
+            .open_file(Path::new("self/status"), OFlag::O_RDONLY)
+            .is_err());
+        assert!(p
+            .open_file(Path::new("sys/../../etc"), OFlag::O_RDONLY)
+            .is_err());
+        let null =
+            nix::fcntl::open("/dev/null", OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).unwrap();
         let re = p.reopen(null.as_fd(), OFlag::O_WRONLY).unwrap();
         assert_eq!(nix::unistd::write(&re, b"x").unwrap(), 1);
     }

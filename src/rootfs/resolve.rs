@@ -93,6 +93,7 @@ fn walk(root: BorrowedFd, path: &Path, flags: OFlag, mkdir: Option<Mode>) -> nix
     // never rise above `root`.
     let mut stack: Vec<OwnedFd> = Vec::new();
     let mut links = 0;
+    let mut created = 0;
     let mut last: Option<(OwnedFd, OsString)> = None;
 
     while let Some(name) = queue.pop_front() {
@@ -105,9 +106,19 @@ fn walk(root: BorrowedFd, path: &Path, flags: OFlag, mkdir: Option<Mode>) -> nix
             continue;
         }
         let dir = stack.last().map_or(root, |f| f.as_fd());
-        let fd = match openat(dir, name.as_os_str(), OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty()) {
+        let fd = match openat(
+            dir,
+            name.as_os_str(),
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) if mkdir.is_some() => {
+                // Bounded: something deleting our directories as fast as we make them wins.
+                created += 1;
+                if created > 256 {
+                    return Err(Errno::ELOOP);
+                }
                 let mode = mkdir.unwrap_or(Mode::from_bits_truncate(0o755));
                 match mkdirat(dir, name.as_os_str(), mode) {
                     Ok(()) | Err(Errno::EEXIST) => {}
@@ -167,7 +178,12 @@ fn walk(root: BorrowedFd, path: &Path, flags: OFlag, mkdir: Option<Mode>) -> nix
 
 /// Turns the O_PATH handle found by the walk into an fd with the caller's flags, making sure
 /// the name still refers to the same inode.
-fn reopen_checked(parent: BorrowedFd, name: &OsStr, found: OwnedFd, flags: OFlag) -> nix::Result<OwnedFd> {
+fn reopen_checked(
+    parent: BorrowedFd,
+    name: &OsStr,
+    found: OwnedFd,
+    flags: OFlag,
+) -> nix::Result<OwnedFd> {
     let st = fstat(&found)?;
     if flags.contains(OFlag::O_DIRECTORY) && !is_dir(&st) {
         return Err(Errno::ENOTDIR);
@@ -175,7 +191,12 @@ fn reopen_checked(parent: BorrowedFd, name: &OsStr, found: OwnedFd, flags: OFlag
     if flags.contains(OFlag::O_PATH) {
         return Ok(found);
     }
-    let fd = openat(parent, name, flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())?;
+    let fd = openat(
+        parent,
+        name,
+        flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
     let now = fstat(&fd)?;
     if now.st_dev != st.st_dev || now.st_ino != st.st_ino {
         return Err(Errno::EXDEV);
@@ -241,7 +262,12 @@ mod tests {
     }
 
     fn open_root(p: &Path) -> OwnedFd {
-        nix::fcntl::open(p, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()).unwrap()
+        nix::fcntl::open(
+            p,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap()
     }
 
     fn ino(fd: &OwnedFd) -> u64 {
@@ -264,15 +290,28 @@ mod tests {
         (base, root)
     }
 
-    fn both(root: BorrowedFd, p: &str, flags: OFlag) -> (nix::Result<OwnedFd>, nix::Result<OwnedFd>) {
-        (open_in_root(root, Path::new(p), flags), walk(root, &relative_arg(Path::new(p)), flags, None))
+    fn both(
+        root: BorrowedFd,
+        p: &str,
+        flags: OFlag,
+    ) -> (nix::Result<OwnedFd>, nix::Result<OwnedFd>) {
+        (
+            open_in_root(root, Path::new(p), flags),
+            walk(root, &relative_arg(Path::new(p)), flags, None),
+        )
     }
 
     #[test]
     fn clean_clamps_at_root() {
-        assert_eq!(clean(Path::new("/../../etc/./x/../y")), PathBuf::from("etc/y"));
+        assert_eq!(
+            clean(Path::new("/../../etc/./x/../y")),
+            PathBuf::from("etc/y")
+        );
         assert_eq!(clean(Path::new("/")), PathBuf::new());
-        assert_eq!(split_parent(Path::new("/dev/null")), Some((PathBuf::from("dev"), OsString::from("null"))));
+        assert_eq!(
+            split_parent(Path::new("/dev/null")),
+            Some((PathBuf::from("dev"), OsString::from("null")))
+        );
         assert_eq!(split_parent(Path::new("/..")), None);
     }
 
@@ -307,7 +346,13 @@ mod tests {
         std::fs::write(root.join("inside/file"), b"hello").unwrap();
         symlink("/inside/file", root.join("flink")).unwrap();
         let rootfd = open_root(&root);
-        let fd = walk(rootfd.as_fd(), Path::new("abs/flink"), OFlag::O_RDONLY, None).unwrap();
+        let fd = walk(
+            rootfd.as_fd(),
+            Path::new("abs/flink"),
+            OFlag::O_RDONLY,
+            None,
+        )
+        .unwrap();
         let mut s = String::new();
         std::io::Read::read_to_string(&mut std::fs::File::from(fd), &mut s).unwrap();
         assert_eq!(s, "hello");
@@ -331,8 +376,16 @@ mod tests {
         mkdir_all(r, Path::new("/rel/x"), m).unwrap();
         assert!(root.join("inside/deep/x").is_dir());
         std::fs::write(root.join("inside/plain"), b"").unwrap();
-        assert_eq!(mkdir_all(r, Path::new("/inside/plain/sub"), m).unwrap_err(), Errno::ENOTDIR);
-        create_file(r, Path::new("/abs/etc/hosts"), Mode::from_bits_truncate(0o644)).unwrap();
+        assert_eq!(
+            mkdir_all(r, Path::new("/inside/plain/sub"), m).unwrap_err(),
+            Errno::ENOTDIR
+        );
+        create_file(
+            r,
+            Path::new("/abs/etc/hosts"),
+            Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
         assert!(root.join("etc/hosts").is_file());
         std::fs::remove_dir_all(base).unwrap();
     }

@@ -149,7 +149,12 @@ impl FsContext {
         fd_result(ret).map(FsContext)
     }
 
-    fn config(&self, cmd: libc::c_uint, key: Option<&CStr>, value: Option<&CStr>) -> io::Result<()> {
+    fn config(
+        &self,
+        cmd: libc::c_uint,
+        key: Option<&CStr>,
+        value: Option<&CStr>,
+    ) -> io::Result<()> {
         let key = key.map_or(std::ptr::null(), |k| k.as_ptr());
         let value = value.map_or(std::ptr::null(), |v| v.as_ptr());
         // SAFETY: the context fd is live; key/value are NULL or valid C strings borrowed for
@@ -165,11 +170,6 @@ impl FsContext {
             )
         };
         unit_result(ret)
-    }
-
-    pub fn set_flag(&self, key: &str) -> io::Result<()> {
-        let key = cstring(key)?;
-        self.config(libc::FSCONFIG_SET_FLAG, Some(&key), None)
     }
 
     pub fn set_string(&self, key: &str, value: &str) -> io::Result<()> {
@@ -214,6 +214,9 @@ impl UsernsHolder {
             // SAFETY: async-signal-safe calls only; the child never returns into Rust code.
             unsafe {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                // A non-dumpable parent (container init) makes /proc/<pid> root-owned, and
+                // its maps unwritable from inside a user namespace.
+                libc::prctl(libc::PR_SET_DUMPABLE, 1);
                 if libc::unshare(libc::CLONE_NEWUSER) != 0 {
                     libc::_exit(1);
                 }
@@ -225,10 +228,8 @@ impl UsernsHolder {
             pid: Pid::from_raw(pid),
         };
         loop {
-            match nix::sys::wait::waitpid(
-                holder.pid,
-                Some(nix::sys::wait::WaitPidFlag::WUNTRACED),
-            ) {
+            match nix::sys::wait::waitpid(holder.pid, Some(nix::sys::wait::WaitPidFlag::WUNTRACED))
+            {
                 Ok(nix::sys::wait::WaitStatus::Stopped(..)) => return Ok(holder),
                 Ok(nix::sys::wait::WaitStatus::Exited(..))
                 | Ok(nix::sys::wait::WaitStatus::Signaled(..)) => {
@@ -253,17 +254,21 @@ impl UsernsHolder {
 impl Drop for UsernsHolder {
     fn drop(&mut self) {
         let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
-        loop {
-            match nix::sys::wait::waitpid(self.pid, None) {
-                Err(nix::errno::Errno::EINTR) => continue,
-                _ => break,
-            }
-        }
+        while let Err(nix::errno::Errno::EINTR) = nix::sys::wait::waitpid(self.pid, None) {}
     }
 }
 
-/// `fstatfs(2)` filesystem magic of an fd.
-pub fn fs_magic(fd: impl AsFd) -> io::Result<i64> {
+/// `fstatfs(2)` filesystem magic of an fd, typed like libc's `*_MAGIC` constants.
+// The width of statfs.f_type differs between libcs and architectures; the cast is a no-op here.
+#[allow(clippy::unnecessary_cast)]
+pub fn fs_magic(fd: impl AsFd) -> io::Result<libc::c_long> {
     let st = nix::sys::statfs::fstatfs(fd)?;
-    Ok(st.filesystem_type().0 as i64)
+    Ok(st.filesystem_type().0 as libc::c_long)
+}
+
+/// `statfs(2)` filesystem magic of a trusted host path.
+#[allow(clippy::unnecessary_cast)]
+pub fn path_fs_magic(path: &std::path::Path) -> io::Result<libc::c_long> {
+    let st = nix::sys::statfs::statfs(path)?;
+    Ok(st.filesystem_type().0 as libc::c_long)
 }
