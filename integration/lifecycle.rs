@@ -24,8 +24,15 @@ fn create_start_stop_delete() {
     assert_eq!(st["status"], "created", "{st}");
     let pid = st["pid"].as_i64().unwrap() as i32;
     assert!(pid > 0, "created container must have a pid: {st}");
-    assert!(Path::new(&format!("/proc/{pid}")).exists(), "init {pid} does not exist");
-    assert_eq!(c.ctr_stdout(), "", "the user process must not run before start");
+    assert!(
+        Path::new(&format!("/proc/{pid}")).exists(),
+        "init {pid} does not exist"
+    );
+    assert_eq!(
+        c.ctr_stdout(),
+        "",
+        "the user process must not run before start"
+    );
 
     c.start_ok();
     assert_eq!(c.status(), "running");
@@ -52,10 +59,24 @@ fn state_json_has_runc_fields() {
     let out = c.rt(&["state", &c.id]);
     out.assert_ok();
     let st = parse_json(&out.stdout);
-    for key in ["ociVersion", "id", "pid", "status", "bundle", "rootfs", "created", "owner"] {
+    for key in [
+        "ociVersion",
+        "id",
+        "pid",
+        "status",
+        "bundle",
+        "rootfs",
+        "created",
+        "owner",
+    ] {
         assert!(st.get(key).is_some(), "state lacks {key:?}: {st}");
     }
-    assert!(st["ociVersion"].as_str().is_some_and(|v| v.starts_with("1.")), "{st}");
+    assert!(
+        st["ociVersion"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("1.")),
+        "{st}"
+    );
     assert_eq!(st["id"], c.id.as_str());
     assert!(st["pid"].as_i64().unwrap() > 0);
     assert_eq!(st["bundle"], c.bundle.to_str().unwrap());
@@ -79,7 +100,8 @@ fn state_json_annotations_absent_when_unset() {
     c.create_ok();
     let st = c.state();
     assert!(
-        st.get("annotations").map_or(true, |a| a.is_null() || a.as_object().is_some_and(|m| m.is_empty())),
+        st.get("annotations").map_or(true, |a| a.is_null()
+            || a.as_object().is_some_and(|m| m.is_empty())),
         "{st}"
     );
 }
@@ -119,13 +141,27 @@ fn pid_file_and_reparenting_to_the_callers_subreaper() {
     c.args(&["sleep", "100"]);
     c.create_ok();
     let text = fs::read_to_string(c.pid_file()).expect("pid file written by create");
-    assert!(!text.ends_with('\n'), "pid file must hold the bare decimal pid: {text:?}");
-    let pid: i32 = text.parse().unwrap_or_else(|_| panic!("pid file not decimal: {text:?}"));
+    assert!(
+        !text.ends_with('\n'),
+        "pid file must hold the bare decimal pid: {text:?}"
+    );
+    let pid: i32 = text
+        .parse()
+        .unwrap_or_else(|_| panic!("pid file not decimal: {text:?}"));
     assert_eq!(pid, c.pid(), "pid file and state disagree");
     // create exited and left no monitor: the init was re-parented to us (a subreaper).
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let ppid: i32 = stat[stat.rfind(')').unwrap() + 2..].split(' ').nth(1).unwrap().parse().unwrap();
-    assert_eq!(ppid, std::process::id() as i32, "init's parent should be the caller (subreaper)");
+    let ppid: i32 = stat[stat.rfind(')').unwrap() + 2..]
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        ppid,
+        std::process::id() as i32,
+        "init's parent should be the caller (subreaper)"
+    );
     // No temp file left next to the pid file.
     let others: Vec<_> = fs::read_dir(&c.dir)
         .unwrap()
@@ -203,13 +239,19 @@ fn run_killed_from_outside_exits_137() {
     c.save();
     let mut cmd = c.cmd();
     cmd.args(["run", "--bundle"]).arg(&c.bundle).arg(&c.id);
-    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     wait_running(&mut c);
     c.kill("KILL").assert_ok();
     let (status, _, err) = wait_child(&mut child, T, "run");
     use std::os::unix::process::ExitStatusExt;
-    assert_eq!(status.code(), Some(137), "status {status:?} signal {:?}; stderr {err}", status.signal());
+    assert_eq!(
+        status.code(),
+        Some(137),
+        "status {status:?} signal {:?}; stderr {err}",
+        status.signal()
+    );
 }
 
 #[test]
@@ -219,11 +261,12 @@ fn run_forwards_signals_to_the_container() {
     c.save();
     let mut cmd = c.cmd();
     cmd.args(["run", "--bundle"]).arg(&c.bundle).arg(&c.id);
-    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     wait_running(&mut c);
     std::thread::sleep(Duration::from_millis(200)); // let sh install its trap
-    // SAFETY: signalling the runtime process this test started.
+                                                    // SAFETY: signalling the runtime process this test started.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let (status, out, err) = wait_child(&mut child, T, "run");
     assert_eq!(status.code(), Some(42), "stdout {out} stderr {err}");
@@ -244,7 +287,10 @@ pub fn wait_running(c: &mut Ctr) {
                 return;
             }
         }
-        assert!(Instant::now() < deadline, "container never reached running: {out}");
+        assert!(
+            Instant::now() < deadline,
+            "container never reached running: {out}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -258,7 +304,8 @@ fn run_detached() {
     let id = c.id.clone();
     let pf = c.pid_file().to_string_lossy().into_owned();
     let out = exec_files(
-        c.cmd().args(["run", "-d", "--bundle", &b, "--pid-file", &pf, &id]),
+        c.cmd()
+            .args(["run", "-d", "--bundle", &b, "--pid-file", &pf, &id]),
         CMD_TIMEOUT,
     );
     out.assert_ok();
@@ -335,7 +382,10 @@ fn wait_output(c: &Ctr, want: &str) {
         if got == want {
             return;
         }
-        assert!(Instant::now() < deadline, "container output {got:?}, wanted {want:?}");
+        assert!(
+            Instant::now() < deadline,
+            "container output {got:?}, wanted {want:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -360,9 +410,16 @@ fn kill_unknown_signal_is_refused() {
     for bad in ["FOO", "SIGFOO", "-1", "99999", "9x"] {
         let out = c.kill(bad);
         out.assert_fail();
-        assert!(out.stderr.to_lowercase().contains("signal"), "should name the signal problem:\n{out}");
+        assert!(
+            out.stderr.to_lowercase().contains("signal"),
+            "should name the signal problem:\n{out}"
+        );
     }
-    assert_eq!(c.status(), "running", "a refused kill must not touch the container");
+    assert_eq!(
+        c.status(),
+        "running",
+        "a refused kill must not touch the container"
+    );
 }
 
 #[test]
@@ -422,7 +479,11 @@ fn delete_running_needs_force() {
     let pid = c.pid();
     let out = c.delete();
     out.assert_fail();
-    assert_eq!(c.status(), "running", "a refused delete must not touch the container");
+    assert_eq!(
+        c.status(),
+        "running",
+        "a refused delete must not touch the container"
+    );
     assert!(alive(pid, proc_stat(pid).unwrap().1));
     c.rt(&["delete", "--force", &c.id]).assert_ok();
     wait_dead(pid, 0, T).unwrap();
@@ -457,7 +518,11 @@ fn start_in_wrong_states_is_refused() {
     c.wait_status("stopped", T);
     c.start().assert_fail();
     assert_eq!(c.status(), "stopped");
-    assert_eq!(c.ctr_stdout(), "done\n", "the process must have run exactly once");
+    assert_eq!(
+        c.ctr_stdout(),
+        "done\n",
+        "the process must have run exactly once"
+    );
 }
 
 #[test]
@@ -470,7 +535,12 @@ fn concurrent_starts_run_the_process_once() {
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let ok = outs.iter().filter(|o| o.ok()).count();
-    assert_eq!(ok, 1, "exactly one start should succeed: {:#?}", outs.iter().map(|o| o.to_string()).collect::<Vec<_>>());
+    assert_eq!(
+        ok,
+        1,
+        "exactly one start should succeed: {:#?}",
+        outs.iter().map(|o| o.to_string()).collect::<Vec<_>>()
+    );
     c.wait_status("stopped", T);
     assert_eq!(c.ctr_stdout(), "once\n");
 }
@@ -483,8 +553,10 @@ fn duplicate_id_is_refused_and_original_untouched() {
     let pid = c.pid();
     let b = c.bundle.to_string_lossy().into_owned();
     let id = c.id.clone();
-    c.rt(&["create", "--bundle", &b, &id]).assert_fail_with("already exists");
-    c.rt(&["run", "--bundle", &b, &id]).assert_fail_with("already exists");
+    c.rt(&["create", "--bundle", &b, &id])
+        .assert_fail_with("already exists");
+    c.rt(&["run", "--bundle", &b, &id])
+        .assert_fail_with("already exists");
     let st = c.state();
     assert_eq!(st["status"], "created");
     assert_eq!(st["pid"], pid);
@@ -515,15 +587,25 @@ fn many_containers_in_one_root() {
         for id in &ids {
             let c = &c;
             let b = &b;
-            s.spawn(move || { c.rt(&["create", "--bundle", b, id]).assert_ok(); });
+            s.spawn(move || {
+                c.rt(&["create", "--bundle", b, id]).assert_ok();
+            });
         }
     });
     let out = c.rt(&["list", "--format", "json"]);
     out.assert_ok();
     let list = parse_json(&out.stdout);
-    let got: Vec<&str> = list.as_array().unwrap().iter().filter_map(|v| v["id"].as_str()).collect();
+    let got: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["id"].as_str())
+        .collect();
     for id in &ids {
-        assert!(got.contains(&id.as_str()), "{id} missing from list: {got:?}");
+        assert!(
+            got.contains(&id.as_str()),
+            "{id} missing from list: {got:?}"
+        );
     }
     let mut pids = Vec::new();
     for id in &ids {
@@ -537,6 +619,11 @@ fn many_containers_in_one_root() {
     for p in pids {
         wait_dead(p, 0, T).unwrap();
     }
-    let left: Vec<_> = fs::read_dir(&c.root).map(|r| r.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
-    assert!(left.iter().all(|n| !n.to_string_lossy().contains("-n")), "state left: {left:?}");
+    let left: Vec<_> = fs::read_dir(&c.root)
+        .map(|r| r.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.iter().all(|n| !n.to_string_lossy().contains("-n")),
+        "state left: {left:?}"
+    );
 }

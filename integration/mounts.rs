@@ -54,7 +54,10 @@ fn tmpfs_readonly_and_exec_flags() {
     assert!(o.contains(&"ro"), "{o:?}");
     assert!(!o.contains(&"noexec") && !o.contains(&"nosuid"), "{o:?}");
     assert!(out.stdout.contains("write-refused"));
-    assert!(out.stdout.to_lowercase().contains("read-only file system"), "{out}");
+    assert!(
+        out.stdout.to_lowercase().contains("read-only file system"),
+        "{out}"
+    );
 }
 
 fn host_dir(c: &Ctr, name: &str) -> std::path::PathBuf {
@@ -84,10 +87,15 @@ fn bind_readonly() {
 fn bind_readwrite_writes_reach_the_host() {
     let mut c = Ctr::new("mnt-bind-rw");
     let h = host_dir(&c, "hostrw");
-    c.add_mount(json!({"destination": "/mnt/rw", "type": "bind", "source": h, "options": ["rbind", "rw"]}));
+    c.add_mount(
+        json!({"destination": "/mnt/rw", "type": "bind", "source": h, "options": ["rbind", "rw"]}),
+    );
     c.sh("echo written inside > /mnt/rw/out");
     c.run_ok();
-    assert_eq!(fs::read_to_string(h.join("out")).unwrap(), "written inside\n");
+    assert_eq!(
+        fs::read_to_string(h.join("out")).unwrap(),
+        "written inside\n"
+    );
 }
 
 #[test]
@@ -96,7 +104,9 @@ fn bind_without_type_and_nested_missing_destination() {
     // exist (several levels deep) are created.
     let mut c = Ctr::new("mnt-bind-none");
     let h = host_dir(&c, "hostnone");
-    c.add_mount(json!({"destination": "/a/b/c", "type": "none", "source": h, "options": ["rbind", "ro"]}));
+    c.add_mount(
+        json!({"destination": "/a/b/c", "type": "none", "source": h, "options": ["rbind", "ro"]}),
+    );
     c.args(&["cat", "/a/b/c/hello"]);
     assert_eq!(c.run_ok(), "from the host\n");
 }
@@ -116,7 +126,9 @@ fn mounts_are_applied_in_order() {
     let mut c = Ctr::new("mnt-order");
     let h = host_dir(&c, "ordered");
     c.add_mount(json!({"destination": "/stack", "type": "tmpfs", "source": "tmpfs"}));
-    c.add_mount(json!({"destination": "/stack/inner", "type": "bind", "source": h, "options": ["bind"]}));
+    c.add_mount(
+        json!({"destination": "/stack/inner", "type": "bind", "source": h, "options": ["bind"]}),
+    );
     c.sh("cat /stack/inner/hello; grep -c ' /stack' /proc/mounts");
     assert_eq!(c.run_ok(), "from the host\n2\n");
 }
@@ -165,7 +177,9 @@ fn propagation_case(prop: &str) -> String {
     let mut c = Ctr::new("mnt-prop");
     let h = host_dir(&c, "prop");
     fs::create_dir_all(h.join("sub")).unwrap();
-    c.add_mount(json!({"destination": "/p", "type": "bind", "source": h, "options": ["rbind", prop]}));
+    c.add_mount(
+        json!({"destination": "/p", "type": "bind", "source": h, "options": ["rbind", prop]}),
+    );
     c.sh(
         "touch /tmp/ready; i=0; while [ $i -lt 150 ]; do \
          [ -e /p/sub/late ] && { echo seen; exit 0; }; sleep 0.02; i=$((i+1)); done; echo not-seen",
@@ -228,13 +242,25 @@ fn default_devices() {
         let got = f[f.len() - 2];
         let (gmaj, gmin) = got.split_once(':').unwrap();
         assert_eq!(
-            (u32::from_str_radix(gmaj, 16).unwrap(), u32::from_str_radix(gmin, 16).unwrap()),
+            (
+                u32::from_str_radix(gmaj, 16).unwrap(),
+                u32::from_str_radix(gmin, 16).unwrap()
+            ),
             (maj.parse().unwrap(), min.parse().unwrap()),
             "/dev/{name} has the wrong major:minor"
         );
         assert_eq!(f[f.len() - 1], "666", "/dev/{name} mode");
     }
-    assert_eq!(&l[6..11], ["pts/ptmx", "/proc/self/fd", "/proc/self/fd/0", "/proc/self/fd/1", "/proc/self/fd/2"]);
+    assert_eq!(
+        &l[6..11],
+        [
+            "pts/ptmx",
+            "/proc/self/fd",
+            "/proc/self/fd/0",
+            "/proc/self/fd/1",
+            "/proc/self/fd/2"
+        ]
+    );
     assert_eq!(l[11].trim(), "00 00 00 00");
 }
 
@@ -266,10 +292,17 @@ fn readonly_root() {
     let out = c.run();
     out.assert_ok();
     let l: Vec<&str> = out.stdout.lines().collect();
-    assert!(l[0].to_lowercase().contains("read-only file system"), "{out}");
+    assert!(
+        l[0].to_lowercase().contains("read-only file system"),
+        "{out}"
+    );
     assert_eq!(l[1], "bin-refused");
     assert_eq!(l[2], "ok", "tmpfs mounts stay writable");
-    assert!(l[3].split(',').any(|o| o == "ro"), "root mount options {}", l[3]);
+    assert!(
+        l[3].split(',').any(|o| o == "ro"),
+        "root mount options {}",
+        l[3]
+    );
     assert!(!c.rootfs.join("newfile").exists());
 }
 
@@ -292,5 +325,8 @@ fn container_mounts_do_not_appear_on_the_host() {
     c.create_ok();
     c.start_ok();
     let m = mounts_under(&c.dir);
-    assert!(m.is_empty(), "container mounts visible in the host mount namespace: {m:?}");
+    assert!(
+        m.is_empty(),
+        "container mounts visible in the host mount namespace: {m:?}"
+    );
 }

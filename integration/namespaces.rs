@@ -18,12 +18,18 @@ const KINDS: &[(&str, &str)] = &[
 ];
 
 fn print_ns_script(links: &[&str]) -> String {
-    links.iter().map(|l| format!("echo {l}=$(readlink /proc/self/ns/{l});")).collect::<String>()
+    links
+        .iter()
+        .map(|l| format!("echo {l}=$(readlink /proc/self/ns/{l});"))
+        .collect::<String>()
 }
 
 fn parse_ns(out: &str) -> Vec<(String, String)> {
     out.lines()
-        .filter_map(|l| l.split_once('=').map(|(a, b)| (a.to_string(), b.to_string())))
+        .filter_map(|l| {
+            l.split_once('=')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+        })
         .collect()
 }
 
@@ -39,18 +45,38 @@ fn each_namespace_kind_is_new() {
     out.assert_ok();
     let got = parse_ns(&out.stdout);
     for (_, link) in KINDS {
-        let inside = got.iter().find(|(k, _)| k == link).map(|(_, v)| v.clone()).unwrap_or_default();
-        assert!(inside.starts_with(&format!("{link}:[")), "no {link} ns inside: {}", out.stdout);
-        assert_ne!(inside, ns_link("self", link), "{link} namespace is the host's");
+        let inside = got
+            .iter()
+            .find(|(k, _)| k == link)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        assert!(
+            inside.starts_with(&format!("{link}:[")),
+            "no {link} ns inside: {}",
+            out.stdout
+        );
+        assert_ne!(
+            inside,
+            ns_link("self", link),
+            "{link} namespace is the host's"
+        );
     }
-    assert!(out.stdout.contains("pid1=1\n"), "the process should be pid 1 in its pid ns: {}", out.stdout);
+    assert!(
+        out.stdout.contains("pid1=1\n"),
+        "the process should be pid 1 in its pid ns: {}",
+        out.stdout
+    );
 }
 
 #[test]
 fn namespaces_left_out_are_shared_with_the_host() {
     let mut c = Ctr::new("ns-host");
     // Keep only mount (needed for the rootfs); share pid, net, ipc, uts with the host.
-    c.drop_ns("pid").drop_ns("network").drop_ns("ipc").drop_ns("uts").drop_ns("cgroup");
+    c.drop_ns("pid")
+        .drop_ns("network")
+        .drop_ns("ipc")
+        .drop_ns("uts")
+        .drop_ns("cgroup");
     if let Some(o) = c.config.as_object_mut() {
         o.remove("hostname");
     }
@@ -59,7 +85,11 @@ fn namespaces_left_out_are_shared_with_the_host() {
     out.assert_ok();
     let got = parse_ns(&out.stdout);
     for link in ["pid", "net", "ipc", "uts"] {
-        let inside = got.iter().find(|(k, _)| k == link).map(|(_, v)| v.clone()).unwrap_or_default();
+        let inside = got
+            .iter()
+            .find(|(k, _)| k == link)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
         assert_eq!(inside, ns_link("self", link), "{link} should be the host's");
     }
     let mnt = got.iter().find(|(k, _)| k == "mnt").unwrap().1.clone();
@@ -69,12 +99,16 @@ fn namespaces_left_out_are_shared_with_the_host() {
 #[test]
 fn join_namespaces_of_a_holder_process_by_path() {
     // A holder we start in fresh net, ipc and uts namespaces.
-    let holder = Proc::spawn(Command::new("unshare").args(["--net", "--ipc", "--uts", "sleep", "100"]));
+    let holder =
+        Proc::spawn(Command::new("unshare").args(["--net", "--ipc", "--uts", "sleep", "100"]));
     let hp = holder.pid().to_string();
     // Wait until unshare has exec'd sleep in the new namespaces.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while ns_link(&hp, "net") == ns_link("self", "net") {
-        assert!(std::time::Instant::now() < deadline, "unshare did not set up");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "unshare did not set up"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let mut c = Ctr::new("ns-join");
@@ -89,8 +123,16 @@ fn join_namespaces_of_a_holder_process_by_path() {
     out.assert_ok();
     let got = parse_ns(&out.stdout);
     for link in ["net", "ipc", "uts"] {
-        let inside = got.iter().find(|(k, _)| k == link).map(|(_, v)| v.clone()).unwrap_or_default();
-        assert_eq!(inside, ns_link(&hp, link), "{link}: should have joined the holder's namespace");
+        let inside = got
+            .iter()
+            .find(|(k, _)| k == link)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        assert_eq!(
+            inside,
+            ns_link(&hp, link),
+            "{link}: should have joined the holder's namespace"
+        );
         assert_ne!(inside, ns_link("self", link));
     }
 }
@@ -110,8 +152,15 @@ fn join_pid_and_network_namespaces_of_another_container() {
     let out = b.run();
     out.assert_ok();
     let mut lines = out.stdout.lines();
-    assert_eq!(lines.next().unwrap_or("").trim(), "sleep 100", "pid 1 should be container A's init: {out}");
-    assert_eq!(lines.next().unwrap_or(""), format!("net={}", ns_link(&apid.to_string(), "net")));
+    assert_eq!(
+        lines.next().unwrap_or("").trim(),
+        "sleep 100",
+        "pid 1 should be container A's init: {out}"
+    );
+    assert_eq!(
+        lines.next().unwrap_or(""),
+        format!("net={}", ns_link(&apid.to_string(), "net"))
+    );
 }
 
 #[test]
@@ -135,10 +184,16 @@ fn userns(c: &mut Ctr) {
 fn user_namespace_with_mappings() {
     let mut c = Ctr::new("userns");
     userns(&mut c);
-    c.sh("cat /proc/self/uid_map; cat /proc/self/gid_map; id -u; id -g; readlink /proc/self/ns/user");
+    c.sh(
+        "cat /proc/self/uid_map; cat /proc/self/gid_map; id -u; id -g; readlink /proc/self/ns/user",
+    );
     let out = c.run();
     out.assert_ok();
-    let lines: Vec<Vec<&str>> = out.stdout.lines().map(|l| l.split_whitespace().collect()).collect();
+    let lines: Vec<Vec<&str>> = out
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
     assert!(lines.len() >= 5, "{out}");
     assert_eq!(lines[0], ["0", "100000", "65536"], "{out}");
     assert_eq!(lines[1], ["0", "200000", "65536"], "{out}");
@@ -157,12 +212,21 @@ fn user_namespace_ids_seen_from_the_host() {
     c.start_ok();
     let pid = c.pid();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let uid: Vec<&str> = status_field(&status, "Uid").unwrap().split_whitespace().collect();
-    let gid: Vec<&str> = status_field(&status, "Gid").unwrap().split_whitespace().collect();
+    let uid: Vec<&str> = status_field(&status, "Uid")
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let gid: Vec<&str> = status_field(&status, "Gid")
+        .unwrap()
+        .split_whitespace()
+        .collect();
     assert_eq!(uid, ["101000"; 4], "host uid of container uid 1000");
     assert_eq!(gid, ["201000"; 4], "host gid of container gid 1000");
     let map = std::fs::read_to_string(format!("/proc/{pid}/uid_map")).unwrap();
-    assert_eq!(map.split_whitespace().collect::<Vec<_>>(), ["0", "100000", "65536"]);
+    assert_eq!(
+        map.split_whitespace().collect::<Vec<_>>(),
+        ["0", "100000", "65536"]
+    );
 }
 
 #[test]
@@ -177,8 +241,16 @@ fn user_namespace_multiple_mapping_ranges() {
     c.sh("cat /proc/self/uid_map");
     let out = c.run();
     out.assert_ok();
-    let rows: Vec<Vec<&str>> = out.stdout.lines().map(|l| l.split_whitespace().collect()).collect();
-    assert_eq!(rows, vec![vec!["0", "300000", "1000"], vec!["1000", "301000", "64536"]], "{out}");
+    let rows: Vec<Vec<&str>> = out
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        vec![vec!["0", "300000", "1000"], vec!["1000", "301000", "64536"]],
+        "{out}"
+    );
 }
 
 #[test]
@@ -198,8 +270,17 @@ fn time_namespace_offsets() {
     assert!(ns.starts_with("time:["), "{out}");
     assert_ne!(ns, ns_link("self", "time"));
     let uptime: u64 = lines.next().unwrap_or("0").trim().parse().unwrap();
-    let host: f64 = std::fs::read_to_string("/proc/uptime").unwrap().split_whitespace().next().unwrap().parse().unwrap();
-    assert!(uptime >= 1728000 + host as u64 - 5, "boottime offset not applied: {uptime}");
+    let host: f64 = std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        uptime >= 1728000 + host as u64 - 5,
+        "boottime offset not applied: {uptime}"
+    );
 }
 
 #[test]
@@ -232,7 +313,10 @@ fn hostname_without_uts_namespace_is_refused() {
     let host_before = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     let out = c.create();
     out.assert_fail();
-    assert_eq!(std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(), host_before);
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        host_before
+    );
     c.rt(&["state", &c.id]).assert_fail_with("does not exist");
 }
 
@@ -251,8 +335,16 @@ fn namespaced_sysctls() {
     let out = c.run();
     out.assert_ok();
     assert_eq!(out.stdout, format!("{want_fwd}\n{want_shm}\n"));
-    assert_eq!(std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(), host_fwd, "host changed");
-    assert_eq!(std::fs::read_to_string("/proc/sys/kernel/shm_rmid_forced").unwrap(), host_shm, "host changed");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
+        host_fwd,
+        "host changed"
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/shm_rmid_forced").unwrap(),
+        host_shm,
+        "host changed"
+    );
 }
 
 #[test]
@@ -261,7 +353,11 @@ fn network_namespace_has_only_loopback() {
     c.sh("ls /sys/class/net");
     let out = c.run();
     out.assert_ok();
-    assert_eq!(out.stdout.split_whitespace().collect::<Vec<_>>(), ["lo"], "{out}");
+    assert_eq!(
+        out.stdout.split_whitespace().collect::<Vec<_>>(),
+        ["lo"],
+        "{out}"
+    );
 }
 
 #[test]

@@ -12,7 +12,17 @@ fn status_of(out: &Out) -> &str {
 #[test]
 fn args_are_passed_exactly() {
     let mut c = Ctr::new("args");
-    c.args(&["sh", "-c", "for a in \"$@\"; do printf '<%s>' \"$a\"; done", "argv0", "a b", "", "c\"d", "$HOME", "*"]);
+    c.args(&[
+        "sh",
+        "-c",
+        "for a in \"$@\"; do printf '<%s>' \"$a\"; done",
+        "argv0",
+        "a b",
+        "",
+        "c\"d",
+        "$HOME",
+        "*",
+    ]);
     let out = c.run();
     out.assert_ok();
     assert_eq!(out.stdout, "<a b><><c\"d><$HOME><*>");
@@ -23,12 +33,23 @@ fn args0_is_found_on_the_containers_path() {
     let mut c = Ctr::new("args-path");
     c.config["process"]["env"] = json!(["PATH=/opt/tools"]);
     std::fs::create_dir_all(c.rootfs.join("opt/tools")).unwrap();
-    write_script(&c.rootfs.join("opt/tools/mytool"), "echo mytool ran with $1");
+    write_script(
+        &c.rootfs.join("opt/tools/mytool"),
+        "echo mytool ran with $1",
+    );
     std::fs::remove_file(c.rootfs.join("opt/tools/mytool")).unwrap();
     // A busybox-interpreted script (the shebang /bin/sh exists in the rootfs).
-    std::fs::write(c.rootfs.join("opt/tools/mytool"), "#!/bin/sh\necho mytool ran with $1\n").unwrap();
+    std::fs::write(
+        c.rootfs.join("opt/tools/mytool"),
+        "#!/bin/sh\necho mytool ran with $1\n",
+    )
+    .unwrap();
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(c.rootfs.join("opt/tools/mytool"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        c.rootfs.join("opt/tools/mytool"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
     c.args(&["mytool", "x"]);
     let out = c.run();
     out.assert_ok();
@@ -38,19 +59,37 @@ fn args0_is_found_on_the_containers_path() {
 #[test]
 fn env_is_exactly_process_env() {
     let mut c = Ctr::new("env");
-    c.config["process"]["env"] = json!(["PATH=/bin:/sbin", "A=1", "B=two words", "EMPTY=", "HOME=/home/user"]);
+    c.config["process"]["env"] = json!([
+        "PATH=/bin:/sbin",
+        "A=1",
+        "B=two words",
+        "EMPTY=",
+        "HOME=/home/user"
+    ]);
     c.args(&["env"]);
     c.save();
     // Something in the runtime's own environment must not reach the container.
     let b = c.bundle.to_string_lossy().into_owned();
     let out = exec_timeout(
-        c.cmd().env("HUTCH_IT_LEAK", "leaked").args(["run", "--bundle", &b, &c.id]),
+        c.cmd()
+            .env("HUTCH_IT_LEAK", "leaked")
+            .args(["run", "--bundle", &b, &c.id]),
         CMD_TIMEOUT,
     );
     out.assert_ok();
     let mut got: Vec<&str> = out.stdout.lines().collect();
     got.sort();
-    assert_eq!(got, ["A=1", "B=two words", "EMPTY=", "HOME=/home/user", "PATH=/bin:/sbin"], "{out}");
+    assert_eq!(
+        got,
+        [
+            "A=1",
+            "B=two words",
+            "EMPTY=",
+            "HOME=/home/user",
+            "PATH=/bin:/sbin"
+        ],
+        "{out}"
+    );
 }
 
 #[test]
@@ -62,7 +101,9 @@ fn env_without_home_gets_only_home_added() {
     c.save();
     let b = c.bundle.to_string_lossy().into_owned();
     let out = exec_timeout(
-        c.cmd().env("HUTCH_IT_LEAK", "leaked").args(["run", "--bundle", &b, &c.id]),
+        c.cmd()
+            .env("HUTCH_IT_LEAK", "leaked")
+            .args(["run", "--bundle", &b, &c.id]),
         CMD_TIMEOUT,
     );
     out.assert_ok();
@@ -94,7 +135,8 @@ fn cwd_is_created_if_missing() {
 #[test]
 fn user_uid_gid_and_additional_gids() {
     let mut c = Ctr::new("user");
-    c.config["process"]["user"] = json!({"uid": 1000, "gid": 1000, "additionalGids": [5, 100, 2000]});
+    c.config["process"]["user"] =
+        json!({"uid": 1000, "gid": 1000, "additionalGids": [5, 100, 2000]});
     c.sh("id -u; id -g; grep -E '^(Uid|Gid|Groups):' /proc/self/status");
     let out = c.run();
     out.assert_ok();
@@ -102,11 +144,30 @@ fn user_uid_gid_and_additional_gids() {
     assert_eq!(lines[0], "1000");
     assert_eq!(lines[1], "1000");
     let st = out.stdout.as_str();
-    assert_eq!(status_field(st, "Uid").unwrap().split_whitespace().collect::<Vec<_>>(), ["1000"; 4]);
-    assert_eq!(status_field(st, "Gid").unwrap().split_whitespace().collect::<Vec<_>>(), ["1000"; 4]);
-    let mut groups: Vec<&str> = status_field(st, "Groups").unwrap().split_whitespace().collect();
+    assert_eq!(
+        status_field(st, "Uid")
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["1000"; 4]
+    );
+    assert_eq!(
+        status_field(st, "Gid")
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["1000"; 4]
+    );
+    let mut groups: Vec<&str> = status_field(st, "Groups")
+        .unwrap()
+        .split_whitespace()
+        .collect();
     groups.sort();
-    assert_eq!(groups, ["100", "2000", "5"], "supplementary groups are exactly additionalGids");
+    assert_eq!(
+        groups,
+        ["100", "2000", "5"],
+        "supplementary groups are exactly additionalGids"
+    );
 }
 
 #[test]
@@ -116,7 +177,11 @@ fn no_additional_gids_means_no_supplementary_groups() {
     c.sh("grep '^Groups:' /proc/self/status");
     let out = c.run();
     out.assert_ok();
-    assert_eq!(status_field(status_of(&out), "Groups").unwrap(), "", "host groups leaked: {out}");
+    assert_eq!(
+        status_field(status_of(&out), "Groups").unwrap(),
+        "",
+        "host groups leaked: {out}"
+    );
 }
 
 #[test]
@@ -145,16 +210,29 @@ fn rlimits_are_applied() {
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines[0], "1000");
     assert_eq!(lines[1], "2000");
-    let core: Vec<&str> = lines.iter().find(|l| l.starts_with("Max core")).unwrap().split_whitespace().collect();
+    let core: Vec<&str> = lines
+        .iter()
+        .find(|l| l.starts_with("Max core"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
     assert_eq!(&core[4..6], ["0", "4096"], "{out}");
-    let nproc: Vec<&str> = lines.iter().find(|l| l.starts_with("Max processes")).unwrap().split_whitespace().collect();
+    let nproc: Vec<&str> = lines
+        .iter()
+        .find(|l| l.starts_with("Max processes"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
     assert_eq!(&nproc[2..4], ["500", "600"], "{out}");
 }
 
 #[test]
 fn rlimit_above_the_hard_maximum_fails_cleanly() {
     // This sandbox has no CAP_SYS_RESOURCE and a hard NOFILE max of 20000.
-    let mut hard = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut hard = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit fills the struct.
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut hard) };
     let can_raise = std::fs::read_to_string("/proc/self/status")
@@ -167,16 +245,31 @@ fn rlimit_above_the_hard_maximum_fails_cleanly() {
     }
     let mut c = Ctr::new("rlimit-eperm");
     let too_high = hard.rlim_max + 1000;
-    c.config["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": too_high, "hard": too_high}]);
+    c.config["process"]["rlimits"] =
+        json!([{"type": "RLIMIT_NOFILE", "soft": too_high, "hard": too_high}]);
     let out = c.create();
     out.assert_fail();
-    assert!(out.stderr.contains("rlimit") || out.stderr.contains("RLIMIT"), "{out}");
+    assert!(
+        out.stderr.contains("rlimit") || out.stderr.contains("RLIMIT"),
+        "{out}"
+    );
     c.rt(&["state", &c.id]).assert_fail_with("does not exist");
 }
 
-const BND: &[&str] =
-    &["CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW", "CAP_SYS_ADMIN", "CAP_NET_BIND_SERVICE", "CAP_SETUID"];
-const PRM: &[&str] = &["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW"];
+const BND: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_KILL",
+    "CAP_NET_RAW",
+    "CAP_SYS_ADMIN",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SETUID",
+];
+const PRM: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_KILL",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_RAW",
+];
 const EFF: &[&str] = &["CAP_CHOWN", "CAP_KILL"];
 const INH: &[&str] = &["CAP_KILL", "CAP_NET_BIND_SERVICE"];
 const AMB: &[&str] = &["CAP_KILL"];
@@ -259,8 +352,14 @@ fn no_inheritable_capabilities_unless_configured() {
     out.assert_ok();
     assert_eq!(cap_line(&out, "CapInh"), 0);
     assert_eq!(cap_line(&out, "CapAmb"), 0);
-    assert_eq!(cap_line(&out, "CapBnd"), cap_mask(&["CAP_CHOWN", "CAP_KILL"]));
-    assert_eq!(cap_line(&out, "CapEff"), cap_mask(&["CAP_CHOWN", "CAP_KILL"]));
+    assert_eq!(
+        cap_line(&out, "CapBnd"),
+        cap_mask(&["CAP_CHOWN", "CAP_KILL"])
+    );
+    assert_eq!(
+        cap_line(&out, "CapEff"),
+        cap_mask(&["CAP_CHOWN", "CAP_KILL"])
+    );
 }
 
 #[test]
@@ -295,7 +394,11 @@ fn no_new_privileges() {
         c.sh("grep '^NoNewPrivs:' /proc/self/status");
         let out = c.run();
         out.assert_ok();
-        assert_eq!(status_field(&out.stdout, "NoNewPrivs"), Some(want), "noNewPrivileges={flag}");
+        assert_eq!(
+            status_field(&out.stdout, "NoNewPrivs"),
+            Some(want),
+            "noNewPrivileges={flag}"
+        );
     }
 }
 

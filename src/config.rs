@@ -43,7 +43,10 @@ pub fn load_bundle(bundle: &Path) -> Result<Bundle> {
     let rootfs = fs::canonicalize(&rootfs_joined)
         .with_context(|| format!("config.json: root.path: rootfs {}", rootfs_joined.display()))?;
     if !rootfs.is_dir() {
-        bail!("config.json: root.path: rootfs {} is not a directory", rootfs.display());
+        bail!(
+            "config.json: root.path: rootfs {} is not a directory",
+            rootfs.display()
+        );
     }
     validate(&spec)?;
     Ok(Bundle {

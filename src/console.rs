@@ -65,7 +65,8 @@ pub fn open_pty(rootfs: &Rootfs, size: Option<(u16, u16)>) -> Result<Pty> {
 /// Makes the pty peer the controlling terminal and stdio of this (new session's) process.
 pub fn become_console_owner(peer: &OwnedFd) -> Result<()> {
     nix::unistd::setsid().context("setsid for the container's terminal")?;
-    tty::set_controlling_terminal(peer.as_fd()).context("making the pty the controlling terminal")?;
+    tty::set_controlling_terminal(peer.as_fd())
+        .context("making the pty the controlling terminal")?;
     nix::unistd::dup2_stdin(peer).context("connecting stdin to the pty")?;
     nix::unistd::dup2_stdout(peer).context("connecting stdout to the pty")?;
     nix::unistd::dup2_stderr(peer).context("connecting stderr to the pty")?;

@@ -9,7 +9,7 @@
 //! Error messages number hooks from 0, like runc's "hook #N".
 
 use std::io::{self, Write};
-use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::AsFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -90,7 +90,7 @@ fn run_hook(hook: &Hook, state_json: &[u8]) -> Result<()> {
     // SAFETY: the callback only issues raw syscalls (no allocation, no locks), which is what
     // must hold between fork and exec.
     unsafe {
-        cmd.pre_exec(mark_inherited_fds_cloexec);
+        cmd.pre_exec(|| crate::syscall::process::cloexec_from(3));
     }
 
     let deadline = timeout.and_then(|secs| {
@@ -127,7 +127,8 @@ fn supervise(
     mut input: &[u8],
     deadline: Option<Instant>,
 ) -> Result<Option<ExitStatus>> {
-    let pidfd = pidfd_open(child.id());
+    let pidfd =
+        crate::syscall::process::pidfd_open(nix::unistd::Pid::from_raw(child.id() as i32)).ok();
     let mut stdin = child.stdin.take();
     if let Some(pipe) = &stdin {
         fcntl(pipe, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
@@ -224,48 +225,6 @@ fn reap_killed(child: &mut Child) {
     if let Err(err) = child.wait() {
         logging::debug(&format!("reaping hook pid {}: {err}", child.id()));
     }
-}
-
-/// `None` when the kernel lacks pidfds (before 5.3) or a seccomp filter refuses them; the
-/// caller then falls back to polling `waitpid`.
-fn pidfd_open(pid: u32) -> Option<OwnedFd> {
-    let pid = libc::pid_t::try_from(pid).ok()?;
-    // SAFETY: pidfd_open takes no pointers; it returns a new descriptor or -1.
-    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0 as libc::c_uint) };
-    let fd = RawFd::try_from(ret).ok().filter(|fd| *fd >= 0)?;
-    // SAFETY: the kernel just created this descriptor and nothing else owns it.
-    Some(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// Runs in the forked child before exec. hutch may hold descriptors that are not close-on-exec
-/// (fds inherited for `--preserve-fds`, the container's stdio, sockets from the engine); none of
-/// them are the hook's business. Marking rather than closing keeps std's exec-error pipe working.
-fn mark_inherited_fds_cloexec() -> io::Result<()> {
-    // SAFETY: close_range only changes flags in this process's descriptor table; no pointers.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            3 as libc::c_uint,
-            libc::c_uint::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
-    if ret == 0 {
-        return Ok(());
-    }
-    // Kernels before 5.11 lack CLOSE_RANGE_CLOEXEC: walk the table up to the descriptor limit.
-    let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-        .map(|(soft, _)| soft)
-        .unwrap_or(1024)
-        .min(RawFd::MAX as u64);
-    let limit = RawFd::try_from(limit).unwrap_or(RawFd::MAX);
-    for fd in 3..limit {
-        // SAFETY: F_SETFD on a number that may not be open just fails with EBADF.
-        unsafe {
-            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -19,7 +19,6 @@ use crate::timefmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
     Debug,
-    Info,
     Warning,
     Error,
 }
@@ -28,7 +27,6 @@ impl Level {
     fn as_str(self) -> &'static str {
         match self {
             Level::Debug => "debug",
-            Level::Info => "info",
             Level::Warning => "warning",
             Level::Error => "error",
         }
@@ -56,7 +54,7 @@ pub fn init(path: Option<&Path>, format: LogFormat, debug: bool) -> Result<()> {
                 .custom_flags(libc::O_CLOEXEC | libc::O_SYNC)
                 .open(path)
                 .with_context(|| format!("opening log file {}", path.display()))?,
-        )
+        ),
     };
     let _ = LOGGER.set(Logger {
         file,
@@ -69,10 +67,6 @@ pub fn init(path: Option<&Path>, format: LogFormat, debug: bool) -> Result<()> {
 /// True when records go to a file rather than stderr, so a fatal error must also be printed.
 pub fn logs_to_file() -> bool {
     LOGGER.get().is_some_and(|l| l.file.is_some())
-}
-
-pub fn debug_enabled() -> bool {
-    LOGGER.get().is_some_and(|l| l.debug)
 }
 
 pub fn log(level: Level, msg: &str) {
@@ -92,12 +86,7 @@ pub fn log(level: Level, msg: &str) {
             format!("{record}\n")
         }
         LogFormat::Text => {
-            format!(
-                "time={:?} level={} msg={:?}\n",
-                time,
-                level.as_str(),
-                msg
-            )
+            format!("time={:?} level={} msg={:?}\n", time, level.as_str(), msg)
         }
     };
     // One write(2) per record, so concurrent hutch processes sharing a log never interleave.

@@ -39,7 +39,11 @@ fn main() {
         eprintln!("hutch: no command given; see 'hutch --help'");
         std::process::exit(1);
     };
-    if let Err(err) = logging::init(cli.global.log.as_deref(), cli.global.log_format, cli.global.debug) {
+    if let Err(err) = logging::init(
+        cli.global.log.as_deref(),
+        cli.global.log_format,
+        cli.global.debug,
+    ) {
         eprintln!("{err:#}");
         std::process::exit(1);
     }
@@ -79,6 +83,9 @@ fn dispatch(global: &cli::GlobalOpts, command: Command) -> anyhow::Result<i32> {
 
 fn print_version() {
     println!("hutch version {}", env!("CARGO_PKG_VERSION"));
-    println!("commit: {}", option_env!("HUTCH_COMMIT").unwrap_or("unknown"));
+    println!(
+        "commit: {}",
+        option_env!("HUTCH_COMMIT").unwrap_or("unknown")
+    );
     println!("spec: {OCI_VERSION}");
 }

@@ -85,16 +85,21 @@ impl NamespacePlan {
             bail!("config.json: linux.uidMappings/gidMappings require a new user namespace");
         }
         if self.new.contains(CloneFlags::CLONE_NEWUSER) && !has_mappings {
-            bail!("config.json: linux.uidMappings: a new user namespace needs uid and gid mappings");
+            bail!(
+                "config.json: linux.uidMappings: a new user namespace needs uid and gid mappings"
+            );
         }
-        let has_offsets = linux.is_some_and(|l| l.time_offsets().as_ref().is_some_and(|o| !o.is_empty()));
+        let has_offsets =
+            linux.is_some_and(|l| l.time_offsets().as_ref().is_some_and(|o| !o.is_empty()));
         if has_offsets && !self.new.contains(NEWTIME) {
             bail!("config.json: linux.timeOffsets require a new time namespace");
         }
         if !self.has(LinuxNamespaceType::Mount) {
             bail!("config.json: linux.namespaces: a mount namespace is required");
         }
-        if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !self.has(LinuxNamespaceType::Uts) {
+        if spec.hostname().as_ref().is_some_and(|h| !h.is_empty())
+            && !self.has(LinuxNamespaceType::Uts)
+        {
             bail!("config.json: hostname: setting the hostname requires a uts namespace");
         }
         Ok(())
@@ -145,7 +150,10 @@ impl NamespacePlan {
             return Ok(());
         }
         nix::sched::unshare(NEWTIME).context("creating the time namespace")?;
-        let offsets = spec.linux().as_ref().and_then(|l| l.time_offsets().as_ref());
+        let offsets = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.time_offsets().as_ref());
         let Some(offsets) = offsets else {
             return Ok(());
         };
@@ -184,10 +192,18 @@ pub fn write_id_mappings(pid: Pid, spec: &Spec) -> Result<()> {
     let Some(linux) = spec.linux() else {
         return Ok(());
     };
-    write_map(pid, "uid_map", linux.uid_mappings().as_deref().unwrap_or_default())
-        .context("config.json: linux.uidMappings")?;
-    write_map(pid, "gid_map", linux.gid_mappings().as_deref().unwrap_or_default())
-        .context("config.json: linux.gidMappings")?;
+    write_map(
+        pid,
+        "uid_map",
+        linux.uid_mappings().as_deref().unwrap_or_default(),
+    )
+    .context("config.json: linux.uidMappings")?;
+    write_map(
+        pid,
+        "gid_map",
+        linux.gid_mappings().as_deref().unwrap_or_default(),
+    )
+    .context("config.json: linux.gidMappings")?;
     Ok(())
 }
 

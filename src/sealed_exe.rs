@@ -28,8 +28,11 @@ pub fn ensure_sealed() -> Result<()> {
     if is_sealed(&exe) {
         return Ok(());
     }
-    let memfd = memfd_create(c"hutch", MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)
-        .context("memfd_create for the sealed hutch binary")?;
+    let memfd = memfd_create(
+        c"hutch",
+        MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
+    )
+    .context("memfd_create for the sealed hutch binary")?;
     let mut copy = File::from(memfd);
     let mut source = exe;
     std::io::copy(&mut source, &mut copy).context("copying hutch into a sealed memfd")?;

@@ -3,7 +3,7 @@
 //! runc upper-cases the argument and adds a missing `SIG` prefix, so `kill`, `KILL`, `SIGKILL`
 //! and `9` all mean the same signal. Real-time signals do not fit `nix::sys::signal::Signal`, so
 //! the primary entry point is [`parse_signal_number`], which covers every deliverable signal
-//! (1..=64); [`parse_signal`] is for callers that only deal with the standard signals.
+//! (1..=64).
 
 use std::str::FromStr;
 
@@ -43,18 +43,6 @@ pub fn parse_signal_number(raw: &str) -> Result<i32> {
         return Ok(sig as i32);
     }
     bail!("unknown signal {raw:?}")
-}
-
-/// Like [`parse_signal_number`], for callers that need a `nix` signal. Real-time signals are
-/// rejected because `Signal` cannot represent them.
-pub fn parse_signal(raw: &str) -> Result<Signal> {
-    let num = parse_signal_number(raw)?;
-    match Signal::try_from(num) {
-        Ok(sig) => Ok(sig),
-        Err(_) => {
-            bail!("signal {raw:?} ({num}) is a real-time signal, which is not supported here")
-        }
-    }
 }
 
 /// A printable name for a signal number, for log and error messages ("SIGKILL", "SIGRTMIN+3").
@@ -125,14 +113,14 @@ mod tests {
     #[test]
     fn names_any_case_with_or_without_prefix() {
         for s in ["KILL", "SIGKILL", "kill", "sigkill", "SigKill"] {
-            assert_eq!(parse_signal(s).unwrap(), Signal::SIGKILL, "{s}");
+            assert_eq!(parse_signal_number(s).unwrap(), Signal::SIGKILL as i32, "{s}");
         }
-        assert_eq!(parse_signal("term").unwrap(), Signal::SIGTERM);
-        assert_eq!(parse_signal("SIGUSR1").unwrap(), Signal::SIGUSR1);
-        assert_eq!(parse_signal("winch").unwrap(), Signal::SIGWINCH);
-        assert_eq!(parse_signal("IOT").unwrap(), Signal::SIGABRT);
-        assert_eq!(parse_signal("cld").unwrap(), Signal::SIGCHLD);
-        assert_eq!(parse_signal("9").unwrap(), Signal::SIGKILL);
+        assert_eq!(parse_signal_number("term").unwrap(), Signal::SIGTERM as i32);
+        assert_eq!(parse_signal_number("SIGUSR1").unwrap(), Signal::SIGUSR1 as i32);
+        assert_eq!(parse_signal_number("winch").unwrap(), Signal::SIGWINCH as i32);
+        assert_eq!(parse_signal_number("IOT").unwrap(), Signal::SIGABRT as i32);
+        assert_eq!(parse_signal_number("cld").unwrap(), Signal::SIGCHLD as i32);
+        assert_eq!(parse_signal_number("9").unwrap(), Signal::SIGKILL as i32);
     }
 
     #[test]
@@ -148,14 +136,13 @@ mod tests {
         assert!(parse_signal_number("RTMIN++1").is_err());
         assert!(parse_signal_number("RTMIN+").is_err());
         assert!(parse_signal_number("RTMIN-1").is_err());
-        assert!(parse_signal("RTMIN+3").is_err());
     }
 
     #[test]
     fn unknown() {
         let err = parse_signal_number("FOO").unwrap_err();
         assert_eq!(err.to_string(), "unknown signal \"FOO\"");
-        let err = parse_signal("sigfoo").unwrap_err();
+        let err = parse_signal_number("sigfoo").unwrap_err();
         assert_eq!(err.to_string(), "unknown signal \"sigfoo\"");
         assert!(parse_signal_number("").is_err());
         assert!(parse_signal_number("SIG").is_err());

@@ -61,7 +61,11 @@ pub fn is_hutch() -> bool {
 
 /// The runtime's name as it prints it in `--version` (`hutch`, `runc`).
 pub fn runtime_name() -> String {
-    runtime().file_name().unwrap().to_string_lossy().into_owned()
+    runtime()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
 }
 
 pub fn repo_dir() -> PathBuf {
@@ -87,7 +91,11 @@ fn base() -> &'static Base {
         // SAFETY: prctl with integer arguments.
         let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
         assert_eq!(rc, 0, "prctl(PR_SET_CHILD_SUBREAPER)");
-        assert_eq!(unsafe { libc::geteuid() }, 0, "the integration tests must run as root");
+        assert_eq!(
+            unsafe { libc::geteuid() },
+            0,
+            "the integration tests must run as root"
+        );
         clean_old_runs();
         let dir = run_dir().join("base");
         let _ = fs::create_dir_all(run_dir());
@@ -108,10 +116,14 @@ fn base() -> &'static Base {
 /// Remove scratch directories of earlier runs whose process is gone, unless something is still
 /// mounted under them (removing through a leaked bind mount could delete host files).
 fn clean_old_runs() {
-    let Ok(entries) = fs::read_dir(env!("CARGO_TARGET_TMPDIR")) else { return };
+    let Ok(entries) = fs::read_dir(env!("CARGO_TARGET_TMPDIR")) else {
+        return;
+    };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix("hutch-it-") else { continue };
+        let Some(pid) = name.strip_prefix("hutch-it-") else {
+            continue;
+        };
         if Path::new("/proc").join(pid).exists() {
             continue;
         }
@@ -122,7 +134,10 @@ fn clean_old_runs() {
 /// `remove_dir_all`, but only when nothing is mounted at or under `path`.
 pub fn safe_remove(path: &Path) -> bool {
     if !mounts_under(path).is_empty() {
-        eprintln!("not removing {}: something is still mounted under it", path.display());
+        eprintln!(
+            "not removing {}: something is still mounted under it",
+            path.display()
+        );
         return false;
     }
     let _ = fs::remove_dir_all(path);
@@ -140,7 +155,10 @@ pub fn mounts_under(path: &Path) -> Vec<String> {
 }
 
 fn unescape_mount(s: &str) -> String {
-    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
 }
 
 /// The captured result of one command.
@@ -157,7 +175,9 @@ impl Out {
     }
     /// Exit code; 128+signal if the command was killed by a signal.
     pub fn code(&self) -> i32 {
-        self.status.code().unwrap_or_else(|| 128 + self.status.signal().unwrap_or(0))
+        self.status
+            .code()
+            .unwrap_or_else(|| 128 + self.status.signal().unwrap_or(0))
     }
     #[track_caller]
     pub fn assert_ok(&self) -> &Self {
@@ -167,7 +187,10 @@ impl Out {
     #[track_caller]
     pub fn assert_fail(&self) -> &Self {
         assert!(!self.ok(), "command unexpectedly succeeded:\n{self}");
-        assert!(self.status.code().is_some(), "command died of a signal:\n{self}");
+        assert!(
+            self.status.code().is_some(),
+            "command died of a signal:\n{self}"
+        );
         self
     }
     /// Asserts failure and that stderr contains `needle` (case-insensitive).
@@ -211,7 +234,12 @@ pub fn exec_timeout(cmd: &mut Command, timeout: Duration) -> Out {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {line}: {e}"));
     let (status, stdout, stderr) = wait_child(&mut child, timeout, &line);
-    Out { cmdline: line, status, stdout, stderr }
+    Out {
+        cmdline: line,
+        status,
+        stdout,
+        stderr,
+    }
 }
 
 /// Like `exec_timeout`, but stdout and stderr go to (then are read from) temporary files.
@@ -220,7 +248,8 @@ pub fn exec_files(cmd: &mut Command, timeout: Duration) -> Out {
     let _ = fs::create_dir_all(run_dir());
     let po = run_dir().join(format!("out-{n}"));
     let pe = run_dir().join(format!("err-{n}"));
-    cmd.stdout(fs::File::create(&po).unwrap()).stderr(fs::File::create(&pe).unwrap());
+    cmd.stdout(fs::File::create(&po).unwrap())
+        .stderr(fs::File::create(&pe).unwrap());
     let line = cmdline(cmd);
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {line}: {e}"));
     let deadline = Instant::now() + timeout;
@@ -247,7 +276,11 @@ pub fn exec_files(cmd: &mut Command, timeout: Duration) -> Out {
 }
 
 /// Waits for a spawned child with piped stdout/stderr, collecting both.
-pub fn wait_child(child: &mut Child, timeout: Duration, what: &str) -> (ExitStatus, String, String) {
+pub fn wait_child(
+    child: &mut Child,
+    timeout: Duration,
+    what: &str,
+) -> (ExitStatus, String, String) {
     let mut so = child.stdout.take();
     let mut se = child.stderr.take();
     let t1 = std::thread::spawn(move || {
@@ -483,7 +516,9 @@ impl Ctr {
 
     /// Mutable access to `linux.namespaces`.
     pub fn namespaces(&mut self) -> &mut Vec<Value> {
-        self.config["linux"]["namespaces"].as_array_mut().expect("linux.namespaces")
+        self.config["linux"]["namespaces"]
+            .as_array_mut()
+            .expect("linux.namespaces")
     }
 
     /// Removes a namespace type from the config (share the host's).
@@ -670,7 +705,10 @@ impl Ctr {
 
     #[track_caller]
     pub fn status(&mut self) -> String {
-        self.state()["status"].as_str().expect("state.status is a string").to_string()
+        self.state()["status"]
+            .as_str()
+            .expect("state.status is a string")
+            .to_string()
     }
 
     #[track_caller]
@@ -688,7 +726,10 @@ impl Ctr {
                 return;
             }
             if Instant::now() > deadline {
-                panic!("container {} still {st:?} after {timeout:?}, wanted {want:?}", self.id);
+                panic!(
+                    "container {} still {st:?} after {timeout:?}, wanted {want:?}",
+                    self.id
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -754,7 +795,10 @@ impl Drop for Ctr {
         } else if std::thread::panicking() {
             eprintln!("also, after the failure: {problems:#?}");
         } else {
-            panic!("container {} leaked after delete --force: {problems:#?}", self.id);
+            panic!(
+                "container {} leaked after delete --force: {problems:#?}",
+                self.id
+            );
         }
     }
 }
@@ -766,7 +810,9 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(cmd: &mut Command) -> Proc {
-        Proc { child: cmd.spawn().expect("spawn helper") }
+        Proc {
+            child: cmd.spawn().expect("spawn helper"),
+        }
     }
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
@@ -822,21 +868,60 @@ pub fn with_inherited_fd(cmd: &mut Command, fd: i32, target: i32) -> &mut Comman
 
 /// Parses a hex capability mask line value from /proc/PID/status text.
 pub fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
-    status.lines().find_map(|l| l.strip_prefix(&format!("{key}:")).map(|v| v.trim()))
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")).map(|v| v.trim()))
 }
 
 /// Capability name → bit number, for the masks in /proc/self/status.
 pub fn cap_bit(name: &str) -> u32 {
     const CAPS: &[&str] = &[
-        "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
-        "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
-        "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
-        "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD",
-        "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
-        "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "DAC_READ_SEARCH",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "SETGID",
+        "SETUID",
+        "SETPCAP",
+        "LINUX_IMMUTABLE",
+        "NET_BIND_SERVICE",
+        "NET_BROADCAST",
+        "NET_ADMIN",
+        "NET_RAW",
+        "IPC_LOCK",
+        "IPC_OWNER",
+        "SYS_MODULE",
+        "SYS_RAWIO",
+        "SYS_CHROOT",
+        "SYS_PTRACE",
+        "SYS_PACCT",
+        "SYS_ADMIN",
+        "SYS_BOOT",
+        "SYS_NICE",
+        "SYS_RESOURCE",
+        "SYS_TIME",
+        "SYS_TTY_CONFIG",
+        "MKNOD",
+        "LEASE",
+        "AUDIT_WRITE",
+        "AUDIT_CONTROL",
+        "SETFCAP",
+        "MAC_OVERRIDE",
+        "MAC_ADMIN",
+        "SYSLOG",
+        "WAKE_ALARM",
+        "BLOCK_SUSPEND",
+        "AUDIT_READ",
+        "PERFMON",
+        "BPF",
+        "CHECKPOINT_RESTORE",
     ];
     let n = name.strip_prefix("CAP_").unwrap_or(name);
-    CAPS.iter().position(|c| *c == n).unwrap_or_else(|| panic!("unknown cap {name}")) as u32
+    CAPS.iter()
+        .position(|c| *c == n)
+        .unwrap_or_else(|| panic!("unknown cap {name}")) as u32
 }
 
 pub fn cap_mask(names: &[&str]) -> u64 {

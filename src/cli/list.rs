@@ -51,7 +51,11 @@ pub fn run(global: &GlobalOpts, args: ListArgs) -> Result<i32> {
                 "OWNER".to_string(),
             ]];
             for e in &entries {
-                let pid = if e.status == Status::Stopped { 0 } else { e.state.init_pid };
+                let pid = if e.status == Status::Stopped {
+                    0
+                } else {
+                    e.state.init_pid
+                };
                 rows.push([
                     e.state.id.clone(),
                     pid.to_string(),

@@ -290,7 +290,10 @@ mod tests {
 
     #[test]
     fn unknown_and_short_flags_are_untouched() {
-        assert_eq!(norm(&["hutch", "-d", "-xyz", "--", "-all"]), ["hutch", "-d", "-xyz", "--", "-all"]);
+        assert_eq!(
+            norm(&["hutch", "-d", "-xyz", "--", "-all"]),
+            ["hutch", "-d", "-xyz", "--", "-all"]
+        );
     }
 
     #[test]

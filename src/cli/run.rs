@@ -19,8 +19,15 @@ use crate::logging;
 pub fn run(global: &GlobalOpts, args: RunArgs) -> Result<i32> {
     // Signals are blocked (to be read from a signalfd) before the init exists, so none is lost
     // between start and the wait loop; the init resets its mask before exec.
-    let forwarded = if args.detach { None } else { Some(block_signals()?) };
-    let created = create(&global.root, &super::create::request(global, &args.create, args.detach))?;
+    let forwarded = if args.detach {
+        None
+    } else {
+        Some(block_signals()?)
+    };
+    let created = create(
+        &global.root,
+        &super::create::request(global, &args.create, args.detach),
+    )?;
     if let Err(err) = start(&created.dir, &created.state) {
         let _ = delete(created.dir, &created.state, true);
         return Err(err);

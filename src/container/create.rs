@@ -144,7 +144,8 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     drive_setup(&parent_ch, &state, spec, console_stream.as_ref(), init_pid)?;
 
     if let Some(stream) = &pidfd_stream {
-        let pidfd = pidfd_open(init_pid).context("opening a pidfd of the init for --pidfd-socket")?;
+        let pidfd =
+            pidfd_open(init_pid).context("opening a pidfd of the init for --pidfd-socket")?;
         console::send_master(stream, "pidfd", &pidfd).context("--pidfd-socket")?;
     }
     if let Some(pid_file) = req.pid_file {
@@ -255,7 +256,11 @@ fn drive_setup(
                 let json = state.hook_state_json(Status::Creating);
                 if let Some(h) = spec.hooks() {
                     #[allow(deprecated)]
-                    hooks::run_hooks("prestart", h.prestart().as_deref().unwrap_or_default(), &json)?;
+                    hooks::run_hooks(
+                        "prestart",
+                        h.prestart().as_deref().unwrap_or_default(),
+                        &json,
+                    )?;
                     hooks::run_hooks(
                         "createRuntime",
                         h.create_runtime().as_deref().unwrap_or_default(),

@@ -26,7 +26,11 @@ pub fn delete(dir: ContainerDir, state: &State, force: bool) -> Result<()> {
         .and_then(|h| h.poststop().as_deref())
         .unwrap_or_default();
     if !poststop.is_empty() {
-        hooks::run_hooks_warn("poststop", poststop, &state.hook_state_json(Status::Stopped));
+        hooks::run_hooks_warn(
+            "poststop",
+            poststop,
+            &state.hook_state_json(Status::Stopped),
+        );
     }
     dir.destroy()
 }

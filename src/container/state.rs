@@ -98,7 +98,11 @@ impl State {
         OciState {
             oci_version: crate::OCI_VERSION,
             id: &self.id,
-            pid: if status == Status::Stopped { 0 } else { self.init_pid },
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.init_pid
+            },
             status: status.as_str(),
             bundle: &self.bundle,
             rootfs: &self.rootfs,
@@ -128,7 +132,6 @@ pub fn validate_id(id: &str) -> Result<()> {
 
 /// A container's state directory, locked for the lifetime of this value.
 pub struct ContainerDir {
-    pub id: String,
     pub path: PathBuf,
     lock: Flock<File>,
 }
@@ -151,7 +154,6 @@ impl ContainerDir {
             .map_err(|(_, e)| e)
             .with_context(|| format!("locking {}", path.display()))?;
         Ok(ContainerDir {
-            id: id.to_string(),
             path,
             lock,
         })
@@ -174,12 +176,9 @@ impl ContainerDir {
             .mode(0o711)
             .create(&temp)
             .with_context(|| format!("creating state directory {}", temp.display()))?;
-        let lock = match open_dir(&temp)
-            .map_err(anyhow::Error::from)
-            .and_then(|d| {
-                Flock::lock(d, FlockArg::LockExclusiveNonblock)
-                    .map_err(|(_, e)| anyhow::Error::from(e))
-            }) {
+        let lock = match open_dir(&temp).map_err(anyhow::Error::from).and_then(|d| {
+            Flock::lock(d, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| anyhow::Error::from(e))
+        }) {
             Ok(lock) => lock,
             Err(err) => {
                 let _ = fs::remove_dir_all(&temp);
@@ -197,10 +196,10 @@ impl ContainerDir {
             if err == nix::errno::Errno::EEXIST || err == nix::errno::Errno::ENOTEMPTY {
                 bail!("container with id {id} already exists");
             }
-            return Err(err).with_context(|| format!("publishing state directory {}", path.display()));
+            return Err(err)
+                .with_context(|| format!("publishing state directory {}", path.display()));
         }
         Ok(ContainerDir {
-            id: id.to_string(),
             path,
             lock,
         })
@@ -243,7 +242,11 @@ impl ContainerDir {
 /// (or the pid now names another process), created while exec.fifo waits for `start`.
 pub fn derive_status(dir: &Path, state: &State) -> Status {
     if state.init_pid <= 0 {
-        return if state.creating { Status::Creating } else { Status::Stopped };
+        return if state.creating {
+            Status::Creating
+        } else {
+            Status::Stopped
+        };
     }
     if !process_is_alive(Pid::from_raw(state.init_pid), state.init_start_time) {
         return Status::Stopped;
@@ -267,7 +270,10 @@ fn open_dir(path: &Path) -> std::io::Result<File> {
 /// A directory left by a `create` that died: its lock is free and it never finished. Anything
 /// else is a live container, and the id is taken.
 fn remove_if_stale(path: &Path) -> Result<()> {
-    let id = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let id = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let Ok(dir) = open_dir(path) else {
         bail!("container with id {id} already exists");
     };
@@ -295,7 +301,10 @@ fn remove_if_stale(path: &Path) -> Result<()> {
 /// Writes `data` to a temp file beside `path` and renames it over `path`, so readers see the
 /// old or the new content, never a mix.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let temp = path.with_file_name(format!(".{name}.{}", std::process::id()));
     let result = (|| -> std::io::Result<()> {
         let mut file = fs::OpenOptions::new()

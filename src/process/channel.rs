@@ -98,8 +98,14 @@ impl Channel {
             }
             None => &[],
         };
-        sendmsg::<()>(self.fd.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None)
-            .context("sending a sync message")?;
+        sendmsg::<()>(
+            self.fd.as_raw_fd(),
+            &iov,
+            cmsgs,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .context("sending a sync message")?;
         Ok(())
     }
 

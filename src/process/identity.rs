@@ -63,14 +63,16 @@ pub fn apply_rlimits(process: &Process) -> Result<()> {
             rlim_max: rlimit.hard(),
         };
         // prlimit on ourselves with a struct we own; nix has no way to pass a raw resource.
-        nix::sys::resource::setrlimit(resource, limit.rlim_cur, limit.rlim_max).with_context(|| {
-            format!(
-                "process.rlimits {}: setting soft {} hard {}",
-                rlimit.typ(),
-                rlimit.soft(),
-                rlimit.hard()
-            )
-        })?;
+        nix::sys::resource::setrlimit(resource, limit.rlim_cur, limit.rlim_max).with_context(
+            || {
+                format!(
+                    "process.rlimits {}: setting soft {} hard {}",
+                    rlimit.typ(),
+                    rlimit.soft(),
+                    rlimit.hard()
+                )
+            },
+        )?;
     }
     Ok(())
 }
@@ -106,7 +108,9 @@ pub fn switch_identity(
 ) -> Result<()> {
     if let Some(plan) = caps_plan {
         for cap in caps::all() {
-            if !plan.bounding.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {
+            if !plan.bounding.contains(&cap)
+                && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false)
+            {
                 caps::drop(None, CapSet::Bounding, cap)
                     .with_context(|| format!("process.capabilities.bounding: dropping {cap}"))?;
             }
@@ -118,8 +122,10 @@ pub fn switch_identity(
         let groups = user.additional_gids().clone().unwrap_or_default();
         sys::setgroups(&groups).context("process.user.additionalGids: setgroups")?;
     }
-    sys::setresgid(user.gid()).with_context(|| format!("process.user.gid: setting gid {}", user.gid()))?;
-    sys::setresuid(user.uid()).with_context(|| format!("process.user.uid: setting uid {}", user.uid()))?;
+    sys::setresgid(user.gid())
+        .with_context(|| format!("process.user.gid: setting gid {}", user.gid()))?;
+    sys::setresuid(user.uid())
+        .with_context(|| format!("process.user.uid: setting uid {}", user.uid()))?;
     sys::set_keep_caps(false).context("prctl(PR_SET_KEEPCAPS)")?;
     if let Some(plan) = caps_plan {
         // Effective first: the kernel refuses a permitted set smaller than the current
@@ -145,7 +151,9 @@ pub fn switch_identity(
         }
     }
     if let Some(mask) = user.umask() {
-        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask as libc::mode_t));
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+            mask as libc::mode_t,
+        ));
     }
     Ok(())
 }

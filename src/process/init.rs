@@ -170,7 +170,11 @@ fn run(ctx: &InitContext) -> Result<Never> {
     sys::reset_signal_dispositions();
     let err = nix::unistd::execve(&exe, &argv, &envp).unwrap_err();
     eprintln!("exec: {:?}: {}", arg0, err.desc().to_lowercase());
-    std::process::exit(if err == nix::errno::Errno::EACCES { 126 } else { 127 })
+    std::process::exit(if err == nix::errno::Errno::EACCES {
+        126
+    } else {
+        127
+    })
 }
 
 /// Receives the next message; if the parent is gone, removes the half-made container and exits.
@@ -185,7 +189,10 @@ fn receive(ctx: &InitContext, what: &str) -> Result<ToChild> {
     }
 }
 
-fn hook_list<'s>(spec: &'s Spec, pick: impl Fn(&'s oci_spec::runtime::Hooks) -> &'s Option<Vec<Hook>>) -> &'s [Hook] {
+fn hook_list<'s>(
+    spec: &'s Spec,
+    pick: impl Fn(&'s oci_spec::runtime::Hooks) -> &'s Option<Vec<Hook>>,
+) -> &'s [Hook] {
     spec.hooks()
         .as_ref()
         .and_then(|h| pick(h).as_deref())
@@ -220,10 +227,17 @@ fn has_setgroups_allowed() -> bool {
 /// After chdir, the working directory must be inside the container's root: a cwd inherited
 /// through a leaked host fd would show as "(unreachable)" or fail (CVE-2024-21626).
 fn verify_cwd(cwd: &Path) -> Result<()> {
-    let actual = nix::unistd::getcwd()
-        .with_context(|| format!("process.cwd: {} is not reachable inside the container", cwd.display()))?;
+    let actual = nix::unistd::getcwd().with_context(|| {
+        format!(
+            "process.cwd: {} is not reachable inside the container",
+            cwd.display()
+        )
+    })?;
     if !actual.is_absolute() || actual.as_os_str().as_bytes().starts_with(b"(unreachable)") {
-        bail!("process.cwd: {} is outside the container's root", cwd.display());
+        bail!(
+            "process.cwd: {} is outside the container's root",
+            cwd.display()
+        );
     }
     Ok(())
 }
@@ -243,7 +257,10 @@ fn wait_for_start(fifo: &OwnedFd) {
 fn to_cstrings(items: &[String], field: &str) -> Result<Vec<CString>> {
     items
         .iter()
-        .map(|s| CString::new(s.as_bytes()).with_context(|| format!("{field}: {s:?} contains a NUL byte")))
+        .map(|s| {
+            CString::new(s.as_bytes())
+                .with_context(|| format!("{field}: {s:?} contains a NUL byte"))
+        })
         .collect()
 }
 

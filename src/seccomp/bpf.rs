@@ -36,7 +36,7 @@ pub(super) fn ret(k: u32) -> sock_filter {
 pub(super) fn jeq(k: u32, jt: u8, jf: u8) -> sock_filter {
     insn(BPF_JEQ_K, jt, jf, k)
 }
-fn ja(k: u32) -> sock_filter {
+pub(super) fn ja(k: u32) -> sock_filter {
     insn(BPF_JA, 0, 0, k)
 }
 
@@ -48,16 +48,23 @@ fn arg_hi(index: u8) -> u32 {
     arg_lo(index) + 4
 }
 
-/// libseccomp's comparison operators (OCI `SCMP_CMP_*`).
+/// Plain comparisons (OCI `SCMP_CMP_NE` … `SCMP_CMP_GT`), all unsigned as in libseccomp.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Op {
+pub(super) enum Cmp {
     Ne,
     Lt,
     Le,
     Eq,
     Ge,
     Gt,
-    /// `(arg & mask) == datum`; OCI puts the mask in `value` and the datum in `valueTwo`.
+}
+
+/// libseccomp's comparison operators (OCI `SCMP_CMP_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Op {
+    Cmp(Cmp),
+    /// `(arg & mask) == datum`; OCI puts the mask in `value` and the datum in `valueTwo`,
+    /// so `Cond::value` holds the datum here.
     MaskedEq { mask: u64 },
 }
 
@@ -115,15 +122,15 @@ impl Chain {
 
     /// Compares one 32-bit word already loaded into A against `k` with `op`: success falls
     /// through, failure jumps to the exit. Used for 32-bit ABIs and for low halves.
-    fn cmp32(&mut self, op: Op, k: u32) {
+    fn cmp32(&mut self, op: Cmp, k: u32) {
         use J::{Fail, Skip};
         match op {
-            Op::Eq | Op::MaskedEq { .. } => self.jump(BPF_JEQ_K, k, Skip(0), Fail),
-            Op::Ne => self.jump(BPF_JEQ_K, k, Fail, Skip(0)),
-            Op::Gt => self.jump(BPF_JGT_K, k, Skip(0), Fail),
-            Op::Ge => self.jump(BPF_JGE_K, k, Skip(0), Fail),
-            Op::Lt => self.jump(BPF_JGE_K, k, Fail, Skip(0)),
-            Op::Le => self.jump(BPF_JGT_K, k, Fail, Skip(0)),
+            Cmp::Eq => self.jump(BPF_JEQ_K, k, Skip(0), Fail),
+            Cmp::Ne => self.jump(BPF_JEQ_K, k, Fail, Skip(0)),
+            Cmp::Gt => self.jump(BPF_JGT_K, k, Skip(0), Fail),
+            Cmp::Ge => self.jump(BPF_JGE_K, k, Skip(0), Fail),
+            Cmp::Lt => self.jump(BPF_JGE_K, k, Fail, Skip(0)),
+            Cmp::Le => self.jump(BPF_JGT_K, k, Fail, Skip(0)),
         }
     }
 
@@ -137,7 +144,7 @@ impl Chain {
         if mask != u32::MAX {
             self.push(insn(BPF_ALU_AND_K, 0, 0, mask));
         }
-        self.cmp32(Op::Eq, datum & mask);
+        self.cmp32(Cmp::Eq, datum & mask);
     }
 
     /// Appends one condition. `wide` = the ABI passes 64-bit arguments (x86_64); otherwise only
@@ -146,39 +153,41 @@ impl Chain {
         use J::{Fail, Skip};
         let (lo, hi) = (arg_lo(c.index), arg_hi(c.index));
         let (vl, vh) = (c.value as u32, (c.value >> 32) as u32);
-        if let Op::MaskedEq { mask } = c.op {
-            let datum = c.value & mask;
-            if wide {
-                self.masked32(hi, (mask >> 32) as u32, (datum >> 32) as u32);
+        let op = match c.op {
+            Op::MaskedEq { mask } => {
+                let datum = c.value & mask;
+                if wide {
+                    self.masked32(hi, (mask >> 32) as u32, (datum >> 32) as u32);
+                }
+                self.masked32(lo, mask as u32, datum as u32);
+                return;
             }
-            self.masked32(lo, mask as u32, datum as u32);
-            return;
-        }
+            Op::Cmp(op) => op,
+        };
         if !wide {
             self.push(ld(lo));
-            self.cmp32(c.op, vl);
+            self.cmp32(op, vl);
             return;
         }
         // 64-bit: decide on the high words, fall to the low words only when they are equal.
         self.push(ld(hi));
-        match c.op {
-            Op::Eq => self.jump(BPF_JEQ_K, vh, Skip(0), Fail),
+        match op {
+            Cmp::Eq => self.jump(BPF_JEQ_K, vh, Skip(0), Fail),
             // hi differs → the values differ: skip the low-word test (2 instructions).
-            Op::Ne => self.jump(BPF_JEQ_K, vh, Skip(0), Skip(2)),
+            Cmp::Ne => self.jump(BPF_JEQ_K, vh, Skip(0), Skip(2)),
             // hi > vh → true: skip jeq, ld, jgt (3); hi < vh → false.
-            Op::Gt | Op::Ge => {
+            Cmp::Gt | Cmp::Ge => {
                 self.jump(BPF_JGT_K, vh, Skip(3), Skip(0));
                 self.jump(BPF_JEQ_K, vh, Skip(0), Fail);
             }
             // hi > vh → false; hi < vh → true: skip ld and the low test (2).
-            Op::Lt | Op::Le => {
+            Cmp::Lt | Cmp::Le => {
                 self.jump(BPF_JGT_K, vh, Fail, Skip(0));
                 self.jump(BPF_JEQ_K, vh, Skip(0), Skip(2));
             }
-            Op::MaskedEq { .. } => unreachable_masked(),
         }
         self.push(ld(lo));
-        self.cmp32(c.op, vl);
+        self.cmp32(op, vl);
     }
 
     /// Terminates the chain with `ret action` and resolves the failure jumps to just past it.
@@ -198,10 +207,6 @@ impl Chain {
         Ok(self.code)
     }
 }
-
-// MaskedEq returns before the 64-bit match; kept out of line so the match stays exhaustive
-// without a panic on a config-reachable path (this is not reachable at all).
-fn unreachable_masked() {}
 
 /// Argument-checking code for one syscall: each chain (conditions ANDed) is tried in order and
 /// the first that matches returns its action; if none matches, `fallback` (the default action).

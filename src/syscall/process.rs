@@ -40,27 +40,32 @@ pub fn clone_fork(flags: libc::c_int) -> io::Result<CloneResult> {
 }
 
 /// Marks every fd from `first` upwards close-on-exec, so nothing the caller leaked (containerd's
-/// shim passes its socket as fd 3) reaches the container (CVE-2024-21626).
+/// shim passes its socket as fd 3) reaches the container or a hook (CVE-2024-21626). Marking
+/// rather than closing keeps fds the caller still uses until exec (std's exec-error pipe).
+/// Async-signal-safe (no allocation): it runs between fork and exec.
 pub fn cloexec_from(first: u32) -> io::Result<()> {
-    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
     // SAFETY: close_range only changes flags on the calling process's descriptor table.
-    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
     if ret == 0 {
         return Ok(());
     }
-    // Kernels before 5.11 lack the CLOEXEC flag: walk /proc/self/fd instead.
-    let dir = std::fs::read_dir("/proc/self/fd")?;
-    let fds: Vec<i32> = dir
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|fd| *fd >= first as i32)
-        .collect();
-    for fd in fds {
-        let _ = nix::fcntl::fcntl(
-            // SAFETY: the fd number was just listed as open in this process; a stale number
-            // (the directory's own fd) only makes fcntl fail with EBADF, which is ignored.
-            unsafe { BorrowedFd::borrow_raw(fd) },
-            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-        );
+    // Kernels before 5.11 lack CLOSE_RANGE_CLOEXEC: walk the table up to the descriptor limit.
+    let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(soft, _)| soft)
+        .unwrap_or(1024)
+        .min(i32::MAX as u64) as i32;
+    for fd in first as i32..limit {
+        // SAFETY: F_SETFD on a number that may not be open just fails with EBADF.
+        unsafe {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
     }
     Ok(())
 }
@@ -98,7 +103,8 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd, signal: i32) -> io::Result<()> {
 pub fn join_session_keyring(name: &CStr) -> io::Result<()> {
     const KEYCTL_JOIN_SESSION_KEYRING: libc::c_ulong = 1;
     // SAFETY: keyctl(JOIN_SESSION_KEYRING) reads a NUL-terminated name that outlives the call.
-    let ret = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    let ret =
+        unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
     if ret < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -119,17 +125,11 @@ pub fn reset_signal_dispositions() {
         }
     }
     let empty = nix::sys::signal::SigSet::empty();
-    let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&empty), None);
-}
-
-/// prctl(PR_SET_PDEATHSIG).
-pub fn set_parent_death_signal(signal: i32) -> io::Result<()> {
-    // SAFETY: PR_SET_PDEATHSIG takes a signal number; the extra arguments are ignored.
-    let ret = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0) };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&empty),
+        None,
+    );
 }
 
 /// prctl(PR_SET_NO_NEW_PRIVS, 1).
