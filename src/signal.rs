@@ -113,11 +113,21 @@ mod tests {
     #[test]
     fn names_any_case_with_or_without_prefix() {
         for s in ["KILL", "SIGKILL", "kill", "sigkill", "SigKill"] {
-            assert_eq!(parse_signal_number(s).unwrap(), Signal::SIGKILL as i32, "{s}");
+            assert_eq!(
+                parse_signal_number(s).unwrap(),
+                Signal::SIGKILL as i32,
+                "{s}"
+            );
         }
         assert_eq!(parse_signal_number("term").unwrap(), Signal::SIGTERM as i32);
-        assert_eq!(parse_signal_number("SIGUSR1").unwrap(), Signal::SIGUSR1 as i32);
-        assert_eq!(parse_signal_number("winch").unwrap(), Signal::SIGWINCH as i32);
+        assert_eq!(
+            parse_signal_number("SIGUSR1").unwrap(),
+            Signal::SIGUSR1 as i32
+        );
+        assert_eq!(
+            parse_signal_number("winch").unwrap(),
+            Signal::SIGWINCH as i32
+        );
         assert_eq!(parse_signal_number("IOT").unwrap(), Signal::SIGABRT as i32);
         assert_eq!(parse_signal_number("cld").unwrap(), Signal::SIGCHLD as i32);
         assert_eq!(parse_signal_number("9").unwrap(), Signal::SIGKILL as i32);

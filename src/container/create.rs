@@ -22,6 +22,7 @@ use crate::namespaces::{self, NamespacePlan};
 use crate::process::channel::{self, Channel, ToChild, ToParent};
 use crate::process::identity;
 use crate::process::init::{container_init, InitContext};
+use crate::rootfs;
 use crate::syscall::process::{clone_fork, pidfd_open, CloneResult};
 use crate::timefmt;
 
@@ -130,8 +131,10 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
 
     let (start_time, _) = state::process_start_time(init_pid)
         .context("the container's init exited before it could be set up")?;
+    let mut idmapped_trees = Vec::new();
     if namespaces.is_new(LinuxNamespaceType::User) {
         namespaces::write_id_mappings(init_pid, spec)?;
+        idmapped_trees = rootfs::premake_idmapped_trees(spec, &bundle.dir, init_pid)?;
     }
     // Cgroups: the init is placed in the container's cgroup here, before it may proceed, so
     // that everything it does (and its cgroup namespace root) is inside it.
@@ -139,6 +142,13 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     let mut state = new_state(req.id, &bundle, init_pid, start_time, spec);
     let dir = undo.dir.as_ref().context("state directory vanished")?;
     dir.save(&state)?;
+    for (index, tree) in &idmapped_trees {
+        parent_ch.send_with_fd(
+            &ToChild::MountTree { index: *index },
+            Some(tree.as_raw_fd()),
+        )?;
+    }
+    drop(idmapped_trees);
     parent_ch.send(&ToChild::Proceed)?;
 
     drive_setup(&parent_ch, &state, spec, console_stream.as_ref(), init_pid)?;

@@ -153,10 +153,7 @@ impl ContainerDir {
         let lock = Flock::lock(dir, FlockArg::LockExclusive)
             .map_err(|(_, e)| e)
             .with_context(|| format!("locking {}", path.display()))?;
-        Ok(ContainerDir {
-            path,
-            lock,
-        })
+        Ok(ContainerDir { path, lock })
     }
 
     /// Creates, locks and publishes the state directory of a new container.
@@ -199,10 +196,7 @@ impl ContainerDir {
             return Err(err)
                 .with_context(|| format!("publishing state directory {}", path.display()));
         }
-        Ok(ContainerDir {
-            path,
-            lock,
-        })
+        Ok(ContainerDir { path, lock })
     }
 
     pub fn load(&self) -> Result<State> {

@@ -10,6 +10,7 @@
 //!    |                                          | setns(joins), clone(init) ---> |
 //!    | <------------------------------------ InitPid(pid)                        |
 //!    | write uid/gid maps, join cgroup, save state                               |
+//!    | MountTree{i} + fd (one per idmapped mount, new user namespace only) ----> |
 //!    | Proceed ----------------------------------------------------------------> |
 //!    |                                              unshare cgroupns, hostname, mounts, /dev
 //!    | <------------------------------------------------------------ Console + fd (terminal)
@@ -53,6 +54,8 @@ pub enum ToParent {
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ToChild {
+    /// An idmapped mount tree for `mounts[index]` follows as SCM_RIGHTS (user namespaces only).
+    MountTree { index: usize },
     /// Id maps written and cgroup joined.
     Proceed,
     /// The runtime-namespace hooks have run; the state for createContainer hooks.

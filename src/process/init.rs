@@ -67,7 +67,14 @@ fn run(ctx: &InitContext) -> Result<Never> {
     // Until execve, /proc/<init> must not be openable by other processes in the container.
     sys::set_dumpable(false).context("prctl(PR_SET_DUMPABLE)")?;
 
-    let _: ToChild = receive(ctx, "the parent's go-ahead")?;
+    let mut premade = Vec::new();
+    loop {
+        match receive_with_fd(ctx, "the parent's go-ahead")? {
+            (ToChild::Proceed, _) => break,
+            (ToChild::MountTree { index }, Some(fd)) => premade.push((index, fd)),
+            (other, _) => bail!("sync protocol: expected Proceed, got {other:?}"),
+        }
+    }
     let ns = ctx.namespaces;
     if ns.is_new(LinuxNamespaceType::User) {
         sys::setresgid(0).context("becoming gid 0 in the new user namespace")?;
@@ -96,7 +103,9 @@ fn run(ctx: &InitContext) -> Result<Never> {
         new_user_ns: ns.is_new(LinuxNamespaceType::User),
         new_cgroup_ns: ns.is_new(LinuxNamespaceType::Cgroup),
         terminal: process.terminal().unwrap_or(false),
+        premade: &premade,
     })?;
+    drop(premade);
 
     if process.terminal().unwrap_or(false) {
         let size = process
@@ -179,8 +188,12 @@ fn run(ctx: &InitContext) -> Result<Never> {
 
 /// Receives the next message; if the parent is gone, removes the half-made container and exits.
 fn receive(ctx: &InitContext, what: &str) -> Result<ToChild> {
+    receive_with_fd(ctx, what).map(|(msg, _)| msg)
+}
+
+fn receive_with_fd(ctx: &InitContext, what: &str) -> Result<(ToChild, Option<OwnedFd>)> {
     match ctx.channel.recv::<ToChild>() {
-        Ok(Some((msg, _))) => Ok(msg),
+        Ok(Some(msg)) => Ok(msg),
         Ok(None) => {
             remove_state_dir(ctx.state_root, ctx.id);
             std::process::exit(1);

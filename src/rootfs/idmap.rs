@@ -16,11 +16,13 @@ use super::mount::IdmapRequest;
 use super::procfs::Procfs;
 use crate::syscall::fs::{self as sysfs, MountAttr, UsernsHolder};
 
-/// Applies the idmapping to a detached tree (it must not have been attached yet).
-pub fn idmap_tree(tree: &OwnedFd, req: &IdmapRequest) -> Result<()> {
+/// Applies the idmapping to a detached tree (it must not have been attached yet); a request
+/// without its own mappings maps through the user namespace of `userns_pid`.
+pub fn idmap_tree(tree: &OwnedFd, req: &IdmapRequest, userns_pid: nix::unistd::Pid) -> Result<()> {
     let proc = Procfs::open()?;
     let userns = if req.uid.is_empty() {
-        own_userns(&proc)?
+        let dir = proc.pid_dir(userns_pid)?;
+        open_ns(&dir)?
     } else {
         userns_with_maps(&proc, &req.uid, &req.gid)?
     };
@@ -37,11 +39,6 @@ pub fn format_map(maps: &[LinuxIdMapping]) -> String {
     maps.iter()
         .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
         .collect()
-}
-
-fn own_userns(proc: &Procfs) -> Result<OwnedFd> {
-    let dir = proc.pid_dir(nix::unistd::getpid())?;
-    open_ns(&dir)
 }
 
 fn open_ns(pid_dir: &OwnedFd) -> Result<OwnedFd> {

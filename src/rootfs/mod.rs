@@ -25,6 +25,7 @@ use nix::sys::stat::{fstat, major, minor, Mode, SFlag};
 use oci_spec::runtime::{Linux, LinuxNamespaceType, Spec};
 
 use crate::syscall::fs::{self as sysfs, MountAttr};
+pub use mount::premake_idmapped_trees;
 use mount::MountCtx;
 use resolve::open_in_root;
 
@@ -41,6 +42,8 @@ pub struct RootfsConfig<'a> {
     pub new_cgroup_ns: bool,
     /// process.terminal is set: /dev/console must exist as a mount point.
     pub terminal: bool,
+    /// Idmapped trees made by the parent, by mount index (see `premake_idmapped_trees`).
+    pub premade: &'a [(usize, OwnedFd)],
 }
 
 pub struct Rootfs {
@@ -75,10 +78,11 @@ pub fn prepare(cfg: &RootfsConfig) -> Result<Rootfs> {
         new_user_ns: cfg.new_user_ns,
         new_net_ns: has_namespace(linux, LinuxNamespaceType::Network),
         new_cgroup_ns: cfg.new_cgroup_ns,
+        premade: cfg.premade,
     };
     let mounts = cfg.spec.mounts().as_deref().unwrap_or(&[]);
-    for m in mounts {
-        mount::mount_entry(&ctx, m)?;
+    for (index, m) in mounts.iter().enumerate() {
+        mount::mount_entry(&ctx, index, m)?;
     }
 
     if !dev_is_bind_mounted(mounts) {

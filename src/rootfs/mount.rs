@@ -239,6 +239,9 @@ pub struct MountCtx<'a> {
     pub new_user_ns: bool,
     pub new_net_ns: bool,
     pub new_cgroup_ns: bool,
+    /// Idmapped trees the parent made for mounts (by index in `mounts`), see
+    /// [`premake_idmapped_trees`].
+    pub premade: &'a [(usize, OwnedFd)],
 }
 
 /// The path of an fd in the host's procfs, for mount(2) calls that must hit exactly that inode.
@@ -246,8 +249,8 @@ pub fn fd_path(fd: BorrowedFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
-/// Mounts one entry of the config's `mounts`.
-pub fn mount_entry(ctx: &MountCtx, m: &Mount) -> Result<()> {
+/// Mounts one entry of the config's `mounts` (`index` is its place in the list).
+pub fn mount_entry(ctx: &MountCtx, index: usize, m: &Mount) -> Result<()> {
     let typ = m.typ().as_deref().unwrap_or("");
     let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
     let dest = m.destination();
@@ -261,10 +264,16 @@ pub fn mount_entry(ctx: &MountCtx, m: &Mount) -> Result<()> {
         }
         _ => format!("mount {typ:?}"),
     };
-    mount_one(ctx, m, typ, opts).with_context(|| format!("{what} on {}", display(dest)))
+    mount_one(ctx, index, m, typ, opts).with_context(|| format!("{what} on {}", display(dest)))
 }
 
-fn mount_one(ctx: &MountCtx, m: &Mount, typ: &str, mut opts: MountOptions) -> Result<()> {
+fn mount_one(
+    ctx: &MountCtx,
+    index: usize,
+    m: &Mount,
+    typ: &str,
+    mut opts: MountOptions,
+) -> Result<()> {
     let dest = m.destination();
     if typ == "bind" {
         opts.flags.insert(MsFlags::MS_BIND);
@@ -277,6 +286,9 @@ fn mount_one(ctx: &MountCtx, m: &Mount, typ: &str, mut opts: MountOptions) -> Re
         } else {
             ctx.bundle.join(source)
         };
+        if let Some((_, tree)) = ctx.premade.iter().find(|(i, _)| *i == index) {
+            return attach_premade(ctx, tree, dest, &opts);
+        }
         let idmap = idmap_request(m, &opts)?;
         return bind(ctx, &source, dest, &opts, idmap.as_ref());
     }
@@ -334,6 +346,60 @@ fn idmap_request(m: &Mount, opts: &MountOptions) -> Result<Option<IdmapRequest>>
     }))
 }
 
+/// Idmapped bind mounts of a container with its own user namespace must be made by the parent:
+/// mount_setattr(MOUNT_ATTR_IDMAP) needs privilege over the source filesystem's user namespace,
+/// which the init, inside its new user namespace, does not have. The parent makes the detached,
+/// idmapped trees here (mapped through `userns_pid`'s user namespace, the init's, unless the
+/// mount has its own mappings) and sends them to the init, which attaches them in order.
+pub fn premake_idmapped_trees(
+    spec: &oci_spec::runtime::Spec,
+    bundle: &Path,
+    userns_pid: nix::unistd::Pid,
+) -> Result<Vec<(usize, OwnedFd)>> {
+    let mut trees = Vec::new();
+    for (index, m) in spec.mounts().iter().flatten().enumerate() {
+        let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
+        let typ = m.typ().as_deref().unwrap_or("");
+        if !(opts.is_bind() || typ == "bind") {
+            continue;
+        }
+        let Some(req) = idmap_request(m, &opts)? else {
+            continue;
+        };
+        let what = || format!("mounts[{index}] (idmapped) on {}", display(m.destination()));
+        let source = m
+            .source()
+            .as_ref()
+            .with_context(|| format!("{}: no source", what()))?;
+        let source = if source.is_absolute() {
+            source.clone()
+        } else {
+            bundle.join(source)
+        };
+        let mut flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC;
+        if opts.recursive_bind() {
+            flags |= libc::AT_RECURSIVE as u32;
+        }
+        let tree = sysfs::open_tree(sysfs::cwd_fd(), &source, flags)
+            .with_context(|| format!("{}: open_tree {}", what(), source.display()))?;
+        idmap::idmap_tree(&tree, &req, userns_pid).with_context(what)?;
+        trees.push((index, tree));
+    }
+    Ok(trees)
+}
+
+fn attach_premade(ctx: &MountCtx, tree: &OwnedFd, dest: &Path, opts: &MountOptions) -> Result<()> {
+    let st = fstat(tree)?;
+    let target = if is_dir(&st) {
+        mkdir_all(ctx.root, dest, Mode::from_bits_truncate(0o755))?
+    } else {
+        create_file(ctx.root, dest, Mode::from_bits_truncate(0o644))?
+    };
+    check_not_into_proc(&target, dest, "bind")?;
+    attach_tree(tree, &target, opts)?;
+    apply_propagation_fd(tree, &opts.propagation)
+}
+
 /// mount(2) of a filesystem onto an already-resolved target.
 pub fn mount_fs(
     target: &OwnedFd,
@@ -375,7 +441,7 @@ pub fn bind(
     };
     check_not_into_proc(&target, dest, "bind")?;
     if let Some(req) = idmap {
-        idmap::idmap_tree(&tree, req)?;
+        idmap::idmap_tree(&tree, req, nix::unistd::getpid())?;
     }
     attach_tree(&tree, &target, opts)?;
     apply_propagation_fd(&tree, &opts.propagation)
