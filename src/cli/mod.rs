@@ -55,8 +55,9 @@ pub struct GlobalOpts {
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
 
-    /// Ignore cgroup permission errors ('true', 'false', or 'auto')
-    #[arg(long, global = true, default_value = "auto")]
+    /// Ignore cgroup permission errors ('true', 'false', or 'auto'). Not global: `spec` has a
+    /// boolean `--rootless` of its own, as in runc.
+    #[arg(long, default_value = "auto")]
     pub rootless: RootlessMode,
 
     /// Path to the criu binary (accepted for compatibility; checkpointing is not supported)
