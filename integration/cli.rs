@@ -1,1 +1,317 @@
+//! The command line as engines call it: flag spellings, options after the id, `list`, `spec`,
+//! `features`, `--version`, `--log FILE --log-format json`.
+
+use std::fs;
+use std::process::Command;
+
+use serde_json::Value;
+
 use crate::common::*;
+use crate::lifecycle::is_rfc3339;
+
+fn bare(args: &[&str]) -> Out {
+    exec_files(Command::new(runtime()).args(args), CMD_TIMEOUT)
+}
+
+#[test]
+fn version() {
+    let out = bare(&["--version"]);
+    out.assert_ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines[0].starts_with(&format!("{} version ", runtime_name())), "{out}");
+    assert!(lines.iter().any(|l| l.starts_with("commit: ")), "{out}");
+    let spec = lines.iter().find(|l| l.starts_with("spec: ")).unwrap_or_else(|| panic!("no spec line: {out}"));
+    assert!(spec["spec: ".len()..].starts_with("1."), "{out}");
+    let short = bare(&["-v"]);
+    short.assert_ok();
+    assert_eq!(short.stdout, out.stdout);
+}
+
+#[test]
+fn version_reports_spec_1_2() {
+    hutch_only!("hutch implements runtime-spec 1.2.x (runc 1.1.5 says 1.0.2-dev)");
+    let out = bare(&["--version"]);
+    assert!(out.stdout.lines().any(|l| l.starts_with("spec: 1.2.")), "{out}");
+    assert!(out.stdout.starts_with("hutch version "), "{out}");
+}
+
+#[test]
+fn spec_writes_a_default_config() {
+    let c = Ctr::new("spec");
+    let d = c.dir.join("specdir");
+    fs::create_dir_all(&d).unwrap();
+    let out = exec_files(Command::new(runtime()).current_dir(&d).arg("spec"), CMD_TIMEOUT);
+    out.assert_ok();
+    assert_eq!(out.stdout, "", "spec prints nothing");
+    let v = parse_json(&fs::read_to_string(d.join("config.json")).unwrap());
+    assert!(v["ociVersion"].as_str().is_some_and(|s| s.starts_with("1.")), "{v}");
+    assert_eq!(v["root"]["path"], "rootfs");
+    assert_eq!(v["process"]["args"], serde_json::json!(["sh"]));
+    assert_eq!(v["process"]["terminal"], true);
+    assert_eq!(v["process"]["cwd"], "/");
+    let ns: Vec<&str> = v["linux"]["namespaces"].as_array().unwrap().iter().filter_map(|n| n["type"].as_str()).collect();
+    for k in ["pid", "network", "ipc", "uts", "mount"] {
+        assert!(ns.contains(&k), "default namespaces lack {k}: {ns:?}");
+    }
+    assert!(v["linux"]["maskedPaths"].as_array().is_some_and(|a| a.iter().any(|p| p == "/proc/kcore")));
+    assert!(v["linux"]["readonlyPaths"].as_array().is_some_and(|a| a.iter().any(|p| p == "/proc/sys")));
+    // A second spec refuses to overwrite it.
+    let again = exec_files(Command::new(runtime()).current_dir(&d).arg("spec"), CMD_TIMEOUT);
+    again.assert_fail();
+    assert!(again.stderr.contains("config.json"), "{again}");
+}
+
+#[test]
+fn spec_bundle_flag_and_rootless() {
+    let c = Ctr::new("spec-b");
+    let d = c.dir.join("b1");
+    let r = c.dir.join("b2");
+    fs::create_dir_all(&d).unwrap();
+    fs::create_dir_all(&r).unwrap();
+    bare(&["spec", "--bundle", d.to_str().unwrap()]).assert_ok();
+    assert!(d.join("config.json").exists());
+    bare(&["spec", &format!("--bundle={}", r.display()), "--rootless"]).assert_ok();
+    let v = parse_json(&fs::read_to_string(r.join("config.json")).unwrap());
+    let ns: Vec<&str> = v["linux"]["namespaces"].as_array().unwrap().iter().filter_map(|n| n["type"].as_str()).collect();
+    assert!(ns.contains(&"user"), "a rootless spec uses a user namespace: {ns:?}");
+    assert!(v["linux"]["uidMappings"].as_array().is_some_and(|a| !a.is_empty()), "{v}");
+    assert!(v["linux"]["gidMappings"].as_array().is_some_and(|a| !a.is_empty()), "{v}");
+}
+
+#[test]
+fn features_json() {
+    let out = bare(&["features"]);
+    out.assert_ok();
+    let v = parse_json(&out.stdout);
+    assert!(v["ociVersionMin"].as_str().is_some_and(|s| s.starts_with("1.")), "{v}");
+    assert!(v["ociVersionMax"].as_str().is_some_and(|s| s.starts_with("1.")), "{v}");
+    let hooks: Vec<&str> = v["hooks"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    for h in ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"] {
+        assert!(hooks.contains(&h), "features.hooks lacks {h}");
+    }
+    let mo: Vec<&str> = v["mountOptions"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    for o in ["ro", "rw", "nosuid", "nodev", "noexec", "bind", "rbind", "rslave", "rprivate"] {
+        assert!(mo.contains(&o), "features.mountOptions lacks {o}");
+    }
+    let ns: Vec<&str> = v["linux"]["namespaces"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    for n in ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"] {
+        assert!(ns.contains(&n), "features.linux.namespaces lacks {n}");
+    }
+    assert!(v["linux"]["capabilities"].as_array().is_some_and(|a| a.iter().any(|c| c == "CAP_SYS_ADMIN")));
+}
+
+#[test]
+fn features_are_honest() {
+    hutch_only!("hutch's features must match what it does");
+    let v = parse_json(&bare(&["features"]).assert_ok().stdout);
+    // ociVersionMax is at least the spec version `--version` reports.
+    let version = bare(&["--version"]).stdout;
+    let spec = version.lines().find_map(|l| l.strip_prefix("spec: ")).unwrap().trim().to_string();
+    let max = v["ociVersionMax"].as_str().unwrap();
+    let num = |s: &str| -> Vec<u32> { s.split(['.', '-']).take(3).map(|x| x.parse().unwrap_or(0)).collect() };
+    assert!(num(max) >= num(&spec), "ociVersionMax {max} is below the implemented spec {spec}");
+    let ns: Vec<&str> = v["linux"]["namespaces"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(ns.contains(&"time"), "time namespaces are implemented (namespaces::time_namespace_offsets)");
+    // Every listed namespace kind can really be created.
+    for kind in ns {
+        let mut c = Ctr::new("feat-ns");
+        c.set_ns(kind, None);
+        if kind == "user" {
+            c.config["linux"]["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            c.config["linux"]["gidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        }
+        let out = c.run();
+        assert!(out.ok(), "features lists {kind} but a container with it fails:\n{out}");
+    }
+}
+
+#[test]
+fn flag_spellings_and_options_after_the_id() {
+    let mut c = Ctr::new("flags");
+    c.args(&["sleep", "100"]);
+    c.save();
+    let b = c.bundle.to_string_lossy().into_owned();
+    let root = c.root.to_string_lossy().into_owned();
+    let pf = c.pid_file().to_string_lossy().into_owned();
+    // --root=DIR, create ID --bundle=B --pid-file P (options after the id).
+    let out = exec_files(
+        Command::new(runtime()).args([&format!("--root={root}"), "create", &c.id, &format!("--bundle={b}"), "--pid-file", &pf]),
+        CMD_TIMEOUT,
+    );
+    out.assert_ok();
+    let pid = fs::read_to_string(c.pid_file()).unwrap();
+    assert_eq!(c.pid().to_string(), pid);
+    // kill ID SIGNAL with options after: kill ID KILL --all is not runc's order; kill --all ID SIG is.
+    c.rt(&["start", &c.id]).assert_ok();
+    c.rt(&["kill", &c.id, "KILL"]).assert_ok();
+    c.wait_status("stopped", std::time::Duration::from_secs(20));
+    c.rt(&["delete", &c.id, "--force"]).assert_ok();
+    c.rt(&["state", &c.id]).assert_fail_with("does not exist");
+
+    // -b B short flag.
+    let mut d = Ctr::new("flags-b");
+    d.args(&["true"]);
+    d.save();
+    let db = d.bundle.to_string_lossy().into_owned();
+    d.rt(&["run", "-b", &db, &d.id]).assert_ok();
+}
+
+#[test]
+fn bundle_defaults_to_cwd_and_root_path_is_relative_to_the_bundle() {
+    let mut c = Ctr::new("cwd-bundle");
+    c.sh("echo from-cwd-bundle");
+    c.save();
+    let out = exec_timeout(c.cmd().current_dir(&c.bundle).args(["run", &c.id]), CMD_TIMEOUT);
+    out.assert_ok();
+    assert_eq!(out.stdout, "from-cwd-bundle\n");
+    // root.path is relative to --bundle, not to the caller's cwd (containerd/podman).
+    let mut d = Ctr::new("rel-root");
+    d.sh("echo rel-ok");
+    d.save();
+    let b = d.bundle.to_string_lossy().into_owned();
+    let out = exec_timeout(d.cmd().current_dir("/").args(["run", "--bundle", &b, &d.id]), CMD_TIMEOUT);
+    out.assert_ok();
+    assert_eq!(out.stdout, "rel-ok\n");
+    let st_out = d.rt(&["state", &d.id]);
+    st_out.assert_fail_with("does not exist");
+}
+
+#[test]
+fn single_dash_long_flags() {
+    // go-runc passes `-no-subreaper` to restore; runc's parser takes any long flag with one dash.
+    let mut c = Ctr::new("single-dash");
+    c.args(&["true"]);
+    c.save();
+    let b = c.bundle.to_string_lossy().into_owned();
+    c.rt(&["run", "-bundle", &b, "-no-subreaper", &c.id]).assert_ok();
+}
+
+#[test]
+fn global_flags_engines_pass_are_accepted() {
+    let c = Ctr::new("globals");
+    let root = c.root.to_string_lossy().into_owned();
+    for flags in [
+        vec!["--debug"],
+        vec!["--systemd-cgroup"],
+        vec!["--rootless", "false"],
+        vec!["--rootless=auto"],
+        vec!["--log-format", "text"],
+    ] {
+        let mut args = vec!["--root", root.as_str()];
+        args.extend(flags.iter().copied());
+        args.extend(["state", c.id.as_str()]);
+        let out = bare(&args);
+        out.assert_fail_with("does not exist");
+    }
+}
+
+#[test]
+fn list_formats() {
+    let mut c = Ctr::new("list");
+    c.args(&["sleep", "100"]);
+    c.config["annotations"] = serde_json::json!({"a": "b"});
+    c.create_ok();
+    let pid = c.pid();
+
+    let table = c.rt(&["list"]);
+    table.assert_ok();
+    let lines: Vec<&str> = table.stdout.lines().collect();
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(header, ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"], "{table}");
+    let row: Vec<&str> = lines.iter().find(|l| l.starts_with(&c.id)).unwrap().split_whitespace().collect();
+    assert_eq!(row[0], c.id);
+    assert_eq!(row[1], pid.to_string());
+    assert_eq!(row[2], "created");
+    assert_eq!(row[3], c.bundle.to_str().unwrap());
+    assert!(is_rfc3339(row[4]), "{}", row[4]);
+
+    for args in [vec!["list", "--format", "json"], vec!["list", "--format=json"], vec!["list", "-f", "json"]] {
+        let out = c.rt(&args);
+        out.assert_ok();
+        let v = parse_json(&out.stdout);
+        let arr = v.as_array().unwrap_or_else(|| panic!("{args:?}: not an array: {v}"));
+        assert_eq!(arr.len(), 1);
+        let e = &arr[0];
+        assert_eq!(e["id"], c.id.as_str());
+        assert_eq!(e["pid"], pid);
+        assert_eq!(e["status"], "created");
+        assert_eq!(e["bundle"], c.bundle.to_str().unwrap());
+        assert_eq!(e["rootfs"], c.rootfs.to_str().unwrap());
+        assert!(e["created"].as_str().is_some_and(is_rfc3339));
+        assert!(e.get("owner").is_some());
+        assert_eq!(e["annotations"]["a"], "b");
+    }
+    let q = c.rt(&["list", "-q"]);
+    q.assert_ok();
+    assert_eq!(q.stdout, format!("{}\n", c.id));
+    let q2 = c.rt(&["list", "--quiet"]);
+    assert_eq!(q2.stdout, q.stdout);
+}
+
+#[test]
+fn list_of_an_empty_or_missing_root() {
+    let c = Ctr::new("list-empty");
+    let out = c.rt(&["list", "--format", "json"]);
+    out.assert_ok();
+    let v = parse_json(&out.stdout);
+    assert!(v.is_null() || v.as_array().is_some_and(|a| a.is_empty()), "{v}");
+    let t = c.rt(&["list"]);
+    t.assert_ok();
+    assert_eq!(t.stdout.lines().count(), 1, "only the header: {t}");
+    let q = c.rt(&["list", "-q"]);
+    q.assert_ok();
+    assert_eq!(q.stdout, "");
+}
+
+#[test]
+fn log_file_json_on_failure() {
+    let c = Ctr::new("logjson");
+    let log = c.dir.join("log.json");
+    fs::create_dir_all(&c.dir).unwrap();
+    let out = exec_files(
+        c.cmd().args(["--log", log.to_str().unwrap(), "--log-format", "json", "state", &c.id]),
+        CMD_TIMEOUT,
+    );
+    out.assert_fail();
+    assert!(out.stderr.contains("container does not exist"), "errors also go to stderr: {out}");
+    let text = fs::read_to_string(&log).expect("log file written");
+    let last_error = text
+        .lines()
+        .map(|l| parse_json(l))
+        .filter(|v| v["level"] == "error")
+        .last()
+        .unwrap_or_else(|| panic!("no level=error line in {text:?}"));
+    assert!(last_error["msg"].as_str().unwrap().contains("container does not exist"), "{last_error}");
+    assert!(last_error["time"].as_str().is_some_and(is_rfc3339), "{last_error}");
+    for line in text.lines() {
+        let v = parse_json(line);
+        assert!(v["level"].is_string() && v["msg"].is_string() && v["time"].is_string(), "{line}");
+    }
+}
+
+#[test]
+fn log_file_appends_and_create_failure_is_logged() {
+    let mut c = Ctr::new("logjson-create");
+    c.config["process"]["cwd"] = serde_json::json!("relative");
+    c.save();
+    let log = c.dir.join("log.json");
+    fs::write(&log, "{\"level\":\"info\",\"msg\":\"earlier\",\"time\":\"2020-01-01T00:00:00Z\"}\n").unwrap();
+    let b = c.bundle.to_string_lossy().into_owned();
+    let out = exec_files(
+        c.cmd().args([&format!("--log={}", log.display()), "--log-format=json", "create", "--bundle", &b, &c.id]),
+        CMD_TIMEOUT,
+    );
+    out.assert_fail();
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(text.starts_with("{\"level\":\"info\",\"msg\":\"earlier\""), "the log must be appended to: {text}");
+    let errs: Vec<Value> = text.lines().map(parse_json).filter(|v| v["level"] == "error").collect();
+    assert!(!errs.is_empty(), "{text}");
+    assert!(errs.last().unwrap()["msg"].as_str().unwrap().to_lowercase().contains("cwd"), "{text}");
+}
+
+#[test]
+fn unknown_subcommand_and_flag_fail() {
+    bare(&["no-such-command"]).assert_fail();
+    let c = Ctr::new("badflag");
+    c.rt(&["state", "--no-such-flag", &c.id]).assert_fail();
+}

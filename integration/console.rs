@@ -1,1 +1,158 @@
+//! `terminal: true` with `--console-socket`: a test receiver gets the pty master (one
+//! SCM_RIGHTS fd, the pty name as data) and drives a shell through it.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::io::AsRawFd;
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
 use crate::common::*;
+
+/// Receives one message with exactly one SCM_RIGHTS fd; returns (data, fd).
+fn recv_fd(listener: UnixListener) -> Result<(String, OwnedFd), String> {
+    let (conn, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
+    conn.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut buf = [0u8; 4096];
+    // Room for more than one fd so a runtime that sends extra fds is caught.
+    let mut cbuf = [0u64; 64];
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    // SAFETY: msghdr is plain data; the buffers outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&cbuf);
+    // SAFETY: recvmsg on a connected socket with valid buffers.
+    let n = unsafe { libc::recvmsg(conn.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    if n < 0 {
+        return Err(format!("recvmsg: {}", std::io::Error::last_os_error()));
+    }
+    let mut fds = Vec::new();
+    let mut ncmsg = 0;
+    // SAFETY: walking the control buffer the kernel filled, with the libc macros.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            ncmsg += 1;
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(cmsg) as *const i32;
+                let count = ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / 4;
+                for i in 0..count {
+                    fds.push(OwnedFd::from_raw_fd(*data.add(i)));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    if ncmsg != 1 || fds.len() != 1 {
+        return Err(format!("expected one SCM_RIGHTS message with one fd, got {ncmsg} cmsgs and {} fds", fds.len()));
+    }
+    let data = String::from_utf8_lossy(&buf[..n as usize]).into_owned();
+    Ok((data, fds.pop().unwrap()))
+}
+
+/// Reads from the pty master until `needle` shows up (or the deadline passes).
+fn read_until(master: &mut File, needle: &str, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    let mut acc = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&acc).into_owned();
+        if text.contains(needle) {
+            return text;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            panic!("{needle:?} not seen on the pty within {timeout:?}; got {text:?}");
+        }
+        let mut pfd = libc::pollfd { fd: master.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: poll on one valid fd.
+        let r = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(500) as i32) };
+        if r > 0 {
+            match master.read(&mut buf) {
+                Ok(0) => panic!("pty closed before {needle:?}; got {text:?}"),
+                Ok(n) => acc.extend_from_slice(&buf[..n]),
+                Err(e) if e.raw_os_error() == Some(libc::EIO) => {
+                    panic!("pty hung up before {needle:?}; got {text:?}")
+                }
+                Err(e) => panic!("read pty: {e}"),
+            }
+        }
+    }
+}
+
+fn console_ctr(name: &str) -> (Ctr, PathBuf, std::thread::JoinHandle<Result<(String, OwnedFd), String>>) {
+    let mut c = Ctr::new(name);
+    c.config["process"]["terminal"] = json!(true);
+    c.args(&["sh"]);
+    let sock = c.dir.join("console.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let h = std::thread::spawn(move || recv_fd(listener));
+    (c, sock, h)
+}
+
+#[test]
+fn console_socket_receives_a_working_pty() {
+    let (mut c, sock, h) = console_ctr("console");
+    c.config["process"]["consoleSize"] = json!({"height": 31, "width": 101});
+    let out = c.create_with(&["--console-socket", sock.to_str().unwrap()]);
+    out.assert_ok();
+    // The fd is sent before create returns (and before the pid file is written).
+    assert!(h.is_finished() || { std::thread::sleep(Duration::from_millis(200)); h.is_finished() });
+    let (name, fd) = h.join().unwrap().unwrap_or_else(|e| panic!("{e}"));
+    assert!(!name.is_empty(), "the message data should be the pty name");
+    let mut master = File::from(fd);
+    c.start_ok();
+    master
+        .write_all(b"echo $((6*7))x; tty; stty size; [ -c /dev/console ] && echo con$((1+1))sole; exit 5\n")
+        .unwrap();
+    let text = read_until(&mut master, "42x", Duration::from_secs(20));
+    let text = read_until_more(&mut master, text, "con2sole");
+    assert!(text.contains("/dev/pts/") || text.contains("/dev/console"), "tty: {text:?}");
+    assert!(text.contains("31 101"), "consoleSize not applied: {text:?}");
+    assert!(text.contains("con2sole"), "/dev/console should be a character device: {text:?}");
+    c.wait_status("stopped", Duration::from_secs(20));
+}
+
+fn read_until_more(master: &mut File, mut acc: String, needle: &str) -> String {
+    if !acc.contains(needle) {
+        acc.push_str(&read_until(master, needle, Duration::from_secs(20)));
+    }
+    acc
+}
+
+#[test]
+fn container_has_a_controlling_terminal() {
+    let (mut c, sock, h) = console_ctr("console-ctty");
+    c.args(&["sh", "-c", "echo pgrp=$(cut -d' ' -f8 /proc/$$/stat)x; echo tty-ok < /dev/tty; sleep 0.5"]);
+    c.create_with(&["--console-socket", sock.to_str().unwrap()]).assert_ok();
+    let (_, fd) = h.join().unwrap().unwrap();
+    let mut master = File::from(fd);
+    c.start_ok();
+    let text = read_until(&mut master, "tty-ok", Duration::from_secs(20));
+    assert!(!text.contains("pgrp=0x"), "no controlling terminal: {text:?}");
+    c.wait_status("stopped", Duration::from_secs(20));
+}
+
+#[test]
+fn terminal_without_console_socket_is_refused_for_create() {
+    let mut c = Ctr::new("console-nosock");
+    c.config["process"]["terminal"] = json!(true);
+    c.args(&["sh"]);
+    c.create().assert_fail();
+    c.rt(&["state", &c.id]).assert_fail_with("does not exist");
+}
+
+#[test]
+fn console_socket_without_terminal_is_refused() {
+    let mut c = Ctr::new("console-noterm");
+    let sock = c.dir.join("console.sock");
+    let _listener = UnixListener::bind(&sock).unwrap();
+    c.create_with(&["--console-socket", sock.to_str().unwrap()]).assert_fail();
+    c.rt(&["state", &c.id]).assert_fail_with("does not exist");
+}

@@ -307,23 +307,44 @@ fn domainname() {
 
 #[test]
 fn hostname_without_uts_namespace_is_refused() {
+    // The host's own hostname, so a runtime that wrongly sets it changes nothing.
+    let host_before = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     let mut c = Ctr::new("uts-none");
     c.drop_ns("uts");
-    c.config["hostname"] = json!("nope");
-    let host_before = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    c.config["hostname"] = json!(host_before.trim());
     let out = c.create();
     out.assert_fail();
-    assert_eq!(
-        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
-        host_before
-    );
     c.rt(&["state", &c.id]).assert_fail_with("does not exist");
+}
+
+/// Restores host sysctls on drop, so a runtime that writes them to the host (instead of the
+/// container's namespaces) cannot leave the machine changed.
+struct HostSysctls(Vec<(&'static str, String)>);
+
+impl HostSysctls {
+    fn save(paths: &[&'static str]) -> HostSysctls {
+        HostSysctls(paths.iter().map(|p| (*p, std::fs::read_to_string(p).unwrap())).collect())
+    }
+    fn changed(&self) -> Vec<&'static str> {
+        self.0.iter().filter(|(p, v)| std::fs::read_to_string(p).unwrap() != *v).map(|(p, _)| *p).collect()
+    }
+}
+
+impl Drop for HostSysctls {
+    fn drop(&mut self) {
+        for (p, v) in &self.0 {
+            if std::fs::read_to_string(p).unwrap() != *v {
+                let _ = std::fs::write(p, v);
+            }
+        }
+    }
 }
 
 #[test]
 fn namespaced_sysctls() {
-    let host_fwd = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
-    let host_shm = std::fs::read_to_string("/proc/sys/kernel/shm_rmid_forced").unwrap();
+    let saved = HostSysctls::save(&["/proc/sys/net/ipv4/ip_forward", "/proc/sys/kernel/shm_rmid_forced"]);
+    let host_fwd = saved.0[0].1.clone();
+    let host_shm = saved.0[1].1.clone();
     let want_fwd = if host_fwd.trim() == "1" { "0" } else { "1" };
     let want_shm = if host_shm.trim() == "1" { "0" } else { "1" };
     let mut c = Ctr::new("sysctl");
@@ -333,18 +354,9 @@ fn namespaced_sysctls() {
     });
     c.sh("cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shm_rmid_forced");
     let out = c.run();
+    assert!(saved.changed().is_empty(), "the runtime changed host sysctls {:?} (restored)", saved.changed());
     out.assert_ok();
     assert_eq!(out.stdout, format!("{want_fwd}\n{want_shm}\n"));
-    assert_eq!(
-        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
-        host_fwd,
-        "host changed"
-    );
-    assert_eq!(
-        std::fs::read_to_string("/proc/sys/kernel/shm_rmid_forced").unwrap(),
-        host_shm,
-        "host changed"
-    );
 }
 
 #[test]

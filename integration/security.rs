@@ -286,9 +286,18 @@ fn runtime_binary_is_not_writable_from_a_container() {
         CMD_TIMEOUT,
     );
     out.assert_ok();
-    b.state();
+    let bpid = b.pid();
     fs::write(a.rootfs.join("tmp/go"), "").unwrap();
-    a.wait_status("stopped", Duration::from_secs(20));
+    // When A's init exits, the kernel kills B's init (same pid namespace), and A's exit waits
+    // until that zombie, our child, is reaped: reap it while waiting.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while a.status() != "stopped" {
+        if try_reap(bpid).is_some() {
+            b.reaped.insert(bpid);
+        }
+        assert!(std::time::Instant::now() < deadline, "container A did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let got = a.ctr_stdout();
     let after = fs::read(&copy).unwrap();
     let _ = exec_files(

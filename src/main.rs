@@ -10,6 +10,7 @@ mod namespaces;
 mod process;
 mod rootfs;
 mod sealed_exe;
+mod seccomp;
 mod signal;
 mod syscall;
 mod timefmt;

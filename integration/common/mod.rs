@@ -858,7 +858,12 @@ pub fn with_inherited_fd(cmd: &mut Command, fd: i32, target: i32) -> &mut Comman
     // SAFETY: dup2 is async-signal-safe.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::dup2(fd, target) < 0 {
+            if fd == target {
+                // dup2 onto itself keeps FD_CLOEXEC: clear it instead.
+                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if libc::dup2(fd, target) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())

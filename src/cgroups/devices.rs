@@ -38,8 +38,20 @@ pub struct Rule {
 }
 
 impl Rule {
-    const fn new(allow: bool, typ: DevType, major: Option<i64>, minor: Option<i64>, access: u8) -> Rule {
-        Rule { allow, typ, major, minor, access }
+    const fn new(
+        allow: bool,
+        typ: DevType,
+        major: Option<i64>,
+        minor: Option<i64>,
+        access: u8,
+    ) -> Rule {
+        Rule {
+            allow,
+            typ,
+            major,
+            minor,
+            access,
+        }
     }
 
     fn is_wildcard(&self) -> bool {
@@ -54,7 +66,12 @@ impl Rule {
             DevType::Block => "b",
         };
         let n = |v: Option<i64>| v.map_or("*".to_string(), |v| v.to_string());
-        format!("{t} {}:{} {}", n(self.major), n(self.minor), access_str(self.access))
+        format!(
+            "{t} {}:{} {}",
+            n(self.major),
+            n(self.minor),
+            access_str(self.access)
+        )
     }
 
     /// Whether `self` (a rule) covers the device set of `other`.
@@ -132,11 +149,23 @@ pub fn rules_from_spec(list: &[LinuxDeviceCgroup]) -> Result<Vec<Rule>> {
             }
         };
         let access = parse_access(d.access().as_deref().unwrap_or(""), &field)?;
-        let rule = Rule::new(d.allow(), typ, num(d.major(), "major")?, num(d.minor(), "minor")?, access);
+        let rule = Rule::new(
+            d.allow(),
+            typ,
+            num(d.major(), "major")?,
+            num(d.minor(), "minor")?,
+            access,
+        );
         // "a" with a specific number applies to both kinds.
         if rule.typ == DevType::All && !rule.is_wildcard() {
-            out.push(Rule { typ: DevType::Char, ..rule.clone() });
-            out.push(Rule { typ: DevType::Block, ..rule });
+            out.push(Rule {
+                typ: DevType::Char,
+                ..rule.clone()
+            });
+            out.push(Rule {
+                typ: DevType::Block,
+                ..rule
+            });
         } else {
             out.push(rule);
         }
@@ -177,7 +206,10 @@ pub fn emulate(rules: &[Rule]) -> Emulated {
         {
             e.access |= r.access;
         } else {
-            st.exceptions.push(Rule { allow: !st.default_allow, ..r.clone() });
+            st.exceptions.push(Rule {
+                allow: !st.default_allow,
+                ..r.clone()
+            });
         }
     }
     st
@@ -188,19 +220,27 @@ pub fn apply(m: &Manager, list: &[LinuxDeviceCgroup]) -> Result<()> {
     let st = emulate(&rules);
     match m.layout {
         Layout::V1 | Layout::Hybrid => {
-            let h = m.v1("devices").context("the devices cgroup controller is not mounted")?;
+            let h = m
+                .v1("devices")
+                .context("the devices cgroup controller is not mounted")?;
             let (first, rest) = if st.default_allow {
                 ("devices.allow", "devices.deny")
             } else {
                 ("devices.deny", "devices.allow")
             };
             write_file(&h.path.join(first), "a").with_context(|| {
-                format!("linux.resources.devices: writing \"a\" to {}/{first}", h.path.display())
+                format!(
+                    "linux.resources.devices: writing \"a\" to {}/{first}",
+                    h.path.display()
+                )
             })?;
             for e in &st.exceptions {
                 let line = e.v1_line();
                 write_file(&h.path.join(rest), &line).with_context(|| {
-                    format!("linux.resources.devices: writing {line:?} to {}/{rest}", h.path.display())
+                    format!(
+                        "linux.resources.devices: writing {line:?} to {}/{rest}",
+                        h.path.display()
+                    )
                 })?;
             }
             Ok(())
@@ -208,7 +248,8 @@ pub fn apply(m: &Manager, list: &[LinuxDeviceCgroup]) -> Result<()> {
         Layout::V2 => {
             let h = m.unified().context("no cgroup v2 directory")?;
             let prog = program(&st);
-            attach(&h.path, &prog).context("linux.resources.devices: installing the eBPF device filter")
+            attach(&h.path, &prog)
+                .context("linux.resources.devices: installing the eBPF device filter")
         }
     }
 }
@@ -239,7 +280,12 @@ const DEVCG_DEV_BLOCK: i32 = 1;
 const DEVCG_DEV_CHAR: i32 = 2;
 
 fn ins(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
-    Insn { code, regs: (src << 4) | (dst & 0xf), off, imm }
+    Insn {
+        code,
+        regs: (src << 4) | (dst & 0xf),
+        off,
+        imm,
+    }
 }
 
 /// The device filter: r2 = type, r3 = access, r4 = major, r5 = minor; one block per exception
@@ -265,7 +311,10 @@ pub fn program(st: &Emulated) -> Vec<Insn> {
             block.push((ins(BPF_ALU_MOV_X, 1, 3, 0, 0), false));
             if e.allow {
                 // Allowed only if every requested bit is in the exception.
-                block.push((ins(BPF_ALU_AND_K, 1, 0, 0, i32::from(!e.access & ACC_ALL)), false));
+                block.push((
+                    ins(BPF_ALU_AND_K, 1, 0, 0, i32::from(!e.access & ACC_ALL)),
+                    false,
+                ));
                 block.push((ins(BPF_JMP_JNE_K, 1, 0, 0, 0), true));
             } else {
                 // Denied if any requested bit is in the exception.
@@ -295,6 +344,7 @@ pub fn program(st: &Emulated) -> Vec<Insn> {
 }
 
 /// Interprets the program for one access (unit tests check it against the emulated rules).
+#[cfg(test)]
 pub fn run_program(prog: &[Insn], typ: i32, access: u8, major: u32, minor: u32) -> Option<u32> {
     let mut r = [0u64; 11];
     let ctx = [((u32::from(access) << 16) | typ as u32), major, minor];
@@ -370,7 +420,12 @@ struct ProgAttachAttr {
 fn bpf<T>(cmd: libc::c_int, attr: &mut T) -> std::io::Result<i64> {
     // SAFETY: attr is a properly sized, zero-padded bpf_attr variant that outlives the call.
     let rc = unsafe {
-        libc::syscall(libc::SYS_bpf, cmd, attr as *mut T as *mut libc::c_void, std::mem::size_of::<T>())
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr as *mut T as *mut libc::c_void,
+            std::mem::size_of::<T>(),
+        )
     };
     if rc < 0 {
         Err(std::io::Error::last_os_error())
@@ -408,7 +463,11 @@ pub fn attach(dir: &std::path::Path, prog: &[Insn]) -> Result<()> {
             let _ = load(1, &mut log);
             let end = log.iter().position(|&b| b == 0).unwrap_or(0);
             let text = String::from_utf8_lossy(&log[..end]);
-            bail!("BPF_PROG_LOAD: {e}{}{}", if text.is_empty() { "" } else { "\n" }, text.trim());
+            bail!(
+                "BPF_PROG_LOAD: {e}{}{}",
+                if text.is_empty() { "" } else { "\n" },
+                text.trim()
+            );
         }
     };
     // SAFETY: a new fd returned by bpf(2).
@@ -421,7 +480,8 @@ pub fn attach(dir: &std::path::Path, prog: &[Insn]) -> Result<()> {
         attach_flags: BPF_F_ALLOW_MULTI,
         ..Default::default()
     };
-    bpf(BPF_PROG_ATTACH, &mut attr).with_context(|| format!("BPF_PROG_ATTACH to {}", dir.display()))?;
+    bpf(BPF_PROG_ATTACH, &mut attr)
+        .with_context(|| format!("BPF_PROG_ATTACH to {}", dir.display()))?;
     Ok(())
 }
 
@@ -445,8 +505,17 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:8 rwm", "c 1:7 rwm", "c 5:0 rwm",
-                "c 1:5 rwm", "c 1:9 rwm", "c 136:* rwm", "c 5:2 rwm", "c 10:200 rwm"
+                "c *:* m",
+                "b *:* m",
+                "c 1:3 rwm",
+                "c 1:8 rwm",
+                "c 1:7 rwm",
+                "c 5:0 rwm",
+                "c 1:5 rwm",
+                "c 1:9 rwm",
+                "c 136:* rwm",
+                "c 5:2 rwm",
+                "c 10:200 rwm"
             ]
         );
     }
@@ -460,7 +529,11 @@ mod tests {
         ])
         .unwrap();
         let st = emulate(&rules);
-        let e = st.exceptions.iter().find(|e| e.major == Some(10) && e.minor == Some(229)).unwrap();
+        let e = st
+            .exceptions
+            .iter()
+            .find(|e| e.major == Some(10) && e.minor == Some(229))
+            .unwrap();
         assert_eq!(access_str(e.access), "rm");
     }
 
@@ -482,7 +555,10 @@ mod tests {
     #[test]
     fn bad_rules_name_the_field() {
         let e = rules_from_spec(&[dev(r#"{"allow":true,"type":"c","access":"rwx"}"#)]).unwrap_err();
-        assert!(e.to_string().contains("linux.resources.devices[0].access"), "{e}");
+        assert!(
+            e.to_string().contains("linux.resources.devices[0].access"),
+            "{e}"
+        );
         let e = rules_from_spec(&[dev(r#"{"allow":true,"type":"p"}"#)]).unwrap_err();
         assert!(e.to_string().contains("devices[0].type"), "{e}");
     }
@@ -512,7 +588,11 @@ mod tests {
         for t in [c, b] {
             for a in 1..=7u8 {
                 for (maj, min) in [(1, 3), (1, 1), (5, 1), (8, 0), (136, 0), (10, 229)] {
-                    let ty = if t == c { DevType::Char } else { DevType::Block };
+                    let ty = if t == c {
+                        DevType::Char
+                    } else {
+                        DevType::Block
+                    };
                     let allowed = st.exceptions.iter().any(|e| {
                         e.allow
                             && (e.typ == DevType::All || e.typ == ty)
@@ -528,11 +608,30 @@ mod tests {
 
     #[test]
     fn program_encoding() {
-        let st = Emulated { default_allow: false, exceptions: vec![] };
+        let st = Emulated {
+            default_allow: false,
+            exceptions: vec![],
+        };
         let p = program(&st);
         assert_eq!(p.len(), 8);
-        assert_eq!(p[0], Insn { code: 0x61, regs: 0x12, off: 0, imm: 0 });
-        assert_eq!(p[4], Insn { code: 0x61, regs: 0x14, off: 4, imm: 0 });
+        assert_eq!(
+            p[0],
+            Insn {
+                code: 0x61,
+                regs: 0x12,
+                off: 0,
+                imm: 0
+            }
+        );
+        assert_eq!(
+            p[4],
+            Insn {
+                code: 0x61,
+                regs: 0x14,
+                off: 4,
+                imm: 0
+            }
+        );
         assert_eq!(p[7].code, 0x95);
         assert_eq!(std::mem::size_of::<Insn>(), 8);
     }

@@ -111,13 +111,18 @@ struct CgroupMount {
 }
 
 fn unescape_mountinfo(s: &str) -> String {
-    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
 }
 
 fn parse_mountinfo(text: &str) -> Vec<CgroupMount> {
     let mut out = Vec::new();
     for line in text.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else { continue };
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
         let f: Vec<&str> = pre.split(' ').collect();
         let p: Vec<&str> = post.split(' ').collect();
         if f.len() < 5 || p.len() < 3 {
@@ -163,7 +168,11 @@ pub fn clean_path(p: &Path) -> PathBuf {
             Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
         }
     }
-    let mut out = if absolute { PathBuf::from("/") } else { PathBuf::new() };
+    let mut out = if absolute {
+        PathBuf::from("/")
+    } else {
+        PathBuf::new()
+    };
     for part in parts {
         out.push(part);
     }
@@ -212,11 +221,11 @@ fn dir_of(mount: &CgroupMount, own: &str) -> PathBuf {
         own
     } else if own == root {
         "/"
-    } else if let Some(rest) = own.strip_prefix(root).filter(|r| r.starts_with('/')) {
-        rest
     } else {
-        // Our cgroup is outside what is mounted (e.g. a cgroup namespace): use the mount root.
-        "/"
+        // Outside what is mounted (e.g. a cgroup namespace): the mount root.
+        own.strip_prefix(root)
+            .filter(|r| r.starts_with('/'))
+            .unwrap_or("/")
     };
     join_below(&mount.mountpoint, rel)
 }
@@ -382,7 +391,9 @@ impl Manager {
                 (Layout::V1, true) | (Layout::V2, false) => continue,
                 _ => {}
             }
-            let Some(mount) = pick_mount(&mounts, &controllers) else { continue };
+            let Some(mount) = pick_mount(&mounts, &controllers) else {
+                continue;
+            };
             let dir = dir_of(mount, &path);
             if dir == mount.mountpoint {
                 continue;
@@ -410,7 +421,9 @@ impl Manager {
 
     /// The v1 hierarchy holding `controller` (`memory`, `name=systemd`...).
     pub fn v1(&self, controller: &str) -> Option<&Hierarchy> {
-        self.hierarchies.iter().find(|h| !h.is_v2() && h.has(controller))
+        self.hierarchies
+            .iter()
+            .find(|h| !h.is_v2() && h.has(controller))
     }
 
     /// The directory holding `controller`'s files: the v2 tree on v2, else the v1 hierarchy.
@@ -455,7 +468,11 @@ impl Manager {
     fn create_dirs(&mut self) -> Result<()> {
         let hierarchies = self.hierarchies.clone();
         for h in &hierarchies {
-            let rel = h.path.strip_prefix(&h.mount).unwrap_or(Path::new("")).to_path_buf();
+            let rel = h
+                .path
+                .strip_prefix(&h.mount)
+                .unwrap_or(Path::new(""))
+                .to_path_buf();
             let mut current = h.mount.clone();
             let comps: Vec<_> = rel.components().collect();
             for (i, comp) in comps.iter().enumerate() {
@@ -488,8 +505,11 @@ impl Manager {
                 });
             }
         }
-        let mut parents: Vec<&PathBuf> =
-            self.created.iter().filter(|p| !self.hierarchies.iter().any(|h| &h.path == *p)).collect();
+        let mut parents: Vec<&PathBuf> = self
+            .created
+            .iter()
+            .filter(|p| !self.hierarchies.iter().any(|h| &h.path == *p))
+            .collect();
         parents.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
         for p in parents {
             // A parent shared with another container is not empty: leave it.
@@ -539,7 +559,9 @@ impl Manager {
                 wait_v2_frozen(&h.path, true)
             }
             _ => {
-                let h = self.v1("freezer").context("the freezer controller is not mounted")?;
+                let h = self
+                    .v1("freezer")
+                    .context("the freezer controller is not mounted")?;
                 freeze_v1(&h.path)
             }
         }
@@ -554,7 +576,9 @@ impl Manager {
                 wait_v2_frozen(&h.path, false)
             }
             _ => {
-                let h = self.v1("freezer").context("the freezer controller is not mounted")?;
+                let h = self
+                    .v1("freezer")
+                    .context("the freezer controller is not mounted")?;
                 write_file(&h.path.join("freezer.state"), "THAWED")
                     .with_context(|| format!("thawing {}", h.path.display()))
             }
@@ -573,7 +597,9 @@ impl Manager {
                 }
             }
             _ => {
-                let Some(h) = self.v1("freezer") else { return Ok(false) };
+                let Some(h) = self.v1("freezer") else {
+                    return Ok(false);
+                };
                 match read_string(&h.path.join("freezer.state")) {
                     Ok(v) => Ok(v == "FROZEN"),
                     Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
@@ -631,7 +657,8 @@ impl Manager {
             _ => (self.v1("memory")?.path.clone(), "memory.oom_control"),
         };
         let text = fs::read_to_string(dir.join(file)).ok()?;
-        text.lines().find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
+        text.lines()
+            .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
     }
 
     /// Whether the container's cgroup still exists.
@@ -691,10 +718,14 @@ fn mkdir_retry(dir: &Path) -> std::io::Result<bool> {
 /// the whole set is refused; controllers that cannot be enabled show up later as missing
 /// files, naming the field that needed them.
 fn enable_controllers(dir: &Path) {
-    let Ok(avail) = read_string(&dir.join("cgroup.controllers")) else { return };
+    let Ok(avail) = read_string(&dir.join("cgroup.controllers")) else {
+        return;
+    };
     let enabled = read_string(&dir.join("cgroup.subtree_control")).unwrap_or_default();
-    let missing: Vec<&str> =
-        avail.split_whitespace().filter(|c| !enabled.split_whitespace().any(|e| e == *c)).collect();
+    let missing: Vec<&str> = avail
+        .split_whitespace()
+        .filter(|c| !enabled.split_whitespace().any(|e| e == *c))
+        .collect();
     if missing.is_empty() {
         return;
     }
@@ -715,10 +746,16 @@ pub(crate) fn enable_controller_along(h: &Hierarchy, controller: &str) -> Result
     for comp in rel.components() {
         let enabled = read_string(&current.join("cgroup.subtree_control")).unwrap_or_default();
         if !enabled.split_whitespace().any(|c| c == controller) {
-            write_file(&current.join("cgroup.subtree_control"), &format!("+{controller}"))
-                .with_context(|| {
-                    format!("enabling the {controller} controller in {}", current.display())
-                })?;
+            write_file(
+                &current.join("cgroup.subtree_control"),
+                &format!("+{controller}"),
+            )
+            .with_context(|| {
+                format!(
+                    "enabling the {controller} controller in {}",
+                    current.display()
+                )
+            })?;
         }
         current.push(comp);
     }
@@ -728,14 +765,18 @@ pub(crate) fn enable_controller_along(h: &Hierarchy, controller: &str) -> Result
 /// A new v1 cpuset cgroup starts with empty cpus/mems, and no process may join it until they
 /// are set: copy them from the parent.
 fn copy_cpuset_from_parent(dir: &Path) -> Result<()> {
-    let Some(parent) = dir.parent() else { return Ok(()) };
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
     for f in ["cpuset.cpus", "cpuset.mems"] {
         let cur = read_string(&dir.join(f)).unwrap_or_default();
         if !cur.is_empty() {
             continue;
         }
-        let val = read_string(&parent.join(f)).with_context(|| format!("reading {f} of {}", parent.display()))?;
-        write_file(&dir.join(f), &val).with_context(|| format!("writing {f} of {}", dir.display()))?;
+        let val = read_string(&parent.join(f))
+            .with_context(|| format!("reading {f} of {}", parent.display()))?;
+        write_file(&dir.join(f), &val)
+            .with_context(|| format!("writing {f} of {}", dir.display()))?;
     }
     Ok(())
 }
@@ -808,7 +849,9 @@ mod tests {
 ";
 
     fn paths(hs: &[Hierarchy]) -> Vec<(String, String)> {
-        hs.iter().map(|h| (h.controllers.clone(), h.path.display().to_string())).collect()
+        hs.iter()
+            .map(|h| (h.controllers.clone(), h.path.display().to_string()))
+            .collect()
     }
 
     #[test]
@@ -823,8 +866,14 @@ mod tests {
     fn inner_path_defaults_to_id() {
         assert_eq!(inner_path(None, "c1"), PathBuf::from("c1"));
         assert_eq!(inner_path(Some(Path::new("")), "c1"), PathBuf::from("c1"));
-        assert_eq!(inner_path(Some(Path::new("/docker/x")), "c1"), PathBuf::from("/docker/x"));
-        assert_eq!(inner_path(Some(Path::new("a/b")), "c1"), PathBuf::from("a/b"));
+        assert_eq!(
+            inner_path(Some(Path::new("/docker/x")), "c1"),
+            PathBuf::from("/docker/x")
+        );
+        assert_eq!(
+            inner_path(Some(Path::new("a/b")), "c1"),
+            PathBuf::from("a/b")
+        );
     }
 
     #[test]
@@ -833,7 +882,10 @@ mod tests {
         let own = parse_proc_cgroup(HYBRID_SELF);
         let hs = resolve(Layout::Hybrid, &m, &own, Path::new("c1")).unwrap();
         let p = paths(&hs);
-        assert!(p.contains(&("memory".into(), "/sys/fs/cgroup/memory/process_api/abc/c1".into())));
+        assert!(p.contains(&(
+            "memory".into(),
+            "/sys/fs/cgroup/memory/process_api/abc/c1".into()
+        )));
         assert!(p.contains(&("cpu".into(), "/sys/fs/cgroup/cpu/c1".into())));
         assert!(p.contains(&("name=systemd".into(), "/sys/fs/cgroup/systemd/c1".into())));
         assert!(p.contains(&("".into(), "/sys/fs/cgroup/unified/c1".into())));
@@ -849,7 +901,10 @@ mod tests {
         let m = parse_mountinfo("30 1 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n");
         let own = parse_proc_cgroup("0::/user.slice/session-1.scope\n");
         let hs = resolve(Layout::V2, &m, &own, Path::new("c1")).unwrap();
-        assert_eq!(paths(&hs), vec![("".into(), "/sys/fs/cgroup/user.slice/c1".into())]);
+        assert_eq!(
+            paths(&hs),
+            vec![("".into(), "/sys/fs/cgroup/user.slice/c1".into())]
+        );
         let hs = resolve(Layout::V2, &m, &own, Path::new("/a/b")).unwrap();
         assert_eq!(paths(&hs), vec![("".into(), "/sys/fs/cgroup/a/b".into())]);
         let own = parse_proc_cgroup("0::/\n");
@@ -874,7 +929,8 @@ mod tests {
 
     #[test]
     fn v1_without_devices_is_refused() {
-        let m = parse_mountinfo("35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n");
+        let m =
+            parse_mountinfo("35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n");
         let own = parse_proc_cgroup("4:memory:/\n");
         assert!(resolve(Layout::V1, &m, &own, Path::new("c1")).is_err());
     }

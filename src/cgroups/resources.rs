@@ -33,7 +33,10 @@ fn set(field: &str, dir: &Path, file: &str, value: &str) -> Result<()> {
         } else {
             ""
         };
-        anyhow::anyhow!("{F}.{field}: writing {value:?} to {}: {e}{hint}", path.display())
+        anyhow::anyhow!(
+            "{F}.{field}: writing {value:?} to {}: {e}{hint}",
+            path.display()
+        )
     })
 }
 
@@ -156,7 +159,12 @@ fn memory_v1(m: &Manager, mem: &LinuxMemory, update: bool) -> Result<()> {
         if !has_memsw {
             bail!("{F}.memory.swap: swap accounting is not enabled in this kernel (no memory.memsw.limit_in_bytes)");
         }
-        set("memory.swap", dir, "memory.memsw.limit_in_bytes", &s.to_string())
+        set(
+            "memory.swap",
+            dir,
+            "memory.memsw.limit_in_bytes",
+            &s.to_string(),
+        )
     };
     match (limit, swap) {
         (Some(l), Some(s)) => {
@@ -179,16 +187,31 @@ fn memory_v1(m: &Manager, mem: &LinuxMemory, update: bool) -> Result<()> {
         (None, None) => {}
     }
     if let Some(res) = reservation {
-        set("memory.reservation", dir, "memory.soft_limit_in_bytes", &res.to_string())?;
+        set(
+            "memory.reservation",
+            dir,
+            "memory.soft_limit_in_bytes",
+            &res.to_string(),
+        )?;
     }
     if let Some(k) = nz_i(mem.kernel_tcp()) {
-        set("memory.kernelTCP", dir, "memory.kmem.tcp.limit_in_bytes", &k.to_string())?;
+        set(
+            "memory.kernelTCP",
+            dir,
+            "memory.kmem.tcp.limit_in_bytes",
+            &k.to_string(),
+        )?;
     }
     if let Some(sw) = mem.swappiness() {
         if sw > 100 {
             bail!("{F}.memory.swappiness: invalid value {sw}, valid range is 0-100");
         }
-        set("memory.swappiness", dir, "memory.swappiness", &sw.to_string())?;
+        set(
+            "memory.swappiness",
+            dir,
+            "memory.swappiness",
+            &sw.to_string(),
+        )?;
     }
     if mem.disable_oom_killer() == Some(true) {
         set("memory.disableOOMKiller", dir, "memory.oom_control", "1")?;
@@ -316,7 +339,12 @@ fn blkio_v1(m: &Manager, b: &LinuxBlockIo) -> Result<()> {
     if let Some(w) = b.leaf_weight().filter(|&w| w != 0) {
         check_blkio_weight("blockIO.leafWeight", w)?;
         let dir = dir_for(m, "blkio", "blockIO.leafWeight")?;
-        set("blockIO.leafWeight", dir, "blkio.leaf_weight", &w.to_string())?;
+        set(
+            "blockIO.leafWeight",
+            dir,
+            "blkio.leaf_weight",
+            &w.to_string(),
+        )?;
     }
     for wd in b.weight_device().as_deref().unwrap_or_default() {
         let dir = dir_for(m, "blkio", "blockIO.weightDevice")?;
@@ -331,15 +359,36 @@ fn blkio_v1(m: &Manager, b: &LinuxBlockIo) -> Result<()> {
         }
     }
     let throttles: [(&str, &str, &Option<Vec<LinuxThrottleDevice>>); 4] = [
-        ("blockIO.throttleReadBpsDevice", "blkio.throttle.read_bps_device", b.throttle_read_bps_device()),
-        ("blockIO.throttleWriteBpsDevice", "blkio.throttle.write_bps_device", b.throttle_write_bps_device()),
-        ("blockIO.throttleReadIOPSDevice", "blkio.throttle.read_iops_device", b.throttle_read_iops_device()),
-        ("blockIO.throttleWriteIOPSDevice", "blkio.throttle.write_iops_device", b.throttle_write_iops_device()),
+        (
+            "blockIO.throttleReadBpsDevice",
+            "blkio.throttle.read_bps_device",
+            b.throttle_read_bps_device(),
+        ),
+        (
+            "blockIO.throttleWriteBpsDevice",
+            "blkio.throttle.write_bps_device",
+            b.throttle_write_bps_device(),
+        ),
+        (
+            "blockIO.throttleReadIOPSDevice",
+            "blkio.throttle.read_iops_device",
+            b.throttle_read_iops_device(),
+        ),
+        (
+            "blockIO.throttleWriteIOPSDevice",
+            "blkio.throttle.write_iops_device",
+            b.throttle_write_iops_device(),
+        ),
     ];
     for (field, file, list) in throttles {
         for t in list.as_deref().unwrap_or_default() {
             let dir = dir_for(m, "blkio", field)?;
-            set(field, dir, file, &format!("{}:{} {}", t.major(), t.minor(), t.rate()))?;
+            set(
+                field,
+                dir,
+                file,
+                &format!("{}:{} {}", t.major(), t.minor(), t.rate()),
+            )?;
         }
     }
     Ok(())
@@ -349,7 +398,10 @@ fn blkio_v1(m: &Manager, b: &LinuxBlockIo) -> Result<()> {
 fn check_page_size(s: &str) -> Result<()> {
     let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
     let unit = &s[digits.len()..];
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || !matches!(unit, "KB" | "MB" | "GB") {
+    if digits.is_empty()
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+        || !matches!(unit, "KB" | "MB" | "GB")
+    {
         bail!("{F}.hugepageLimits: invalid page size {s:?} (expected e.g. 2MB or 1GB)");
     }
     Ok(())
@@ -371,12 +423,17 @@ fn hugetlb(m: &Manager, limits: &[LinuxHugepageLimit]) -> Result<()> {
                 .with_context(|| format!("{F}.hugepageLimits"))?;
             (h.path.clone(), true)
         }
-        _ => bail!("{F}.hugepageLimits: the hugetlb cgroup controller is not available on this host"),
+        _ => {
+            bail!("{F}.hugepageLimits: the hugetlb cgroup controller is not available on this host")
+        }
     };
     for l in limits {
         let size = l.page_size();
         let (file, rsvd) = if v2 {
-            (format!("hugetlb.{size}.max"), format!("hugetlb.{size}.rsvd.max"))
+            (
+                format!("hugetlb.{size}.max"),
+                format!("hugetlb.{size}.rsvd.max"),
+            )
         } else {
             (
                 format!("hugetlb.{size}.limit_in_bytes"),
@@ -549,7 +606,11 @@ fn memory_v2(dir: &Path, mem: &LinuxMemory, update: bool) -> Result<()> {
         };
         let converted = swap_v2(s, memory)?;
         if let Some(v) = converted {
-            let value = if v == 0 && s > 0 { "0".to_string() } else { max_or(v) };
+            let value = if v == 0 && s > 0 {
+                "0".to_string()
+            } else {
+                max_or(v)
+            };
             match write_file(&dir.join("memory.swap.max"), &value) {
                 Ok(()) => {}
                 // No swap accounting: setting "max" or "0" is a no-op then.
@@ -574,7 +635,12 @@ fn cpu_v2(dir: &Path, cpu: &LinuxCpu, r: &LinuxResources) -> Result<()> {
     let unified_has = |k: &str| r.unified().as_ref().is_some_and(|u| u.contains_key(k));
     if let Some(shares) = nz_u(cpu.shares()) {
         if !unified_has("cpu.weight") {
-            set("cpu.shares", dir, "cpu.weight", &shares_to_weight(shares).to_string())?;
+            set(
+                "cpu.shares",
+                dir,
+                "cpu.weight",
+                &shares_to_weight(shares).to_string(),
+            )?;
         }
     }
     let quota = nz_i(cpu.quota());
@@ -623,19 +689,49 @@ fn io_v2(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
             } else {
                 ("io.weight", blkio_weight_to_io_weight(w))
             };
-            set("blockIO.weightDevice", dir, file, &format!("{}:{} {v}", wd.major(), wd.minor()))?;
+            set(
+                "blockIO.weightDevice",
+                dir,
+                file,
+                &format!("{}:{} {v}", wd.major(), wd.minor()),
+            )?;
         }
     }
     let throttles: [(&str, &str, &Option<Vec<LinuxThrottleDevice>>); 4] = [
-        ("blockIO.throttleReadBpsDevice", "rbps", b.throttle_read_bps_device()),
-        ("blockIO.throttleWriteBpsDevice", "wbps", b.throttle_write_bps_device()),
-        ("blockIO.throttleReadIOPSDevice", "riops", b.throttle_read_iops_device()),
-        ("blockIO.throttleWriteIOPSDevice", "wiops", b.throttle_write_iops_device()),
+        (
+            "blockIO.throttleReadBpsDevice",
+            "rbps",
+            b.throttle_read_bps_device(),
+        ),
+        (
+            "blockIO.throttleWriteBpsDevice",
+            "wbps",
+            b.throttle_write_bps_device(),
+        ),
+        (
+            "blockIO.throttleReadIOPSDevice",
+            "riops",
+            b.throttle_read_iops_device(),
+        ),
+        (
+            "blockIO.throttleWriteIOPSDevice",
+            "wiops",
+            b.throttle_write_iops_device(),
+        ),
     ];
     for (field, key, list) in throttles {
         for t in list.as_deref().unwrap_or_default() {
-            let v = if t.rate() == 0 { "max".to_string() } else { t.rate().to_string() };
-            set(field, dir, "io.max", &format!("{}:{} {key}={v}", t.major(), t.minor()))?;
+            let v = if t.rate() == 0 {
+                "max".to_string()
+            } else {
+                t.rate().to_string()
+            };
+            set(
+                field,
+                dir,
+                "io.max",
+                &format!("{}:{} {key}={v}", t.major(), t.minor()),
+            )?;
         }
     }
     Ok(())

@@ -35,7 +35,9 @@ pub fn flat_keyed(text: &str) -> BTreeMap<String, u64> {
 }
 
 fn keyed_file(dir: &Path, file: &str) -> BTreeMap<String, u64> {
-    fs::read_to_string(dir.join(file)).map(|t| flat_keyed(&t)).unwrap_or_default()
+    fs::read_to_string(dir.join(file))
+        .map(|t| flat_keyed(&t))
+        .unwrap_or_default()
 }
 
 /// Inserts a number unless it is zero (Go omitempty).
@@ -85,7 +87,12 @@ fn blkio_entries(text: &str) -> Vec<Value> {
                 return None;
             }
             let (maj, min) = f[0].split_once(':')?;
-            Some(blkio_entry(maj.parse().ok()?, min.parse().ok()?, f[1], f[2].parse().ok()?))
+            Some(blkio_entry(
+                maj.parse().ok()?,
+                min.parse().ok()?,
+                f[1],
+                f[2].parse().ok()?,
+            ))
         })
         .collect()
 }
@@ -110,17 +117,30 @@ pub fn collect(m: &Manager) -> Result<Value> {
 
 fn cpuset_stats(dir: Option<&Path>, v2: bool) -> Value {
     let mut c = Map::new();
-    let Some(dir) = dir else { return Value::Object(c) };
+    let Some(dir) = dir else {
+        return Value::Object(c);
+    };
     let (cpus, mems) = if v2 {
         ("cpuset.cpus.effective", "cpuset.mems.effective")
     } else {
         ("cpuset.cpus", "cpuset.mems")
     };
-    put_list(&mut c, "cpus", parse_cpu_list(&read_string(&dir.join(cpus)).unwrap_or_default()));
+    put_list(
+        &mut c,
+        "cpus",
+        parse_cpu_list(&read_string(&dir.join(cpus)).unwrap_or_default()),
+    );
     if !v2 {
-        c.insert("cpu_exclusive".into(), json!(read_u64(dir, "cpuset.cpu_exclusive").unwrap_or(0)));
+        c.insert(
+            "cpu_exclusive".into(),
+            json!(read_u64(dir, "cpuset.cpu_exclusive").unwrap_or(0)),
+        );
     }
-    put_list(&mut c, "mems", parse_cpu_list(&read_string(&dir.join(mems)).unwrap_or_default()));
+    put_list(
+        &mut c,
+        "mems",
+        parse_cpu_list(&read_string(&dir.join(mems)).unwrap_or_default()),
+    );
     if !v2 {
         for (k, f) in [
             ("mem_hardwall", "cpuset.mem_hardwall"),
@@ -140,8 +160,15 @@ fn cpuset_stats(dir: Option<&Path>, v2: bool) -> Value {
         c.insert("sched_relax_domain_level".into(), json!(lvl));
     } else {
         for k in [
-            "cpu_exclusive", "mem_hardwall", "mem_exclusive", "memory_migrate", "memory_spread_page",
-            "memory_spread_slab", "memory_pressure", "sched_load_balance", "sched_relax_domain_level",
+            "cpu_exclusive",
+            "mem_hardwall",
+            "mem_exclusive",
+            "memory_migrate",
+            "memory_spread_page",
+            "memory_spread_slab",
+            "memory_pressure",
+            "sched_load_balance",
+            "sched_relax_domain_level",
         ] {
             c.insert(k.into(), json!(0));
         }
@@ -163,7 +190,10 @@ fn hugetlb_sizes(dir: &Path, suffix: &str) -> Vec<String> {
             rd.flatten()
                 .filter_map(|e| {
                     let n = e.file_name().to_string_lossy().into_owned();
-                    let size = n.strip_prefix("hugetlb.")?.strip_suffix(suffix)?.to_string();
+                    let size = n
+                        .strip_prefix("hugetlb.")?
+                        .strip_suffix(suffix)?
+                        .to_string();
                     (!size.contains('.')).then_some(size)
                 })
                 .collect()
@@ -185,7 +215,10 @@ fn hugetlb_v2(dir: &Path) -> Map<String, Value> {
     let mut out = Map::new();
     for size in hugetlb_sizes(dir, ".current") {
         let usage = read_u64(dir, &format!("hugetlb.{size}.current")).unwrap_or(0);
-        let failcnt = keyed_file(dir, &format!("hugetlb.{size}.events")).get("max").copied().unwrap_or(0);
+        let failcnt = keyed_file(dir, &format!("hugetlb.{size}.events"))
+            .get("max")
+            .copied()
+            .unwrap_or(0);
         out.insert(size, hugetlb_entry(usage, 0, failcnt));
     }
     out
@@ -195,7 +228,11 @@ fn collect_v1(m: &Manager) -> Value {
     // cpu (cpuacct for usage, cpu for throttling)
     let mut usage = Map::new();
     if let Some(d) = m.controller_dir("cpuacct") {
-        put_nz(&mut usage, "total", read_u64(d, "cpuacct.usage").unwrap_or(0));
+        put_nz(
+            &mut usage,
+            "total",
+            read_u64(d, "cpuacct.usage").unwrap_or(0),
+        );
         let list = |f: &str| -> Vec<u64> {
             read_string(&d.join(f))
                 .unwrap_or_default()
@@ -204,11 +241,21 @@ fn collect_v1(m: &Manager) -> Value {
                 .collect()
         };
         put_list(&mut usage, "percpu", list("cpuacct.usage_percpu"));
-        put_list(&mut usage, "percpu_kernel", list("cpuacct.usage_percpu_sys"));
+        put_list(
+            &mut usage,
+            "percpu_kernel",
+            list("cpuacct.usage_percpu_sys"),
+        );
         put_list(&mut usage, "percpu_user", list("cpuacct.usage_percpu_user"));
         let st = keyed_file(d, "cpuacct.stat");
-        usage.insert("kernel".into(), json!(st.get("system").copied().unwrap_or(0) * NS_PER_TICK));
-        usage.insert("user".into(), json!(st.get("user").copied().unwrap_or(0) * NS_PER_TICK));
+        usage.insert(
+            "kernel".into(),
+            json!(st.get("system").copied().unwrap_or(0) * NS_PER_TICK),
+        );
+        usage.insert(
+            "user".into(),
+            json!(st.get("user").copied().unwrap_or(0) * NS_PER_TICK),
+        );
     } else {
         usage.insert("kernel".into(), json!(0));
         usage.insert("user".into(), json!(0));
@@ -229,7 +276,12 @@ fn collect_v1(m: &Manager) -> Value {
             let raw = keyed_file(d, "memory.stat");
             let entry = |prefix: &str| {
                 let g = |f: &str| read_u64(d, &format!("{prefix}.{f}")).unwrap_or(0);
-                memory_entry(g("limit_in_bytes"), g("usage_in_bytes"), g("max_usage_in_bytes"), g("failcnt"))
+                memory_entry(
+                    g("limit_in_bytes"),
+                    g("usage_in_bytes"),
+                    g("max_usage_in_bytes"),
+                    g("failcnt"),
+                )
             };
             let mut mm = Map::new();
             put_nz(&mut mm, "cache", raw.get("cache").copied().unwrap_or(0));
@@ -248,9 +300,17 @@ fn collect_v1(m: &Manager) -> Value {
     // pids
     let mut pids = Map::new();
     if let Some(d) = m.controller_dir("pids") {
-        put_nz(&mut pids, "current", read_u64(d, "pids.current").unwrap_or(0));
+        put_nz(
+            &mut pids,
+            "current",
+            read_u64(d, "pids.current").unwrap_or(0),
+        );
         let limit = read_u64(d, "pids.max").unwrap_or(0);
-        put_nz(&mut pids, "limit", if limit == u64::MAX { 0 } else { limit });
+        put_nz(
+            &mut pids,
+            "limit",
+            if limit == u64::MAX { 0 } else { limit },
+        );
     }
 
     // blkio
@@ -270,14 +330,25 @@ fn collect_v1(m: &Manager) -> Value {
         let fields: [(&str, &[&str]); 8] = [
             (
                 "ioServiceBytesRecursive",
-                &["blkio.io_service_bytes_recursive", "blkio.throttle.io_service_bytes_recursive", "blkio.throttle.io_service_bytes"],
+                &[
+                    "blkio.io_service_bytes_recursive",
+                    "blkio.throttle.io_service_bytes_recursive",
+                    "blkio.throttle.io_service_bytes",
+                ],
             ),
             (
                 "ioServicedRecursive",
-                &["blkio.io_serviced_recursive", "blkio.throttle.io_serviced_recursive", "blkio.throttle.io_serviced"],
+                &[
+                    "blkio.io_serviced_recursive",
+                    "blkio.throttle.io_serviced_recursive",
+                    "blkio.throttle.io_serviced",
+                ],
             ),
             ("ioQueueRecursive", &["blkio.io_queued_recursive"]),
-            ("ioServiceTimeRecursive", &["blkio.io_service_time_recursive"]),
+            (
+                "ioServiceTimeRecursive",
+                &["blkio.io_service_time_recursive"],
+            ),
             ("ioWaitTimeRecursive", &["blkio.io_wait_time_recursive"]),
             ("ioMergedRecursive", &["blkio.io_merged_recursive"]),
             ("ioTimeRecursive", &["blkio.time_recursive"]),
@@ -297,7 +368,10 @@ fn collect_v1(m: &Manager) -> Value {
         let d = &h.path;
         for size in hugetlb_sizes(d, ".limit_in_bytes") {
             let g = |f: &str| read_u64(d, &format!("hugetlb.{size}.{f}")).unwrap_or(0);
-            hugetlb.insert(size.clone(), hugetlb_entry(g("usage_in_bytes"), g("max_usage_in_bytes"), g("failcnt")));
+            hugetlb.insert(
+                size.clone(),
+                hugetlb_entry(g("usage_in_bytes"), g("max_usage_in_bytes"), g("failcnt")),
+            );
         }
     } else if let Some(h) = m.unified() {
         hugetlb = hugetlb_v2(&h.path);
@@ -343,7 +417,12 @@ fn collect_v2(m: &Manager) -> Value {
         put_nz(&mut memory, "cache", raw.get("file").copied().unwrap_or(0));
         memory.insert(
             "usage".into(),
-            memory_entry(limit, current, peak, events.get("max").copied().unwrap_or(0)),
+            memory_entry(
+                limit,
+                current,
+                peak,
+                events.get("max").copied().unwrap_or(0),
+            ),
         );
         // As runc: v1-style memory+swap numbers.
         memory.insert(
@@ -363,9 +442,17 @@ fn collect_v2(m: &Manager) -> Value {
     }
 
     let mut pids = Map::new();
-    put_nz(&mut pids, "current", read_u64(d, "pids.current").unwrap_or(0));
+    put_nz(
+        &mut pids,
+        "current",
+        read_u64(d, "pids.current").unwrap_or(0),
+    );
     let limit = read_u64(d, "pids.max").unwrap_or(0);
-    put_nz(&mut pids, "limit", if limit == u64::MAX { 0 } else { limit });
+    put_nz(
+        &mut pids,
+        "limit",
+        if limit == u64::MAX { 0 } else { limit },
+    );
 
     let mut blkio = Map::new();
     if let Ok(text) = fs::read_to_string(d.join("io.stat")) {
@@ -373,10 +460,16 @@ fn collect_v2(m: &Manager) -> Value {
         let mut ios = Vec::new();
         for line in text.lines() {
             let mut it = line.split_whitespace();
-            let Some((maj, min)) = it.next().and_then(|dev| dev.split_once(':')) else { continue };
-            let (Ok(maj), Ok(min)) = (maj.parse::<u64>(), min.parse::<u64>()) else { continue };
+            let Some((maj, min)) = it.next().and_then(|dev| dev.split_once(':')) else {
+                continue;
+            };
+            let (Ok(maj), Ok(min)) = (maj.parse::<u64>(), min.parse::<u64>()) else {
+                continue;
+            };
             for kv in it {
-                let Some((k, v)) = kv.split_once('=') else { continue };
+                let Some((k, v)) = kv.split_once('=') else {
+                    continue;
+                };
                 let Ok(v) = v.parse::<u64>() else { continue };
                 match k {
                     "rbytes" => bytes.push(blkio_entry(maj, min, "Read", v)),
@@ -448,7 +541,16 @@ mod tests {
             created: vec![],
         };
         let v = collect(&m).unwrap();
-        for k in ["cpu", "cpuset", "memory", "pids", "blkio", "hugetlb", "intel_rdt", "network_interfaces"] {
+        for k in [
+            "cpu",
+            "cpuset",
+            "memory",
+            "pids",
+            "blkio",
+            "hugetlb",
+            "intel_rdt",
+            "network_interfaces",
+        ] {
             assert!(v.get(k).is_some(), "missing {k}: {v}");
         }
         assert_eq!(v["cpu"]["usage"], json!({"kernel": 0, "user": 0}));

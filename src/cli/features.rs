@@ -100,13 +100,13 @@ const CGROUP_SYSTEMD: bool = false;
 const CGROUP_SYSTEMD_USER: bool = false;
 const CGROUP_RDMA: bool = false;
 
-const SECCOMP_ENABLED: bool = false;
-/// Filled in when seccomp lands; empty lists are omitted from the output.
-const SECCOMP_ACTIONS: &[&str] = &[];
-const SECCOMP_OPERATORS: &[&str] = &[];
-const SECCOMP_ARCHS: &[&str] = &[];
-const SECCOMP_KNOWN_FLAGS: &[&str] = &[];
-const SECCOMP_SUPPORTED_FLAGS: &[&str] = &[];
+const SECCOMP_ENABLED: bool = true;
+/// What hutch's own seccomp compiler (src/seccomp) implements.
+const SECCOMP_ACTIONS: &[&str] = crate::seccomp::FEATURE_ACTIONS;
+const SECCOMP_OPERATORS: &[&str] = crate::seccomp::FEATURE_OPERATORS;
+const SECCOMP_ARCHS: &[&str] = crate::seccomp::FEATURE_ARCHES;
+const SECCOMP_KNOWN_FLAGS: &[&str] = crate::seccomp::FEATURE_FLAGS;
+const SECCOMP_SUPPORTED_FLAGS: &[&str] = crate::seccomp::FEATURE_FLAGS;
 
 const APPARMOR_ENABLED: bool = false;
 const SELINUX_ENABLED: bool = false;
@@ -275,7 +275,7 @@ mod tests {
         assert_eq!(caps[40], "CAP_CHECKPOINT_RESTORE");
         let cgroup = linux.cgroup().as_ref().unwrap();
         assert_eq!(*cgroup.v2(), Some(false));
-        assert_eq!(*linux.seccomp().as_ref().unwrap().enabled(), Some(false));
+        assert_eq!(*linux.seccomp().as_ref().unwrap().enabled(), Some(true));
         let idmap = linux.mount_extensions().as_ref().unwrap().idmap().as_ref();
         assert_eq!(idmap.and_then(|m| *m.enabled()), Some(true));
         let annotations = parsed.annotations().as_ref().unwrap();

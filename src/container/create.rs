@@ -75,6 +75,7 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
         .as_ref()
         .context("config.json: process: the field is required")?;
     let caps = identity::capability_plan(process)?;
+    let seccomp = compile_seccomp(spec)?;
     check_terminal(process.terminal().unwrap_or(false), req)?;
     if req.systemd_cgroup {
         bail!("--systemd-cgroup: the systemd cgroup driver is not supported yet (use the cgroupfs driver)");
@@ -115,6 +116,7 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
         rootfs: &bundle.rootfs,
         namespaces: &namespaces,
         caps: caps.as_ref(),
+        seccomp: seccomp.as_ref(),
         channel: &child_ch,
         exec_fifo: &exec_fifo,
         state_root: &state_root,
@@ -281,9 +283,50 @@ fn drive_setup(
                     state: String::from_utf8_lossy(&json).into_owned(),
                 })?;
             }
+            ToParent::SeccompListener => {
+                let fd = fd.context("sync protocol: a seccomp listener without its fd")?;
+                send_seccomp_listener(spec, state, init_pid, fd)?;
+                ch.send(&ToChild::ListenerSent)?;
+            }
             ToParent::InitPid(_) => bail!("sync protocol: unexpected InitPid"),
         }
     }
+}
+
+/// Compiled in the parent, before any fork: a bad profile fails here, naming the field.
+fn compile_seccomp(spec: &Spec) -> Result<Option<crate::seccomp::Program>> {
+    let Some(config) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
+        return Ok(None);
+    };
+    let program = crate::seccomp::compile(config)?;
+    crate::logging::debug(&format!(
+        "linux.seccomp: compiled to {} BPF instructions",
+        program.instructions().len()
+    ));
+    if !program.unknown_syscalls().is_empty() {
+        crate::logging::debug(&format!(
+            "linux.seccomp: syscalls unknown on this architecture, skipped: {}",
+            program.unknown_syscalls().join(", ")
+        ));
+    }
+    Ok(Some(program))
+}
+
+fn send_seccomp_listener(spec: &Spec, state: &State, pid: Pid, fd: OwnedFd) -> Result<()> {
+    let config = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .context("linux.seccomp: a listener without a seccomp config")?;
+    let path = config
+        .listener_path()
+        .as_ref()
+        .context("linux.seccomp.listenerPath: SCMP_ACT_NOTIFY needs a listener path")?;
+    let metadata = config.listener_metadata().clone().unwrap_or_default();
+    let state_json = serde_json::to_value(state.oci_state(Status::Creating))
+        .context("encoding the state for the seccomp agent")?;
+    crate::seccomp::send_listener(path, &metadata, &state_json, pid.as_raw(), fd)
+        .context("linux.seccomp.listenerPath")
 }
 
 fn init_exit_reason(pid: Pid) -> String {

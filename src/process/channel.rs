@@ -19,6 +19,8 @@
 //!    | prestart + createRuntime hooks                                            |
 //!    | HooksDone{state} ------------------------------------------------------>  |
 //!    |                           createContainer hooks, pivot_root, finalize, user, caps
+//!    | <------------------------------- SeccompListener + fd (notify only), loaded filter
+//!    | send it to listenerPath; ListenerSent ----------------------------------> |
 //!    | <------------------------------------------------------------------ Ready |
 //!    | pid file, state "created"                                                 |
 //!    | Commit{state} ---------------------------------------------------------> |
@@ -46,6 +48,9 @@ pub enum ToParent {
     Console { name: String },
     /// Mounts are done and the container's namespaces exist: prestart/createRuntime hooks may run.
     MountsReady,
+    /// The seccomp notify listener follows as SCM_RIGHTS, for linux.seccomp.listenerPath; the
+    /// init waits for `ListenerSent`.
+    SeccompListener,
     /// The init finished setting up and waits for `start`.
     Ready,
     /// A setup step failed; the text names the step.
@@ -60,6 +65,8 @@ pub enum ToChild {
     Proceed,
     /// The runtime-namespace hooks have run; the state for createContainer hooks.
     HooksDone { state: String },
+    /// The seccomp listener reached the agent.
+    ListenerSent,
     /// `create` is complete; the state for startContainer hooks.
     Commit { state: String },
 }

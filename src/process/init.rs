@@ -30,6 +30,8 @@ pub struct InitContext<'a> {
     pub rootfs: &'a Path,
     pub namespaces: &'a NamespacePlan,
     pub caps: Option<&'a CapabilityPlan>,
+    /// The compiled linux.seccomp filter.
+    pub seccomp: Option<&'a crate::seccomp::Program>,
     /// The init's end of the sync socket.
     pub channel: &'a Channel,
     /// exec.fifo, opened read-write by the parent: `start` writes one byte into it.
@@ -151,6 +153,19 @@ fn run(ctx: &InitContext) -> Result<Never> {
     let cwd = process.cwd();
     let chdir_early = nix::unistd::chdir(cwd);
     let in_user_ns = ns.has(LinuxNamespaceType::User);
+    let no_new_privs = process.no_new_privileges().unwrap_or(false);
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before the
+    // capabilities are dropped. With it, load it as late as possible (just before execve), so
+    // the profile need not allow hutch's own syscalls; a notify listener must still reach the
+    // parent, so it is loaded before Ready.
+    let seccomp_early = ctx
+        .seccomp
+        .filter(|p| !no_new_privs || p.needs_listener());
+    if !no_new_privs {
+        if let Some(program) = seccomp_early {
+            load_seccomp(ctx, program)?;
+        }
+    }
     identity::switch_identity(process, ctx.caps, !in_user_ns || has_setgroups_allowed())?;
     if chdir_early.is_err() {
         // The directory may only be reachable by the container's user.
@@ -158,10 +173,12 @@ fn run(ctx: &InitContext) -> Result<Never> {
             .with_context(|| format!("process.cwd: chdir to {}", cwd.display()))?;
     }
     verify_cwd(cwd)?;
-    if process.no_new_privileges().unwrap_or(false) {
+    if no_new_privs {
         sys::set_no_new_privs().context("process.noNewPrivileges")?;
+        if let Some(program) = seccomp_early {
+            load_seccomp(ctx, program)?;
+        }
     }
-    // The seccomp filter belongs here: last, after capabilities and no_new_privs.
 
     ctx.channel.send(&ToParent::Ready)?;
     let start_state = match receive(ctx, "create to complete")? {
@@ -177,6 +194,12 @@ fn run(ctx: &InitContext) -> Result<Never> {
     }
     let _ = sys::cloexec_from(3 + ctx.preserve_fds);
     sys::reset_signal_dispositions();
+    if let Some(program) = ctx.seccomp.filter(|_| seccomp_early.is_none()) {
+        if let Err(err) = load_seccomp(ctx, program) {
+            eprintln!("{err:#}");
+            std::process::exit(1);
+        }
+    }
     let err = nix::unistd::execve(&exe, &argv, &envp).unwrap_err();
     eprintln!("exec: {:?}: {}", arg0, err.desc().to_lowercase());
     std::process::exit(if err == nix::errno::Errno::EACCES {
@@ -184,6 +207,27 @@ fn run(ctx: &InitContext) -> Result<Never> {
     } else {
         127
     })
+}
+
+/// Loads the filter; a notify listener goes to the parent, which hands it to the agent.
+fn load_seccomp(ctx: &InitContext, program: &crate::seccomp::Program) -> Result<()> {
+    let config = ctx
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .context("linux.seccomp vanished")?;
+    let listener = crate::seccomp::load(program, config)?;
+    if let Some(fd) = listener {
+        ctx.channel
+            .send_with_fd(&ToParent::SeccompListener, Some(fd.as_raw_fd()))?;
+        drop(fd);
+        match receive(ctx, "the seccomp agent")? {
+            ToChild::ListenerSent => {}
+            other => bail!("sync protocol: expected ListenerSent, got {other:?}"),
+        }
+    }
+    Ok(())
 }
 
 /// Receives the next message; if the parent is gone, removes the half-made container and exits.

@@ -8,7 +8,7 @@
 use libc::sock_filter;
 
 // Opcodes (linux/bpf_common.h); libc does not export all of them on every target.
-const BPF_LD_W_ABS: u16 = 0x00 | 0x00 | 0x20; // BPF_LD | BPF_W | BPF_ABS
+const BPF_LD_W_ABS: u16 = 0x20; // BPF_LD (0) | BPF_W (0) | BPF_ABS
 const BPF_ALU_AND_K: u16 = 0x04 | 0x50; // BPF_ALU | BPF_AND | BPF_K
 const BPF_JA: u16 = 0x05; // BPF_JMP | BPF_JA
 const BPF_JEQ_K: u16 = 0x05 | 0x10;
@@ -65,7 +65,9 @@ pub(super) enum Op {
     Cmp(Cmp),
     /// `(arg & mask) == datum`; OCI puts the mask in `value` and the datum in `valueTwo`,
     /// so `Cond::value` holds the datum here.
-    MaskedEq { mask: u64 },
+    MaskedEq {
+        mask: u64,
+    },
 }
 
 /// One argument condition of a rule.
@@ -102,7 +104,10 @@ struct Chain {
 
 impl Chain {
     fn new() -> Self {
-        Chain { code: Vec::with_capacity(16), fails: Vec::new() }
+        Chain {
+            code: Vec::with_capacity(16),
+            fails: Vec::new(),
+        }
     }
     fn push(&mut self, i: sock_filter) {
         self.code.push(i);
@@ -267,9 +272,9 @@ pub(super) fn interpret(prog: &[sock_filter], arch: u32, nr: u32, args: [u64; 6]
         match off {
             OFF_NR => nr,
             OFF_ARCH => arch,
-            o if o >= OFF_ARGS && o < OFF_ARGS + 48 => {
+            o if (OFF_ARGS..OFF_ARGS + 48).contains(&o) => {
                 let a = args[((o - OFF_ARGS) / 8) as usize];
-                if (o - OFF_ARGS) % 8 == 0 {
+                if (o - OFF_ARGS) & 4 == 0 {
                     a as u32
                 } else {
                     (a >> 32) as u32

@@ -8,7 +8,9 @@
 //!   arch, and x32 numbers when x32 is not listed, get libseccomp's default bad-arch action,
 //!   `SCMP_ACT_KILL` (kill the thread). Foreign arches in the list (ARM, …) can never be
 //!   reported by an x86_64 kernel and are ignored.
-//! - Syscall names unknown to an ABI are skipped for that ABI, never fatal.
+//! - Syscall names unknown to an ABI are skipped for that ABI, never fatal. On i386 a socket
+//!   or SysV IPC name also covers its multiplexed form, socketcall(2)/ipc(2) with the call
+//!   number in argument 0, as libseccomp does (`send`/`recv` exist only that way).
 //! - Rules whose action equals the default action are dropped (runc does this to keep
 //!   libseccomp from rejecting them). An unconditional rule for a syscall wins over rules with
 //!   arguments, whatever their order; the first unconditional rule wins over later ones.
@@ -30,10 +32,9 @@
 mod bpf;
 mod notify;
 mod syscalls;
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 mod tests;
 
-use std::collections::BTreeMap;
 use std::os::fd::{FromRawFd, OwnedFd};
 
 use anyhow::{anyhow, bail, Result};
@@ -63,13 +64,45 @@ const RET_ALLOW: u32 = 0x7fff_0000;
 /// libseccomp's default action for an architecture the filter was not built for.
 const BAD_ARCH_ACTION: u32 = RET_KILL_THREAD;
 
+/// What `hutch features` can honestly report under `linux.seccomp`: every OCI action and
+/// operator, the x86 family of arches (others are accepted in a profile but ignored, since an
+/// x86_64 kernel never reports them), and the filter flags `load` knows (the kernel may still
+/// lack one: SPEC_ALLOW needs 4.17, WAIT_KILLABLE_RECV 5.19).
+pub const FEATURE_ACTIONS: &[&str] = &[
+    "SCMP_ACT_ALLOW",
+    "SCMP_ACT_ERRNO",
+    "SCMP_ACT_KILL",
+    "SCMP_ACT_KILL_PROCESS",
+    "SCMP_ACT_KILL_THREAD",
+    "SCMP_ACT_LOG",
+    "SCMP_ACT_NOTIFY",
+    "SCMP_ACT_TRACE",
+    "SCMP_ACT_TRAP",
+];
+pub const FEATURE_OPERATORS: &[&str] = &[
+    "SCMP_CMP_EQ",
+    "SCMP_CMP_GE",
+    "SCMP_CMP_GT",
+    "SCMP_CMP_LE",
+    "SCMP_CMP_LT",
+    "SCMP_CMP_MASKED_EQ",
+    "SCMP_CMP_NE",
+];
+pub const FEATURE_ARCHES: &[&str] = &["SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32"];
+pub const FEATURE_FLAGS: &[&str] = &[
+    "SECCOMP_FILTER_FLAG_LOG",
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+    "SECCOMP_FILTER_FLAG_TSYNC",
+    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+];
+
 /// A compiled filter, ready for [`load`].
 #[derive(Clone, Debug)]
 pub struct Program {
     filter: Vec<libc::sock_filter>,
     /// Some rule uses `SCMP_ACT_NOTIFY`: load must ask for a listener fd.
     notify: bool,
-    /// Syscall names no enabled ABI knows (skipped, as runc does); for debug logging.
+    /// Names that are no syscall on any x86 ABI (skipped, as runc does); to log at debug.
     unknown: Vec<String>,
 }
 
@@ -82,7 +115,7 @@ impl Program {
     pub fn needs_listener(&self) -> bool {
         self.notify
     }
-    /// Syscall names the profile lists that none of its ABIs has; they were skipped.
+    /// Names the profile lists that are no syscall on any x86 ABI; they were skipped.
     pub fn unknown_syscalls(&self) -> &[String] {
         &self.unknown
     }
@@ -105,17 +138,100 @@ impl Abi {
             Abi::X32 => 2,
         }
     }
-    /// The number the kernel puts in `seccomp_data.nr` for `name`, if this ABI has it.
+    /// The number the kernel puts in `seccomp_data.nr` for a syscall-table row, if this ABI
+    /// has the syscall.
+    fn number(self, row: &[i16; 3]) -> Option<u32> {
+        let nr = u32::try_from(row[self.column()]).ok()?;
+        Some(if self == Abi::X32 {
+            nr | X32_SYSCALL_BIT
+        } else {
+            nr
+        })
+    }
+    #[cfg(test)]
     fn syscall(self, name: &str) -> Option<u32> {
-        let i = syscalls::SYSCALLS
-            .binary_search_by(|(n, _)| (*n).cmp(name))
-            .ok()?;
-        let nr = u32::try_from(syscalls::SYSCALLS[i].1[self.column()]).ok()?;
-        Some(if self == Abi::X32 { nr | X32_SYSCALL_BIT } else { nr })
+        self.number(&lookup(name)?.1)
     }
     /// Arguments are 64-bit only on x86_64; libseccomp compares the low word elsewhere.
     fn wide(self) -> bool {
         self == Abi::X86_64
+    }
+}
+
+/// A syscall's row: its numbers on the three ABIs and its i386 multiplexed form (one hash
+/// lookup for everything: name lookups are most of the compile time of a large allow-list).
+fn lookup(name: &str) -> Option<&'static (&'static str, [i16; 3], u8)> {
+    let mut hash: u32 = 0x811c_9dc5; // FNV-1a, as hack/seccomp-syscalls/gen.py builds INDEX
+    for b in name.bytes() {
+        hash = (hash ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    let mask = syscalls::INDEX.len() - 1;
+    let mut slot = hash as usize & mask;
+    loop {
+        let row = usize::from(syscalls::INDEX[slot]).checked_sub(1)?;
+        let entry = &syscalls::SYSCALLS[row];
+        if entry.0 == name {
+            return Some(entry);
+        }
+        slot = (slot + 1) & mask;
+    }
+}
+
+/// i386's multiplexed form of a socket or SysV IPC call (the table's mux column): the
+/// socketcall(2) or ipc(2) syscall number and the call number it takes in argument 0.
+fn multiplexed(mux: u8) -> Option<(u32, u64)> {
+    const SOCKETCALL: u32 = 102;
+    const IPC: u32 = 117;
+    match mux {
+        0 => None,
+        1..=100 => Some((SOCKETCALL, u64::from(mux))),
+        _ => Some((IPC, u64::from(mux - 100))),
+    }
+}
+
+/// The rules of one ABI, by syscall number.
+#[derive(Default)]
+struct Rules {
+    entries: Vec<(u32, Entry)>,
+    /// Table number (without the x32 bit) → index in `entries`; `u16::MAX` = none yet.
+    slot: Vec<u16>,
+}
+
+impl Rules {
+    fn entry(&mut self, nr: u32) -> &mut Entry {
+        let key = (nr & !X32_SYSCALL_BIT) as usize;
+        if key >= self.slot.len() {
+            self.slot.resize(key + 1, u16::MAX);
+        }
+        if self.slot[key] == u16::MAX {
+            self.slot[key] = self.entries.len() as u16;
+            self.entries.push((nr, Entry::default()));
+        }
+        &mut self.entries[usize::from(self.slot[key])].1
+    }
+    /// Adds one rule, with libseccomp's precedence: the first unconditional rule for a syscall
+    /// wins over everything else, whatever the order.
+    fn add(&mut self, nr: u32, chains: &[Vec<Cond>], action: u32) {
+        let entry = self.entry(nr);
+        if entry.unconditional.is_some() {
+            return;
+        }
+        if chains.is_empty() {
+            entry.unconditional = Some(action);
+            entry.chains.clear();
+            return;
+        }
+        for c in chains {
+            let key = c.iter().map(|c| c.index).min().unwrap_or(0);
+            entry.chains.push((c.clone(), action, key));
+        }
+    }
+    /// The entries by ascending syscall number (the slot table is indexed by number).
+    fn ordered(&self, abi: Abi) -> impl Iterator<Item = (u32, &Entry, Abi)> + '_ {
+        self.slot.iter().filter(|&&i| i != u16::MAX).map(move |&i| {
+            let (nr, e) = &self.entries[usize::from(i)];
+            (*nr, e, abi)
+        })
     }
 }
 
@@ -130,6 +246,10 @@ struct Entry {
 /// OCI `linux.seccomp` → BPF. Errors name the offending field, e.g.
 /// `linux.seccomp.syscalls[3].action: ...`.
 pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program> {
+    // The syscall tables, arch tokens and argument layout here are the x86 family's.
+    if !cfg!(target_arch = "x86_64") {
+        bail!("linux.seccomp: hutch compiles seccomp filters for x86_64 hosts only");
+    }
     let default = action_value(
         seccomp.default_action(),
         seccomp.default_errno_ret(),
@@ -156,12 +276,25 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program> {
         }
     }
 
-    let mut db: Vec<BTreeMap<u32, Entry>> = abis.iter().map(|_| BTreeMap::new()).collect();
+    let names: usize = seccomp
+        .syscalls()
+        .iter()
+        .flatten()
+        .map(|r| r.names().len())
+        .sum();
+    let mut db: Vec<Rules> = abis
+        .iter()
+        .map(|_| Rules {
+            entries: Vec::with_capacity(names),
+            slot: vec![u16::MAX; 560],
+        })
+        .collect();
     // Highest syscall number each ABI's names reach, for the ENOSYS stub (runc counts every
     // name, whatever its rule's action).
     let mut max_nr: Vec<Option<u32>> = vec![None; abis.len()];
     let mut notify = false;
     let mut unknown = Vec::new();
+    let i386 = abis.iter().position(|a| *a == Abi::I386);
 
     for (r, rule) in seccomp.syscalls().iter().flatten().enumerate() {
         let field = format!("linux.seccomp.syscalls[{r}]");
@@ -184,30 +317,44 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program> {
             if name.is_empty() {
                 bail!("{field}.names[{n}]: empty syscall name");
             }
-            let mut known = false;
+            let Some((_, numbers, mux)) = lookup(name) else {
+                if !unknown.contains(name) {
+                    unknown.push(name.clone());
+                }
+                continue;
+            };
             for (a, abi) in abis.iter().enumerate() {
-                let Some(nr) = abi.syscall(name) else { continue };
-                known = true;
+                let Some(nr) = abi.number(numbers) else {
+                    continue;
+                };
                 max_nr[a] = max_nr[a].max(Some(nr));
-                if action == default {
-                    continue;
-                }
-                let entry = db[a].entry(nr).or_default();
-                if entry.unconditional.is_some() {
-                    continue;
-                }
-                if chains.is_empty() {
-                    entry.unconditional = Some(action);
-                    entry.chains.clear();
-                } else {
-                    for c in &chains {
-                        let key = c.iter().map(|c| c.index).min().unwrap_or(0);
-                        entry.chains.push((c.clone(), action, key));
-                    }
+                if action != default {
+                    db[a].add(nr, &chains, action);
                 }
             }
-            if !known && !unknown.contains(name) {
-                unknown.push(name.clone());
+            // libseccomp on i386 also filters the multiplexed form, socketcall(2) or ipc(2)
+            // with the call number as argument 0 (replacing any condition on argument 0).
+            if let (Some(a), Some((nr, call))) = (i386, multiplexed(*mux)) {
+                if action != default {
+                    let call = Cond {
+                        index: 0,
+                        op: Op::Cmp(Cmp::Eq),
+                        value: call,
+                    };
+                    let mut muxed: Vec<Vec<Cond>> = chains
+                        .iter()
+                        .map(|c| {
+                            let mut c: Vec<Cond> =
+                                c.iter().filter(|c| c.index != 0).copied().collect();
+                            c.insert(0, call);
+                            c
+                        })
+                        .collect();
+                    if muxed.is_empty() {
+                        muxed.push(vec![call]);
+                    }
+                    db[a].add(nr, &muxed, action);
+                }
             }
         }
     }
@@ -236,8 +383,7 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program> {
         if m64 < X32_SYSCALL_BIT - 1 {
             bg.push((m64 + 1, X32_SYSCALL_BIT - 1, a64));
         }
-        let mut entries: Vec<(u32, &Entry, Abi)> =
-            db[x64].iter().map(|(n, e)| (*n, e, Abi::X86_64)).collect();
+        let mut entries: Vec<(u32, &Entry, Abi)> = db[x64].ordered(Abi::X86_64).collect();
         match abis.iter().position(|a| *a == Abi::X32) {
             Some(i) => {
                 let (m32, a32) = above(max_nr[i]);
@@ -245,7 +391,7 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program> {
                 if m32 < u32::MAX {
                     bg.push((m32 + 1, u32::MAX, a32));
                 }
-                entries.extend(db[i].iter().map(|(n, e)| (*n, e, Abi::X32)));
+                entries.extend(db[i].ordered(Abi::X32));
             }
             None => {
                 // libseccomp: x32 numbers are a bad arch, except -1 (a tracer skipping the
@@ -273,8 +419,7 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program> {
             if m < u32::MAX {
                 bg.push((m + 1, u32::MAX, a));
             }
-            let entries: Vec<(u32, &Entry, Abi)> =
-                db[i].iter().map(|(n, e)| (*n, e, Abi::I386)).collect();
+            let entries: Vec<(u32, &Entry, Abi)> = db[i].ordered(Abi::I386).collect();
             section(&mut filter, &bg, &entries, default)?;
         }
         None => filter.push(bpf::ret(BAD_ARCH_ACTION)),
@@ -286,21 +431,24 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program> {
             bpf::MAX_INSNS
         );
     }
-    Ok(Program { filter, notify, unknown })
+    Ok(Program {
+        filter,
+        notify,
+        unknown,
+    })
 }
 
 /// Emits one ABI section: `ld nr` and the dispatch tree. `bg` lists the background action of
-/// number ranges (sorted, covering 0..=u32::MAX); `entries` are the syscalls with rules.
+/// number ranges (sorted, covering 0..=u32::MAX); `entries` are the syscalls with rules, by
+/// ascending number.
 fn section(
     out: &mut Vec<libc::sock_filter>,
     bg: &[(u32, u32, u32)],
     entries: &[(u32, &Entry, Abi)],
     default: u32,
 ) -> Result<()> {
-    let mut sorted: Vec<&(u32, &Entry, Abi)> = entries.iter().collect();
-    sorted.sort_by_key(|e| e.0);
     let mut blocks = Vec::new();
-    let mut intervals: Vec<(u32, Target)> = Vec::with_capacity(2 * sorted.len() + 8);
+    let mut intervals: Vec<(u32, Target)> = Vec::with_capacity(2 * entries.len() + 8);
     let push = |iv: &mut Vec<(u32, Target)>, start: u32, t: Target| {
         if let (Some((_, Target::Ret(prev))), Target::Ret(k)) = (iv.last(), &t) {
             if prev == k {
@@ -309,10 +457,10 @@ fn section(
         }
         iv.push((start, t));
     };
-    let mut next = sorted.iter().peekable();
+    let mut next = entries.iter().peekable();
     for &(lo, hi, action) in bg {
         let mut cur = Some(lo);
-        while let Some(&&&(nr, entry, abi)) = next.peek() {
+        while let Some(&&(nr, entry, abi)) = next.peek() {
             if nr > hi {
                 break;
             }
@@ -386,10 +534,7 @@ fn action_value(
 
 /// A rule's `args` → the AND-chains it stands for: one chain, or (runc's rule for two
 /// conditions on the same argument) one chain per condition.
-fn conditions(
-    args: &[oci_spec::runtime::LinuxSeccompArg],
-    field: &str,
-) -> Result<Vec<Vec<Cond>>> {
+fn conditions(args: &[oci_spec::runtime::LinuxSeccompArg], field: &str) -> Result<Vec<Vec<Cond>>> {
     let mut conds = Vec::with_capacity(args.len());
     let mut seen = [0u8; 6];
     for (i, arg) in args.iter().enumerate() {
@@ -411,7 +556,11 @@ fn conditions(
             Op::MaskedEq { .. } => arg.value_two().unwrap_or(0),
             Op::Cmp(_) => arg.value(),
         };
-        conds.push(Cond { index: index as u8, op, value });
+        conds.push(Cond {
+            index: index as u8,
+            op,
+            value,
+        });
     }
     if conds.is_empty() {
         return Ok(Vec::new());
@@ -440,9 +589,10 @@ pub fn load(program: &Program, seccomp: &LinuxSeccomp) -> Result<Option<OwnedFd>
             LinuxSeccompFilterFlag::SeccompFilterFlagLog => {
                 (libc::SECCOMP_FILTER_FLAG_LOG, "SECCOMP_FILTER_FLAG_LOG")
             }
-            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => {
-                (libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW, "SECCOMP_FILTER_FLAG_SPEC_ALLOW")
-            }
+            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => (
+                libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+                "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+            ),
             LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => (
                 libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
                 "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
@@ -485,7 +635,10 @@ pub fn load(program: &Program, seccomp: &LinuxSeccomp) -> Result<Option<OwnedFd>
             Some(libc::EINVAL) if flags != 0 => " (is every flag supported by this kernel?)",
             _ => "",
         };
-        bail!("seccomp(SECCOMP_SET_MODE_FILTER, flags=[{}]): {err}{hint}", names.join("|"));
+        bail!(
+            "seccomp(SECCOMP_SET_MODE_FILTER, flags=[{}]): {err}{hint}",
+            names.join("|")
+        );
     }
     if flags & libc::SECCOMP_FILTER_FLAG_NEW_LISTENER == 0 {
         return Ok(None);

@@ -1,0 +1,173 @@
+//! `hutch events [--stats] [--interval D] ID`: runc's event stream. `--stats` prints one
+//! `{"type":"stats","id":…,"data":…}` line and exits; otherwise stats are printed every
+//! interval, `{"type":"oom","id":…}` whenever the OOM killer strikes in the container, until
+//! the container stops.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use nix::unistd::Pid;
+use serde_json::json;
+
+use super::GlobalOpts;
+use crate::container::state::{process_is_alive, Status};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct EventsArgs {
+    /// Set the stats collection interval (a Go duration: 5s, 1m30s, 500ms)
+    #[arg(long, default_value = "5s")]
+    pub interval: String,
+    /// Display the container's stats then exit
+    #[arg(long)]
+    pub stats: bool,
+    /// The container id
+    pub id: String,
+}
+
+/// Parses a Go `time.Duration` string (`300ms`, `1.5h`, `2h45m`, `10us`, `0`).
+pub fn parse_go_duration(s: &str) -> Result<Duration> {
+    let orig = s;
+    let bad = || anyhow::anyhow!("time: invalid duration {orig:?}");
+    let s = s.strip_prefix('+').unwrap_or(s);
+    if s.starts_with('-') {
+        bail!("time: negative duration {orig:?} is not allowed here");
+    }
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if s.is_empty() {
+        return Err(bad());
+    }
+    let mut rest = s;
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let num = &rest[..num_len];
+        if num.is_empty() || num == "." || num.matches('.').count() > 1 {
+            return Err(bad());
+        }
+        let value: f64 = num.parse().map_err(|_| bad())?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let scale = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "" => bail!("time: missing unit in duration {orig:?}"),
+            _ => bail!("time: unknown unit {unit:?} in duration {orig:?}"),
+        };
+        total += value * scale;
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+/// One event line, keys in runc's order: `{"type":…,"id":…,"data":…}` (data omitted if None).
+pub fn event_line(kind: &str, id: &str, data: Option<&serde_json::Value>) -> String {
+    let mut s = format!("{{\"type\":{},\"id\":{}", json!(kind), json!(id));
+    if let Some(d) = data {
+        s.push_str(&format!(",\"data\":{d}"));
+    }
+    s.push('}');
+    s
+}
+
+fn print_event(kind: &str, id: &str, data: Option<&serde_json::Value>) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", event_line(kind, id, data))?;
+    out.flush()?;
+    Ok(())
+}
+
+pub fn run(global: &GlobalOpts, args: EventsArgs) -> Result<i32> {
+    let interval = parse_go_duration(&args.interval).context("--interval")?;
+    if interval.is_zero() {
+        bail!("duration interval must be greater than 0");
+    }
+    let (dir, state, status, m) = super::pause::open(global, &args.id)?;
+    if status == Status::Stopped {
+        bail!("container with id {} is not running", args.id);
+    }
+    let m = m?;
+    // Do not hold the container's lock while streaming: kill and delete must get through.
+    drop(dir);
+    let id = args.id.as_str();
+    if args.stats {
+        print_event("stats", id, Some(&m.stats()?))?;
+        return Ok(0);
+    }
+    let init = Pid::from_raw(state.init_pid);
+    let alive = || process_is_alive(init, state.init_start_time) || !m.is_empty();
+    let mut ooms = m.oom_kill_count().unwrap_or(0);
+    let tick = interval.min(Duration::from_millis(100));
+    let mut next_stats = Instant::now();
+    loop {
+        if let Some(n) = m.oom_kill_count() {
+            if n > ooms {
+                print_event("oom", id, None)?;
+            }
+            ooms = n;
+        }
+        if !m.exists() || !alive() {
+            return Ok(0);
+        }
+        if Instant::now() >= next_stats {
+            match m.stats() {
+                Ok(data) => print_event("stats", id, Some(&data))?,
+                Err(e) => eprintln!("hutch events: {e:#}"),
+            }
+            next_stats += interval;
+        }
+        std::thread::sleep(tick);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_lines_like_runc() {
+        assert_eq!(event_line("oom", "c1", None), r#"{"type":"oom","id":"c1"}"#);
+        let d = json!({"pids": {"current": 1}});
+        assert_eq!(
+            event_line("stats", "c\"1", Some(&d)),
+            r#"{"type":"stats","id":"c\"1","data":{"pids":{"current":1}}}"#
+        );
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(
+            parse_go_duration("300ms").unwrap(),
+            Duration::from_millis(300)
+        );
+        assert_eq!(parse_go_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(
+            parse_go_duration("1.5h").unwrap(),
+            Duration::from_secs(5400)
+        );
+        assert_eq!(
+            parse_go_duration("10us").unwrap(),
+            Duration::from_micros(10)
+        );
+        assert_eq!(
+            parse_go_duration("10µs").unwrap(),
+            Duration::from_micros(10)
+        );
+        assert_eq!(parse_go_duration("0").unwrap(), Duration::ZERO);
+        for bad in ["", "5", "s", "5x", "1..2s", "-1s", "5 s"] {
+            assert!(parse_go_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+}
