@@ -1,5 +1,6 @@
 //! hutch: an OCI container runtime with runc's command line.
 
+mod cgroups;
 mod cli;
 mod config;
 mod console;
@@ -79,6 +80,11 @@ fn dispatch(global: &cli::GlobalOpts, command: Command) -> anyhow::Result<i32> {
         Command::List(args) => cli::list::run(global, args),
         Command::Spec(args) => cli::spec::run(args),
         Command::Features => cli::features::run(),
+        Command::Pause(args) => cli::pause::run(global, args),
+        Command::Resume(args) => cli::resume::run(global, args),
+        Command::Ps(args) => cli::ps::run(global, args),
+        Command::Events(args) => cli::events::run(global, args),
+        Command::Update(args) => cli::update::run(global, args),
     }
 }
 

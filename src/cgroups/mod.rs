@@ -688,6 +688,9 @@ impl Manager {
 /// TODO(lead): once `State` has `pub cgroup: Option<Manager>`, return `state.cgroup.clone()`
 /// first and fall back to `from_pid` only for states written before that field existed.
 pub fn manager_for(state: &crate::container::state::State) -> Result<Manager> {
+    if let Some(m) = &state.cgroup {
+        return Ok(m.clone());
+    }
     if state.init_pid <= 0 {
         bail!("container {}: no cgroup recorded", state.id);
     }

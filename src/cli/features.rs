@@ -94,11 +94,11 @@ const NAMESPACES: &[&str] = &[
 ];
 
 // Cgroup management lands in a later issue.
-const CGROUP_V1: bool = false;
-const CGROUP_V2: bool = false;
+const CGROUP_V1: bool = true;
+const CGROUP_V2: bool = true;
 const CGROUP_SYSTEMD: bool = false;
 const CGROUP_SYSTEMD_USER: bool = false;
-const CGROUP_RDMA: bool = false;
+const CGROUP_RDMA: bool = true;
 
 const SECCOMP_ENABLED: bool = true;
 /// What hutch's own seccomp compiler (src/seccomp) implements.
@@ -274,7 +274,7 @@ mod tests {
         assert_eq!(caps[0], "CAP_CHOWN");
         assert_eq!(caps[40], "CAP_CHECKPOINT_RESTORE");
         let cgroup = linux.cgroup().as_ref().unwrap();
-        assert_eq!(*cgroup.v2(), Some(false));
+        assert_eq!(*cgroup.v2(), Some(true));
         assert_eq!(*linux.seccomp().as_ref().unwrap().enabled(), Some(true));
         let idmap = linux.mount_extensions().as_ref().unwrap().idmap().as_ref();
         assert_eq!(idmap.and_then(|m| *m.enabled()), Some(true));

@@ -9,13 +9,18 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub mod create;
 pub mod delete;
+pub mod events;
 pub mod features;
 pub mod kill;
 pub mod list;
+pub mod pause;
+pub mod ps;
+pub mod resume;
 pub mod run;
 pub mod spec;
 pub mod start;
 pub mod state;
+pub mod update;
 
 pub const DEFAULT_ROOT: &str = "/run/hutch";
 
@@ -121,6 +126,16 @@ pub enum Command {
     Spec(SpecArgs),
     /// Show the enabled features
     Features,
+    /// Suspend all processes inside the container
+    Pause(pause::PauseArgs),
+    /// Resume all processes that have been previously paused
+    Resume(resume::ResumeArgs),
+    /// Display the processes running inside a container
+    Ps(ps::PsArgs),
+    /// Display container events such as OOM notifications, cpu, memory, and IO usage statistics
+    Events(events::EventsArgs),
+    /// Update container resource constraints
+    Update(update::UpdateArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -243,6 +258,19 @@ const LONG_FLAGS: &[&str] = &[
     "format",
     "quiet",
     "help",
+    "stats",
+    "interval",
+    "resources",
+    "memory",
+    "memory-swap",
+    "memory-reservation",
+    "cpu-share",
+    "cpu-quota",
+    "cpu-period",
+    "pids-limit",
+    "blkio-weight",
+    "cpuset-cpus",
+    "cpuset-mems",
 ];
 
 /// Rewrites `-long-flag[=v]` to `--long-flag[=v]` for the names runc knows, as urfave/cli treats

@@ -20,7 +20,7 @@ use crate::console;
 use crate::hooks;
 use crate::namespaces::{self, NamespacePlan};
 use crate::process::channel::{self, Channel, ToChild, ToParent};
-use crate::process::identity;
+use crate::process::{attributes, identity};
 use crate::process::init::{container_init, InitContext};
 use crate::rootfs;
 use crate::syscall::process::{clone_fork, pidfd_open, CloneResult};
@@ -52,6 +52,7 @@ pub struct Created {
 struct Undo {
     dir: Option<ContainerDir>,
     init: Option<Pid>,
+    cgroup: Option<crate::cgroups::Manager>,
 }
 
 impl Drop for Undo {
@@ -59,6 +60,10 @@ impl Drop for Undo {
         if let Some(pid) = self.init.take() {
             let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
             let _ = waitpid(pid, None);
+        }
+        if let Some(cg) = self.cgroup.take() {
+            let _ = cg.kill_all(libc::SIGKILL);
+            let _ = cg.destroy();
         }
         if let Some(dir) = self.dir.take() {
             let _ = dir.destroy();
@@ -75,6 +80,7 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
         .as_ref()
         .context("config.json: process: the field is required")?;
     let caps = identity::capability_plan(process)?;
+    attributes::check_lsm(process)?;
     let seccomp = compile_seccomp(spec)?;
     check_terminal(process.terminal().unwrap_or(false), req)?;
     if req.systemd_cgroup {
@@ -85,6 +91,7 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     let mut undo = Undo {
         dir: None,
         init: None,
+        cgroup: None,
     };
     let dir_path = dir.path.clone();
     undo.dir = Some(dir);
@@ -92,6 +99,15 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     fs::write(dir_path.join(CONFIG_FILE), &bundle.raw)
         .with_context(|| format!("saving config to {}", dir_path.display()))?;
     let exec_fifo = make_exec_fifo(&dir_path.join(EXEC_FIFO))?;
+    // The cgroup, with every limit applied, before any container process exists.
+    let linux = spec.linux().as_ref();
+    let mut cgroup = crate::cgroups::Manager::new(
+        linux.and_then(|l| l.cgroups_path().as_deref()),
+        req.id,
+        req.systemd_cgroup,
+    )?;
+    cgroup.create_and_apply(linux.and_then(|l| l.resources().as_ref()))?;
+    undo.cgroup = Some(cgroup.clone());
     let console_stream = req.console_socket.map(console::connect).transpose()?;
     let pidfd_stream = req.pidfd_socket.map(console::connect).transpose()?;
     let state_root = File::open(root).with_context(|| format!("opening {}", root.display()))?;
@@ -140,8 +156,10 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     }
     // Cgroups: the init is placed in the container's cgroup here, before it may proceed, so
     // that everything it does (and its cgroup namespace root) is inside it.
+    cgroup.join(init_pid)?;
 
     let mut state = new_state(req.id, &bundle, init_pid, start_time, spec);
+    state.cgroup = Some(cgroup);
     let dir = undo.dir.as_ref().context("state directory vanished")?;
     dir.save(&state)?;
     for (index, tree) in &idmapped_trees {
@@ -169,6 +187,7 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     parent_ch.send(&ToChild::Commit { state: start_state })?;
 
     undo.init = None;
+    undo.cgroup = None;
     let dir = undo.dir.take().context("state directory vanished")?;
     Ok(Created { dir, state })
 }
@@ -363,6 +382,7 @@ fn new_state(id: &str, bundle: &Bundle, pid: Pid, start_time: u64, spec: &Spec) 
                 })
             }),
         hooks: spec.hooks().clone(),
+        cgroup: None,
     }
 }
 

@@ -32,6 +32,13 @@ pub fn delete(dir: ContainerDir, state: &State, force: bool) -> Result<()> {
             &state.hook_state_json(Status::Stopped),
         );
     }
+    if let Some(cg) = &state.cgroup {
+        // Processes left behind (a shared pid namespace) go with the container, as in runc.
+        if !cg.is_empty() {
+            let _ = cg.kill_all(libc::SIGKILL);
+        }
+        cg.destroy()?;
+    }
     dir.destroy()
 }
 

@@ -44,6 +44,9 @@ pub fn signal_init(state: &State, signal: i32) -> Result<()> {
 /// namespace: each host process in the init's pid namespace is signalled. A container that
 /// shares its pid namespace has no other boundary yet, so only its init is signalled.
 fn signal_all(state: &State, signal: i32) -> Result<()> {
+    if let Some(cg) = &state.cgroup {
+        return cg.kill_all(signal);
+    }
     let init = Pid::from_raw(state.init_pid);
     if state.shares_pid_ns {
         return signal_init(state, signal);

@@ -75,6 +75,9 @@ pub struct State {
     /// the whole config again.
     #[serde(default)]
     pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// The container's cgroup (every hierarchy), and which directories hutch created.
+    #[serde(default)]
+    pub cgroup: Option<crate::cgroups::Manager>,
 }
 
 /// The OCI state, as runc prints it (field order included).
@@ -245,12 +248,18 @@ pub fn derive_status(dir: &Path, state: &State) -> Status {
     if !process_is_alive(Pid::from_raw(state.init_pid), state.init_start_time) {
         return Status::Stopped;
     }
-    if state.creating {
+    let status = if state.creating {
         Status::Creating
     } else if dir.join(EXEC_FIFO).exists() {
         Status::Created
     } else {
         Status::Running
+    };
+    let frozen = || state.cgroup.as_ref().is_some_and(|c| c.is_frozen().unwrap_or(false));
+    if matches!(status, Status::Running | Status::Created) && frozen() {
+        Status::Paused
+    } else {
+        status
     }
 }
 

@@ -16,6 +16,7 @@ use oci_spec::runtime::{Hook, LinuxNamespaceType, Spec};
 
 use super::channel::{Channel, ToChild, ToParent};
 use super::exec_path::find_executable;
+use super::attributes;
 use super::identity::{self, CapabilityPlan};
 use crate::console;
 use crate::hooks;
@@ -142,6 +143,10 @@ fn run(ctx: &InitContext) -> Result<Never> {
         join_keyring(ctx.id);
     }
     identity::apply_rlimits(process)?;
+    attributes::apply_scheduler(process)?;
+    attributes::apply_io_priority(process)?;
+    attributes::apply_personality(ctx.spec)?;
+    attributes::apply_lsm_labels(process)?;
 
     let env: Vec<String> = process.env().clone().unwrap_or_default();
     let args: Vec<String> = process.args().clone().unwrap_or_default();

@@ -12,7 +12,7 @@ mod devices;
 mod idmap;
 mod masked;
 mod mount;
-mod procfs;
+pub mod procfs;
 mod resolve;
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};

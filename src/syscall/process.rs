@@ -211,3 +211,51 @@ pub fn kill_raw(pid: nix::unistd::Pid, signal: i32) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// personality(2).
+pub fn set_personality(persona: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: personality takes a value and returns the previous persona or -1.
+    let ret = unsafe { libc::personality(persona) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// ioprio_set(IOPRIO_WHO_PROCESS, 0 = this process, class << 13 | level).
+pub fn set_io_priority(class: u32, level: u32) -> io::Result<()> {
+    const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+    const IOPRIO_CLASS_SHIFT: u32 = 13;
+    let value = (class << IOPRIO_CLASS_SHIFT) | level;
+    // SAFETY: ioprio_set takes three integers.
+    let ret = unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, value) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The kernel's struct sched_attr, version 0 (48 bytes).
+#[repr(C)]
+#[derive(Default)]
+pub struct SchedAttr {
+    pub size: u32,
+    pub policy: u32,
+    pub flags: u64,
+    pub nice: i32,
+    pub priority: u32,
+    pub runtime: u64,
+    pub deadline: u64,
+    pub period: u64,
+}
+
+/// sched_setattr(2) on this thread.
+pub fn sched_setattr(attr: &mut SchedAttr) -> io::Result<()> {
+    attr.size = std::mem::size_of::<SchedAttr>() as u32;
+    // SAFETY: the pointer is to a live, correctly sized sched_attr; pid 0 is this thread.
+    let ret = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, attr as *mut SchedAttr, 0) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

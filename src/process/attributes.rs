@@ -1,0 +1,131 @@
+//! The process attributes of runtime-spec 1.1/1.2 beyond user and capabilities:
+//! `linux.personality`, `process.ioPriority`, `process.scheduler`, and the LSM labels
+//! (`process.apparmorProfile`, `process.selinuxLabel`).
+//!
+//! The LSM checks run in the parent, before anything is created: like runc, a config that asks
+//! for a label the host cannot apply is an error rather than a silently unconfined container.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use nix::fcntl::OFlag;
+use oci_spec::runtime::{
+    IOPriorityClass, LinuxPersonalityDomain, LinuxSchedulerFlag, LinuxSchedulerPolicy, Process,
+    Spec,
+};
+
+use crate::rootfs::procfs::Procfs;
+use crate::syscall::process::{self as sys, SchedAttr};
+
+pub fn apparmor_enabled() -> bool {
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|s| s.trim() == "Y")
+}
+
+pub fn selinux_enabled() -> bool {
+    Path::new("/sys/fs/selinux/enforce").exists()
+}
+
+/// Parent-side check of the LSM fields.
+pub fn check_lsm(process: &Process) -> Result<()> {
+    if process.apparmor_profile().as_ref().is_some_and(|p| !p.is_empty()) && !apparmor_enabled() {
+        bail!("process.apparmorProfile: apparmor is not enabled on this host");
+    }
+    if process.selinux_label().as_ref().is_some_and(|l| !l.is_empty()) && !selinux_enabled() {
+        bail!("process.selinuxLabel: selinux label is specified in config, but selinux is disabled or not supported");
+    }
+    Ok(())
+}
+
+/// Asks the LSMs to switch this process's label at its next execve. Written through a verified
+/// procfs handle (CVE-2019-16884, CVE-2025-52881).
+pub fn apply_lsm_labels(process: &Process) -> Result<()> {
+    if let Some(profile) = process.apparmor_profile().as_ref().filter(|p| !p.is_empty()) {
+        let proc = Procfs::open()?;
+        let file = proc
+            .open_file(Path::new("thread-self/attr/apparmor/exec"), OFlag::O_WRONLY)
+            .or_else(|_| proc.open_file(Path::new("thread-self/attr/exec"), OFlag::O_WRONLY))
+            .context("process.apparmorProfile: opening attr/exec")?;
+        std::fs::File::from(file)
+            .write_all(format!("exec {profile}").as_bytes())
+            .with_context(|| format!("process.apparmorProfile: applying {profile:?}"))?;
+    }
+    if let Some(label) = process.selinux_label().as_ref().filter(|l| !l.is_empty()) {
+        let proc = Procfs::open()?;
+        let file = proc
+            .open_file(Path::new("thread-self/attr/exec"), OFlag::O_WRONLY)
+            .context("process.selinuxLabel: opening attr/exec")?;
+        std::fs::File::from(file)
+            .write_all(label.as_bytes())
+            .with_context(|| format!("process.selinuxLabel: applying {label:?}"))?;
+    }
+    Ok(())
+}
+
+pub fn apply_personality(spec: &Spec) -> Result<()> {
+    let Some(personality) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) else {
+        return Ok(());
+    };
+    const PER_LINUX: libc::c_ulong = 0x0000;
+    const PER_LINUX32: libc::c_ulong = 0x0008;
+    let persona = match personality.domain() {
+        LinuxPersonalityDomain::PerLinux => PER_LINUX,
+        LinuxPersonalityDomain::PerLinux32 => PER_LINUX32,
+    };
+    sys::set_personality(persona).context("linux.personality")
+}
+
+pub fn apply_io_priority(process: &Process) -> Result<()> {
+    let Some(io) = process.io_priority().as_ref() else {
+        return Ok(());
+    };
+    let class = match io.class() {
+        IOPriorityClass::IoprioClassRt => 1,
+        IOPriorityClass::IoprioClassBe => 2,
+        IOPriorityClass::IoprioClassIdle => 3,
+    };
+    let level = u32::try_from(io.priority())
+        .ok()
+        .filter(|l| *l <= 7)
+        .with_context(|| format!("process.ioPriority.priority: {} is not in 0..=7", io.priority()))?;
+    sys::set_io_priority(class, level).context("process.ioPriority")
+}
+
+pub fn apply_scheduler(process: &Process) -> Result<()> {
+    let Some(sched) = process.scheduler().as_ref() else {
+        return Ok(());
+    };
+    let policy = match sched.policy() {
+        LinuxSchedulerPolicy::SchedOther => 0,
+        LinuxSchedulerPolicy::SchedFifo => 1,
+        LinuxSchedulerPolicy::SchedRr => 2,
+        LinuxSchedulerPolicy::SchedBatch => 3,
+        LinuxSchedulerPolicy::SchedIso => 4,
+        LinuxSchedulerPolicy::SchedIdle => 5,
+        LinuxSchedulerPolicy::SchedDeadline => 6,
+    };
+    let flags = sched.flags().iter().flatten().fold(0u64, |acc, f| {
+        acc | match f {
+            LinuxSchedulerFlag::SchedResetOnFork => 0x01,
+            LinuxSchedulerFlag::SchedFlagReclaim => 0x02,
+            LinuxSchedulerFlag::SchedFlagDLOverrun => 0x04,
+            LinuxSchedulerFlag::SchedFlagKeepPolicy => 0x08,
+            LinuxSchedulerFlag::SchedFlagKeepParams => 0x10,
+            LinuxSchedulerFlag::SchedFlagUtilClampMin => 0x20,
+            LinuxSchedulerFlag::SchedFlagUtilClampMax => 0x40,
+        }
+    });
+    let mut attr = SchedAttr {
+        policy,
+        flags,
+        nice: sched.nice().unwrap_or(0),
+        priority: u32::try_from(sched.priority().unwrap_or(0))
+            .context("process.scheduler.priority: must not be negative")?,
+        runtime: sched.runtime().unwrap_or(0),
+        deadline: sched.deadline().unwrap_or(0),
+        period: sched.period().unwrap_or(0),
+        ..Default::default()
+    };
+    sys::sched_setattr(&mut attr).context("process.scheduler: sched_setattr")
+}
