@@ -12,7 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use oci_spec::runtime::{Hook, LinuxNamespaceType, Spec};
+use oci_spec::runtime::{Hook, LinuxNamespaceType, Process, Spec};
 
 use super::channel::{Channel, ToChild, ToParent};
 use super::exec_path::find_executable;
@@ -72,7 +72,7 @@ fn run(ctx: &InitContext) -> Result<Never> {
 
     let mut premade = Vec::new();
     loop {
-        match receive_with_fd(ctx, "the parent's go-ahead")? {
+        match ctx.link().receive_with_fd("the parent's go-ahead")? {
             (ToChild::Proceed, _) => break,
             (ToChild::MountTree { index }, Some(fd)) => premade.push((index, fd)),
             (other, _) => bail!("sync protocol: expected Proceed, got {other:?}"),
@@ -128,7 +128,7 @@ fn run(ctx: &InitContext) -> Result<Never> {
 
     if ctx.has_create_hooks {
         ctx.channel.send(&ToParent::MountsReady)?;
-        let state = match receive(ctx, "the createRuntime hooks")? {
+        let state = match ctx.link().receive("the createRuntime hooks")? {
             ToChild::HooksDone { state } => state,
             other => bail!("sync protocol: expected HooksDone, got {other:?}"),
         };
@@ -155,38 +155,18 @@ fn run(ctx: &InitContext) -> Result<Never> {
     let argv = to_cstrings(&args, "process.args")?;
     let envp = to_cstrings(&env, "process.env")?;
 
-    let cwd = process.cwd();
-    let chdir_early = nix::unistd::chdir(cwd);
-    let in_user_ns = ns.has(LinuxNamespaceType::User);
-    let no_new_privs = process.no_new_privileges().unwrap_or(false);
-    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before the
-    // capabilities are dropped. With it, load it as late as possible (just before execve), so
-    // the profile need not allow hutch's own syscalls; a notify listener must still reach the
-    // parent, so it is loaded before Ready.
-    let seccomp_early = ctx
-        .seccomp
-        .filter(|p| !no_new_privs || p.needs_listener());
-    if !no_new_privs {
-        if let Some(program) = seccomp_early {
-            load_seccomp(ctx, program)?;
-        }
-    }
-    identity::switch_identity(process, ctx.caps, !in_user_ns || has_setgroups_allowed())?;
-    if chdir_early.is_err() {
-        // The directory may only be reachable by the container's user.
-        nix::unistd::chdir(cwd)
-            .with_context(|| format!("process.cwd: chdir to {}", cwd.display()))?;
-    }
-    verify_cwd(cwd)?;
-    if no_new_privs {
-        sys::set_no_new_privs().context("process.noNewPrivileges")?;
-        if let Some(program) = seccomp_early {
-            load_seccomp(ctx, program)?;
-        }
-    }
+    let link = ctx.link();
+    let late_seccomp = take_identity(
+        &link,
+        process,
+        ctx.spec,
+        ctx.caps,
+        ctx.seccomp,
+        ns.has(LinuxNamespaceType::User),
+    )?;
 
     ctx.channel.send(&ToParent::Ready)?;
-    let start_state = match receive(ctx, "create to complete")? {
+    let start_state = match link.receive("create to complete")? {
         ToChild::Commit { state } => state,
         other => bail!("sync protocol: expected Commit, got {other:?}"),
     };
@@ -197,15 +177,76 @@ fn run(ctx: &InitContext) -> Result<Never> {
         eprintln!("{err:#}");
         std::process::exit(1);
     }
-    let _ = sys::cloexec_from(3 + ctx.preserve_fds);
+    exec_process(&exe, &argv, &envp, arg0, ctx.preserve_fds, late_seccomp, ctx.spec)
+}
+
+/// Switches to the process's identity: working directory, seccomp (early when it must be),
+/// user, groups, capabilities, no_new_privs. Returns the filter still to be loaded right before
+/// execve, if any.
+pub(super) fn take_identity<'p>(
+    link: &Link,
+    process: &Process,
+    spec: &Spec,
+    caps: Option<&CapabilityPlan>,
+    seccomp: Option<&'p crate::seccomp::Program>,
+    in_user_ns: bool,
+) -> Result<Option<&'p crate::seccomp::Program>> {
+    let cwd = process.cwd();
+    let chdir_early = nix::unistd::chdir(cwd);
+    let no_new_privs = process.no_new_privileges().unwrap_or(false);
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before the
+    // capabilities are dropped. With it, load it as late as possible (just before execve), so
+    // the profile need not allow hutch's own syscalls; a notify listener must still reach the
+    // parent, so it is loaded before Ready.
+    let seccomp_early = seccomp.filter(|p| !no_new_privs || p.needs_listener());
+    if !no_new_privs {
+        if let Some(program) = seccomp_early {
+            load_seccomp(link, spec, program)?;
+        }
+    }
+    identity::switch_identity(process, caps, !in_user_ns || has_setgroups_allowed())?;
+    if chdir_early.is_err() {
+        // The directory may only be reachable by the container's user.
+        nix::unistd::chdir(cwd)
+            .with_context(|| format!("process.cwd: chdir to {}", cwd.display()))?;
+    }
+    verify_cwd(cwd)?;
+    if no_new_privs {
+        sys::set_no_new_privs().context("process.noNewPrivileges")?;
+        if let Some(program) = seccomp_early {
+            load_seccomp(link, spec, program)?;
+        }
+    }
+    Ok(seccomp.filter(|_| seccomp_early.is_none()))
+}
+
+/// The last steps: close every fd the process must not inherit, restore signal defaults, load a
+/// late seccomp filter, execve. Errors here can only go to the process's stderr.
+pub(super) fn exec_process(
+    exe: &CString,
+    argv: &[CString],
+    envp: &[CString],
+    arg0: &str,
+    preserve_fds: u32,
+    late_seccomp: Option<&crate::seccomp::Program>,
+    spec: &Spec,
+) -> ! {
+    let _ = sys::cloexec_from(3 + preserve_fds);
     sys::reset_signal_dispositions();
-    if let Some(program) = ctx.seccomp.filter(|_| seccomp_early.is_none()) {
-        if let Err(err) = load_seccomp(ctx, program) {
+    if let Some(program) = late_seccomp {
+        let config = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+        let loaded = config
+            .context("linux.seccomp vanished")
+            .and_then(|c| crate::seccomp::load(program, c));
+        if let Err(err) = loaded {
             eprintln!("{err:#}");
             std::process::exit(1);
         }
     }
-    let err = nix::unistd::execve(&exe, &argv, &envp).unwrap_err();
+    let err = match nix::unistd::execve(exe, argv, envp) {
+        Err(err) => err,
+        Ok(never) => match never {},
+    };
     eprintln!("exec: {:?}: {}", arg0, err.desc().to_lowercase());
     std::process::exit(if err == nix::errno::Errno::EACCES {
         126
@@ -215,19 +256,18 @@ fn run(ctx: &InitContext) -> Result<Never> {
 }
 
 /// Loads the filter; a notify listener goes to the parent, which hands it to the agent.
-fn load_seccomp(ctx: &InitContext, program: &crate::seccomp::Program) -> Result<()> {
-    let config = ctx
-        .spec
+fn load_seccomp(link: &Link, spec: &Spec, program: &crate::seccomp::Program) -> Result<()> {
+    let config = spec
         .linux()
         .as_ref()
         .and_then(|l| l.seccomp().as_ref())
         .context("linux.seccomp vanished")?;
     let listener = crate::seccomp::load(program, config)?;
     if let Some(fd) = listener {
-        ctx.channel
+        link.channel
             .send_with_fd(&ToParent::SeccompListener, Some(fd.as_raw_fd()))?;
         drop(fd);
-        match receive(ctx, "the seccomp agent")? {
+        match link.receive("the seccomp agent")? {
             ToChild::ListenerSent => {}
             other => bail!("sync protocol: expected ListenerSent, got {other:?}"),
         }
@@ -235,19 +275,40 @@ fn load_seccomp(ctx: &InitContext, program: &crate::seccomp::Program) -> Result<
     Ok(())
 }
 
-/// Receives the next message; if the parent is gone, removes the half-made container and exits.
-fn receive(ctx: &InitContext, what: &str) -> Result<ToChild> {
-    receive_with_fd(ctx, what).map(|(msg, _)| msg)
+/// The child's end of the sync socket, and what to clean up if the parent dies.
+pub(super) struct Link<'a> {
+    pub channel: &'a Channel,
+    /// `--root` and the container id: a parent that dies mid-create leaves a state directory
+    /// that only the init can remove.
+    pub state_dir: Option<(&'a File, &'a str)>,
 }
 
-fn receive_with_fd(ctx: &InitContext, what: &str) -> Result<(ToChild, Option<OwnedFd>)> {
-    match ctx.channel.recv::<ToChild>() {
-        Ok(Some(msg)) => Ok(msg),
-        Ok(None) => {
-            remove_state_dir(ctx.state_root, ctx.id);
-            std::process::exit(1);
+impl Link<'_> {
+    /// Receives the next message; if the parent is gone, cleans up and exits.
+    pub fn receive(&self, what: &str) -> Result<ToChild> {
+        self.receive_with_fd(what).map(|(msg, _)| msg)
+    }
+
+    pub fn receive_with_fd(&self, what: &str) -> Result<(ToChild, Option<OwnedFd>)> {
+        match self.channel.recv::<ToChild>() {
+            Ok(Some(msg)) => Ok(msg),
+            Ok(None) => {
+                if let Some((root, id)) = self.state_dir {
+                    remove_state_dir(root, id);
+                }
+                std::process::exit(1);
+            }
+            Err(err) => Err(err.context(format!("waiting for {what}"))),
         }
-        Err(err) => Err(err.context(format!("waiting for {what}"))),
+    }
+}
+
+impl InitContext<'_> {
+    fn link(&self) -> Link<'_> {
+        Link {
+            channel: self.channel,
+            state_dir: Some((self.state_root, self.id)),
+        }
     }
 }
 
