@@ -73,6 +73,10 @@ fn dispatch(global: &cli::GlobalOpts, command: Command) -> anyhow::Result<i32> {
             sealed_exe::ensure_sealed()?;
             cli::run::run(global, args)
         }
+        Command::Exec(args) => {
+            sealed_exe::ensure_sealed()?;
+            cli::exec::run(global, args)
+        }
         Command::Start(args) => cli::start::run(global, args),
         Command::State(args) => cli::state::run(global, args),
         Command::Kill(args) => cli::kill::run(global, args),

@@ -66,12 +66,18 @@ impl NamespacePlan {
         }
         // The user namespace first (its owner rules how the others may be entered), the mount
         // namespace last (entering it hides the host paths of the others).
-        plan.joins.sort_by_key(|(typ, _)| match typ {
-            LinuxNamespaceType::User => 0,
-            LinuxNamespaceType::Mount => 2,
-            _ => 1,
-        });
+        plan.joins.sort_by_key(|(typ, _)| join_order(*typ));
         plan.check(spec)?;
+        Ok(plan)
+    }
+
+    /// Only joins (for `exec`, which enters an existing container).
+    pub fn for_joins(joins: Vec<(LinuxNamespaceType, PathBuf)>) -> Result<Self> {
+        let mut plan = NamespacePlan {
+            new: CloneFlags::empty(),
+            joins,
+        };
+        plan.joins.sort_by_key(|(typ, _)| join_order(*typ));
         Ok(plan)
     }
 
@@ -170,6 +176,14 @@ impl NamespacePlan {
         }
         std::fs::write("/proc/self/timens_offsets", text)
             .context("config.json: linux.timeOffsets: writing /proc/self/timens_offsets")
+    }
+}
+
+fn join_order(typ: LinuxNamespaceType) -> u8 {
+    match typ {
+        LinuxNamespaceType::User => 0,
+        LinuxNamespaceType::Mount => 2,
+        _ => 1,
     }
 }
 

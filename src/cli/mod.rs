@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub mod create;
 pub mod delete;
 pub mod events;
+pub mod exec;
 pub mod features;
 pub mod kill;
 pub mod list;
@@ -120,6 +121,8 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Create and run a container
     Run(RunArgs),
+    /// Execute new process inside the container
+    Exec(exec::ExecArgs),
     /// Lists containers started by hutch with the given root
     List(ListArgs),
     /// Create a new specification file
@@ -271,6 +274,17 @@ const LONG_FLAGS: &[&str] = &[
     "blkio-weight",
     "cpuset-cpus",
     "cpuset-mems",
+    "process",
+    "tty",
+    "user",
+    "env",
+    "cwd",
+    "cap",
+    "additional-gids",
+    "ignore-paused",
+    "no-new-privs",
+    "apparmor",
+    "process-label",
 ];
 
 /// Rewrites `-long-flag[=v]` to `--long-flag[=v]` for the names runc knows, as urfave/cli treats

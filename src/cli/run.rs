@@ -3,10 +3,7 @@
 //! init, reaps it, deletes the container (unless --keep) and exits with its status
 //! (128+signal when the process was killed).
 
-use anyhow::{Context, Result};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use anyhow::Result;
 use nix::unistd::Pid;
 
 use super::{GlobalOpts, RunArgs};
@@ -15,6 +12,7 @@ use crate::container::delete::delete;
 use crate::container::start::start;
 use crate::container::ContainerDir;
 use crate::logging;
+use crate::process::foreground::{block_signals, forward_and_wait};
 
 pub fn run(global: &GlobalOpts, args: RunArgs) -> Result<i32> {
     // Signals are blocked (to be read from a signalfd) before the init exists, so none is lost
@@ -53,47 +51,3 @@ pub fn run(global: &GlobalOpts, args: RunArgs) -> Result<i32> {
     Ok(code)
 }
 
-fn block_signals() -> Result<SigSet> {
-    let mut mask = SigSet::all();
-    mask.remove(Signal::SIGKILL);
-    mask.remove(Signal::SIGSTOP);
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)
-        .context("blocking signals for forwarding")?;
-    Ok(mask)
-}
-
-fn forward_and_wait(init: Pid, mask: &SigSet) -> Result<i32> {
-    let sfd = SignalFd::with_flags(mask, SfdFlags::SFD_CLOEXEC).context("creating a signalfd")?;
-    loop {
-        if let Some(code) = reap(init)? {
-            return Ok(code);
-        }
-        let Some(info) = sfd.read_signal().context("reading a signal")? else {
-            continue;
-        };
-        let signo = info.ssi_signo as i32;
-        if signo == libc::SIGCHLD {
-            continue;
-        }
-        if let Ok(sig) = Signal::try_from(signo) {
-            let _ = nix::sys::signal::kill(init, sig);
-        }
-    }
-}
-
-/// Reaps every exited child; returns the init's exit code once it has exited.
-fn reap(init: Pid) -> Result<Option<i32>> {
-    loop {
-        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, code)) if pid == init => return Ok(Some(code)),
-            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == init => {
-                return Ok(Some(128 + sig as i32))
-            }
-            Ok(WaitStatus::StillAlive) => return Ok(None),
-            Ok(_) => continue,
-            Err(nix::errno::Errno::ECHILD) => return Ok(Some(0)),
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(err) => return Err(err).context("waiting for the container's init"),
-        }
-    }
-}

@@ -304,7 +304,7 @@ fn drive_setup(
             }
             ToParent::SeccompListener => {
                 let fd = fd.context("sync protocol: a seccomp listener without its fd")?;
-                send_seccomp_listener(spec, state, init_pid, fd)?;
+                send_seccomp_listener(spec, state, Status::Creating, init_pid, fd)?;
                 ch.send(&ToChild::ListenerSent)?;
             }
             ToParent::InitPid(_) => bail!("sync protocol: unexpected InitPid"),
@@ -331,7 +331,13 @@ fn compile_seccomp(spec: &Spec) -> Result<Option<crate::seccomp::Program>> {
     Ok(Some(program))
 }
 
-fn send_seccomp_listener(spec: &Spec, state: &State, pid: Pid, fd: OwnedFd) -> Result<()> {
+pub(super) fn send_seccomp_listener(
+    spec: &Spec,
+    state: &State,
+    status: Status,
+    pid: Pid,
+    fd: OwnedFd,
+) -> Result<()> {
     let config = spec
         .linux()
         .as_ref()
@@ -342,7 +348,7 @@ fn send_seccomp_listener(spec: &Spec, state: &State, pid: Pid, fd: OwnedFd) -> R
         .as_ref()
         .context("linux.seccomp.listenerPath: SCMP_ACT_NOTIFY needs a listener path")?;
     let metadata = config.listener_metadata().clone().unwrap_or_default();
-    let state_json = serde_json::to_value(state.oci_state(Status::Creating))
+    let state_json = serde_json::to_value(state.oci_state(status))
         .context("encoding the state for the seccomp agent")?;
     crate::seccomp::send_listener(path, &metadata, &state_json, pid.as_raw(), fd)
         .context("linux.seccomp.listenerPath")

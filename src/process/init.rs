@@ -377,7 +377,7 @@ fn wait_for_start(fifo: &OwnedFd) {
     }
 }
 
-fn to_cstrings(items: &[String], field: &str) -> Result<Vec<CString>> {
+pub(super) fn to_cstrings(items: &[String], field: &str) -> Result<Vec<CString>> {
     items
         .iter()
         .map(|s| {

@@ -3,6 +3,8 @@
 
 pub mod attributes;
 pub mod channel;
+pub mod exec;
 pub mod exec_path;
+pub mod foreground;
 pub mod identity;
 pub mod init;

@@ -97,6 +97,17 @@ pub fn prepare(cfg: &RootfsConfig) -> Result<Rootfs> {
 }
 
 impl Rootfs {
+    /// The root of the mount namespace this process is in (for `exec`, after joining it).
+    pub fn current() -> Result<Rootfs> {
+        let root = nix::fcntl::open(
+            "/",
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .context("open /")?;
+        Ok(Rootfs { root })
+    }
+
     /// Opens the container's `/dev/pts/ptmx`, verified to be a devpts ptmx (5:2).
     pub fn open_ptmx(&self) -> Result<OwnedFd> {
         let path = Path::new("/dev/pts/ptmx");

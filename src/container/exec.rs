@@ -1,0 +1,226 @@
+//! `exec`, the parent's side: a new process in every namespace and the cgroup of a running
+//! container. The protocol is the one `create` uses (process/channel.rs), shortened: an
+//! intermediate joins the namespaces and clones the process as hutch's child; hutch places it
+//! in the cgroup, sends Proceed, forwards its pty and seccomp listener, writes the pid file on
+//! Ready and sends Commit, after which the process execs at once.
+
+use std::fs;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use nix::sys::signal::Signal;
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxNamespaceType, Process};
+
+use super::state::{ContainerDir, State, Status, CONFIG_FILE};
+use crate::config;
+use crate::console;
+use crate::namespaces::NamespacePlan;
+use crate::process::channel::{self, Channel, ToChild, ToParent};
+use crate::process::exec::{exec_child, ExecContext};
+use crate::process::foreground::{block_signals, forward_and_wait};
+use crate::process::{attributes, identity};
+use crate::syscall::process::{clone_fork, pidfd_open, CloneResult};
+
+pub struct ExecRequest<'a> {
+    pub id: &'a str,
+    pub console_socket: Option<&'a Path>,
+    pub pidfd_socket: Option<&'a Path>,
+    pub pid_file: Option<&'a Path>,
+    pub detach: bool,
+    pub preserve_fds: u32,
+    pub ignore_paused: bool,
+}
+
+/// Kills and reaps a half-started exec process unless disarmed.
+struct Undo(Option<Pid>);
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.take() {
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+    }
+}
+
+/// Returns the exit status to exit with: 0 when detached, the process's own otherwise.
+pub fn exec(
+    root: &Path,
+    req: &ExecRequest,
+    build: impl FnOnce(&Process) -> Result<Process>,
+) -> Result<i32> {
+    let (state, spec) = {
+        // The lock is held only to read a consistent state: a long exec must not block
+        // other commands on the container.
+        let dir = ContainerDir::open(root, req.id)?;
+        let state = dir.load()?;
+        match dir.status(&state) {
+            Status::Stopped => bail!("cannot exec in a stopped container"),
+            Status::Paused if !req.ignore_paused => bail!("cannot exec in a paused container (use --ignore-paused)"),
+            _ => {}
+        }
+        let raw = fs::read(dir.path.join(CONFIG_FILE))
+            .with_context(|| format!("reading the container's saved {CONFIG_FILE}"))?;
+        (state, config::parse_spec(&raw)?)
+    };
+    let base = spec.process().clone().unwrap_or_default();
+    let process = build(&base)?;
+    let terminal = process.terminal().unwrap_or(false);
+    match (terminal, req.console_socket.is_some(), req.detach) {
+        (true, false, true) => bail!("cannot allocate tty if hutch will detach without setting console socket"),
+        (false, true, _) | (_, true, false) => bail!("cannot use console socket if hutch will not detach or allocate tty"),
+        (true, false, false) => bail!("exec --tty in the foreground without --console-socket is not supported yet"),
+        _ => {}
+    }
+    attributes::check_lsm(&process)?;
+    let caps = identity::capability_plan(&process)?;
+    let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(config) => Some(crate::seccomp::compile(config)?),
+        None => None,
+    };
+    let namespaces = container_namespaces(&state)?;
+    let console_stream = req.console_socket.map(console::connect).transpose()?;
+    let pidfd_stream = req.pidfd_socket.map(console::connect).transpose()?;
+    let (parent_ch, child_ch) = channel::pair()?;
+    let mut parent_fds = vec![parent_ch.raw_fd()];
+    for stream in console_stream.iter().chain(pidfd_stream.iter()) {
+        parent_fds.push(stream.as_raw_fd());
+    }
+    let forward = if req.detach { None } else { Some(block_signals()?) };
+    let ctx = ExecContext {
+        process: &process,
+        spec: &spec,
+        caps: caps.as_ref(),
+        seccomp: seccomp.as_ref(),
+        channel: &child_ch,
+        parent_fds: &parent_fds,
+        preserve_fds: req.preserve_fds,
+        in_user_ns: namespaces.has(LinuxNamespaceType::User),
+    };
+    let pid = spawn(&ctx, &namespaces, &parent_ch)?;
+    let mut undo = Undo(Some(pid));
+    drop(child_ch);
+
+    if let Some(cgroup) = &state.cgroup {
+        cgroup.join(pid).context("placing the exec process in the container's cgroup")?;
+    }
+    parent_ch.send(&ToChild::Proceed)?;
+    drive(&parent_ch, &state, &spec, console_stream.as_ref(), pid)?;
+    if let Some(stream) = &pidfd_stream {
+        let pidfd = pidfd_open(pid).context("--pidfd-socket: opening a pidfd")?;
+        console::send_master(stream, "pidfd", &pidfd).context("--pidfd-socket")?;
+    }
+    if let Some(path) = req.pid_file {
+        let path: PathBuf = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            std::env::current_dir()?.join(path)
+        };
+        super::state::write_atomic(&path, pid.to_string().as_bytes(), 0o644)
+            .with_context(|| format!("--pid-file {}", path.display()))?;
+    }
+    parent_ch.send(&ToChild::Commit {
+        state: String::new(),
+    })?;
+    undo.0 = None;
+    match forward {
+        None => Ok(0),
+        Some(mask) => forward_and_wait(pid, &mask),
+    }
+}
+
+/// Every namespace of the container's init that differs from hutch's own, by path.
+fn container_namespaces(state: &State) -> Result<NamespacePlan> {
+    let init = state.init_pid;
+    let kinds = [
+        (LinuxNamespaceType::User, "user"),
+        (LinuxNamespaceType::Ipc, "ipc"),
+        (LinuxNamespaceType::Uts, "uts"),
+        (LinuxNamespaceType::Network, "net"),
+        (LinuxNamespaceType::Pid, "pid"),
+        (LinuxNamespaceType::Cgroup, "cgroup"),
+        (LinuxNamespaceType::Time, "time"),
+        (LinuxNamespaceType::Mount, "mnt"),
+    ];
+    let mut joins = Vec::new();
+    for (typ, name) in kinds {
+        let theirs = PathBuf::from(format!("/proc/{init}/ns/{name}"));
+        let Ok(their_meta) = fs::metadata(&theirs) else {
+            continue;
+        };
+        let same = fs::metadata(format!("/proc/self/ns/{name}"))
+            .is_ok_and(|m| m.ino() == their_meta.ino() && m.dev() == their_meta.dev());
+        if !same {
+            joins.push((typ, theirs));
+        }
+    }
+    // The init must still be the process the state names, or the paths are someone else's.
+    if !super::state::process_is_alive(Pid::from_raw(init), state.init_start_time) {
+        bail!("container not running");
+    }
+    NamespacePlan::for_joins(joins)
+}
+
+fn spawn(ctx: &ExecContext, namespaces: &NamespacePlan, parent_ch: &Channel) -> Result<Pid> {
+    let intermediate = match clone_fork(0).context("forking to join the container")? {
+        CloneResult::Child => {
+            let result = namespaces
+                .join_all()
+                .and_then(|_| clone_fork(libc::CLONE_PARENT).context("cloning the exec process"));
+            match result {
+                Ok(CloneResult::Child) => exec_child(ctx),
+                Ok(CloneResult::Parent(pid)) => {
+                    let _ = ctx.channel.send(&ToParent::InitPid(pid.as_raw()));
+                    std::process::exit(0)
+                }
+                Err(err) => {
+                    let _ = ctx.channel.send(&ToParent::Error(format!("{err:#}")));
+                    std::process::exit(1)
+                }
+            }
+        }
+        CloneResult::Parent(pid) => pid,
+    };
+    let reply = parent_ch.expect::<ToParent>("the exec process's pid");
+    let _ = waitpid(intermediate, None);
+    match reply?.0 {
+        ToParent::InitPid(pid) => Ok(Pid::from_raw(pid)),
+        ToParent::Error(msg) => bail!("{msg}"),
+        other => bail!("sync protocol: expected a pid, got {other:?}"),
+    }
+}
+
+fn drive(
+    ch: &Channel,
+    state: &State,
+    spec: &oci_spec::runtime::Spec,
+    console: Option<&std::os::unix::net::UnixStream>,
+    pid: Pid,
+) -> Result<()> {
+    loop {
+        let Some((msg, fd)) = ch.recv::<ToParent>()? else {
+            let _ = waitpid(pid, None);
+            bail!("the exec process exited during setup");
+        };
+        match msg {
+            ToParent::Ready => return Ok(()),
+            ToParent::Error(msg) => bail!("{msg}"),
+            ToParent::Console { name } => {
+                let (Some(socket), Some(master)) = (console, fd) else {
+                    bail!("sync protocol: a console without a console socket or fd");
+                };
+                console::send_master(socket, &name, &master)?;
+            }
+            ToParent::SeccompListener => {
+                let fd: OwnedFd = fd.context("sync protocol: a seccomp listener without its fd")?;
+                super::create::send_seccomp_listener(spec, state, Status::Running, pid, fd)?;
+                ch.send(&ToChild::ListenerSent)?;
+            }
+            other => bail!("sync protocol: unexpected {other:?} from the exec process"),
+        }
+    }
+}

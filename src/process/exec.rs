@@ -1,0 +1,94 @@
+//! The exec'd process: between the clone inside the container's namespaces and `execve`.
+//!
+//! It runs the tail of the init sequence only: the container's filesystem, hostname and
+//! mounts already exist. Forked from single-threaded hutch, so allocation is safe here.
+
+use std::os::fd::{AsRawFd, RawFd};
+
+use anyhow::{bail, Context, Result};
+use oci_spec::runtime::{Process, Spec};
+
+use super::attributes;
+use super::channel::{Channel, ToChild, ToParent};
+use super::exec_path::find_executable;
+use super::identity::{self, CapabilityPlan};
+use super::init::{exec_process, take_identity, to_cstrings, Link};
+use crate::console;
+use crate::rootfs::Rootfs;
+use crate::syscall::process as sys;
+
+pub struct ExecContext<'a> {
+    pub process: &'a Process,
+    pub spec: &'a Spec,
+    pub caps: Option<&'a CapabilityPlan>,
+    pub seccomp: Option<&'a crate::seccomp::Program>,
+    pub channel: &'a Channel,
+    pub parent_fds: &'a [RawFd],
+    pub preserve_fds: u32,
+    pub in_user_ns: bool,
+}
+
+pub fn exec_child(ctx: &ExecContext) -> ! {
+    if let Err(err) = run(ctx) {
+        let _ = ctx.channel.send(&ToParent::Error(format!("{err:#}")));
+    }
+    std::process::exit(1)
+}
+
+fn run(ctx: &ExecContext) -> Result<()> {
+    for fd in ctx.parent_fds {
+        let _ = nix::unistd::close(*fd);
+    }
+    // Other processes in the container must not reach hutch's /proc files before execve.
+    sys::set_dumpable(false).context("prctl(PR_SET_DUMPABLE)")?;
+    let link = Link {
+        channel: ctx.channel,
+        state_dir: None,
+    };
+    match link.receive("the parent's go-ahead")? {
+        ToChild::Proceed => {}
+        other => bail!("sync protocol: expected Proceed, got {other:?}"),
+    }
+    let process = ctx.process;
+    if process.terminal().unwrap_or(false) {
+        let root = Rootfs::current().context("opening the container's root")?;
+        let size = process
+            .console_size()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        let pty = console::open_pty(&root, size)?;
+        ctx.channel.send_with_fd(
+            &ToParent::Console {
+                name: pty.name.clone(),
+            },
+            Some(pty.master.as_raw_fd()),
+        )?;
+        drop(pty.master);
+        console::become_console_owner(&pty.peer)?;
+    }
+    identity::apply_rlimits(process)?;
+    attributes::apply_scheduler(process)?;
+    attributes::apply_io_priority(process)?;
+    attributes::apply_lsm_labels(process)?;
+
+    let env: Vec<String> = process.env().clone().unwrap_or_default();
+    let args: Vec<String> = process.args().clone().unwrap_or_default();
+    let arg0 = args.first().map(String::as_str).unwrap_or_default();
+    let exe = find_executable(arg0, &env)?;
+    let argv = to_cstrings(&args, "process.args")?;
+    let envp = to_cstrings(&env, "process.env")?;
+
+    let late_seccomp = take_identity(
+        &link,
+        process,
+        ctx.spec,
+        ctx.caps,
+        ctx.seccomp,
+        ctx.in_user_ns,
+    )?;
+    ctx.channel.send(&ToParent::Ready)?;
+    match link.receive("exec to complete")? {
+        ToChild::Commit { .. } => {}
+        other => bail!("sync protocol: expected Commit, got {other:?}"),
+    }
+    exec_process(&exe, &argv, &envp, arg0, ctx.preserve_fds, late_seccomp, ctx.spec)
+}
