@@ -40,7 +40,7 @@ pub fn run(global: &GlobalOpts, args: RunArgs) -> Result<i32> {
     let init = Pid::from_raw(created.state.init_pid);
     // Other commands (state, kill) must reach the container while it runs.
     drop(created.dir);
-    let code = forward_and_wait(init, &mask)?;
+    let code = forward_and_wait(init, &mask, created.console)?;
     if !args.keep {
         let removed = ContainerDir::open(&global.root, &args.create.id)
             .and_then(|dir| delete(dir, &created.state, true));

@@ -45,6 +45,8 @@ pub struct CreateRequest<'a> {
 pub struct Created {
     pub dir: ContainerDir,
     pub state: State,
+    /// The pty master, when a foreground `run` relays the caller's terminal itself.
+    pub console: Option<OwnedFd>,
 }
 
 /// Undoes a half-made container unless disarmed: kills the init (which takes its pid
@@ -171,7 +173,7 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     drop(idmapped_trees);
     parent_ch.send(&ToChild::Proceed)?;
 
-    drive_setup(&parent_ch, &state, spec, console_stream.as_ref(), init_pid)?;
+    let console = drive_setup(&parent_ch, &state, spec, console_stream.as_ref(), init_pid)?;
 
     if let Some(stream) = &pidfd_stream {
         let pidfd =
@@ -189,7 +191,11 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     undo.init = None;
     undo.cgroup = None;
     let dir = undo.dir.take().context("state directory vanished")?;
-    Ok(Created { dir, state })
+    Ok(Created {
+        dir,
+        state,
+        console,
+    })
 }
 
 /// runc's rules for --console-socket and process.terminal.
@@ -201,9 +207,6 @@ fn check_terminal(terminal: bool, req: &CreateRequest) -> Result<()> {
         (false, true, _) | (_, true, false) => {
             bail!("cannot use console socket if hutch will not detach or allocate tty")
         }
-        (true, false, false) => bail!(
-            "process.terminal in the foreground without --console-socket is not supported yet"
-        ),
         _ => Ok(()),
     }
 }
@@ -262,26 +265,29 @@ fn spawn_init(ctx: &InitContext, parent_ch: &Channel) -> Result<Pid> {
     }
 }
 
-/// Answers the init until it reports Ready (or fails).
+/// Answers the init until it reports Ready (or fails). A pty master with no console socket
+/// to go to (a foreground `run`) is returned.
 fn drive_setup(
     ch: &Channel,
     state: &State,
     spec: &Spec,
     console: Option<&UnixStream>,
     init_pid: Pid,
-) -> Result<()> {
+) -> Result<Option<OwnedFd>> {
+    let mut kept_master = None;
     loop {
         let Some((msg, fd)) = ch.recv::<ToParent>()? else {
             bail!("{}", init_exit_reason(init_pid));
         };
         match msg {
-            ToParent::Ready => return Ok(()),
+            ToParent::Ready => return Ok(kept_master),
             ToParent::Error(msg) => bail!("{msg}"),
             ToParent::Console { name } => {
-                let (Some(socket), Some(master)) = (console, fd) else {
-                    bail!("sync protocol: a console without a console socket or fd");
-                };
-                console::send_master(socket, &name, &master)?;
+                let master = fd.context("sync protocol: a console without its fd")?;
+                match console {
+                    Some(socket) => console::send_master(socket, &name, &master)?,
+                    None => kept_master = Some(master),
+                }
             }
             ToParent::MountsReady => {
                 let json = state.hook_state_json(Status::Creating);

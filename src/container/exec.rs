@@ -73,7 +73,6 @@ pub fn exec(
     match (terminal, req.console_socket.is_some(), req.detach) {
         (true, false, true) => bail!("cannot allocate tty if hutch will detach without setting console socket"),
         (false, true, _) | (_, true, false) => bail!("cannot use console socket if hutch will not detach or allocate tty"),
-        (true, false, false) => bail!("exec --tty in the foreground without --console-socket is not supported yet"),
         _ => {}
     }
     attributes::check_lsm(&process)?;
@@ -109,7 +108,7 @@ pub fn exec(
         cgroup.join(pid).context("placing the exec process in the container's cgroup")?;
     }
     parent_ch.send(&ToChild::Proceed)?;
-    drive(&parent_ch, &state, &spec, console_stream.as_ref(), pid)?;
+    let console = drive(&parent_ch, &state, &spec, console_stream.as_ref(), pid)?;
     if let Some(stream) = &pidfd_stream {
         let pidfd = pidfd_open(pid).context("--pidfd-socket: opening a pidfd")?;
         console::send_master(stream, "pidfd", &pidfd).context("--pidfd-socket")?;
@@ -129,7 +128,7 @@ pub fn exec(
     undo.0 = None;
     match forward {
         None => Ok(0),
-        Some(mask) => forward_and_wait(pid, &mask),
+        Some(mask) => forward_and_wait(pid, &mask, console),
     }
 }
 
@@ -200,20 +199,22 @@ fn drive(
     spec: &oci_spec::runtime::Spec,
     console: Option<&std::os::unix::net::UnixStream>,
     pid: Pid,
-) -> Result<()> {
+) -> Result<Option<OwnedFd>> {
+    let mut kept_master = None;
     loop {
         let Some((msg, fd)) = ch.recv::<ToParent>()? else {
             let _ = waitpid(pid, None);
             bail!("the exec process exited during setup");
         };
         match msg {
-            ToParent::Ready => return Ok(()),
+            ToParent::Ready => return Ok(kept_master),
             ToParent::Error(msg) => bail!("{msg}"),
             ToParent::Console { name } => {
-                let (Some(socket), Some(master)) = (console, fd) else {
-                    bail!("sync protocol: a console without a console socket or fd");
-                };
-                console::send_master(socket, &name, &master)?;
+                let master = fd.context("sync protocol: a console without its fd")?;
+                match console {
+                    Some(socket) => console::send_master(socket, &name, &master)?,
+                    None => kept_master = Some(master),
+                }
             }
             ToParent::SeccompListener => {
                 let fd: OwnedFd = fd.context("sync protocol: a seccomp listener without its fd")?;

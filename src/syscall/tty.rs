@@ -55,3 +55,16 @@ pub fn set_controlling_terminal(fd: BorrowedFd) -> io::Result<()> {
     check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) })?;
     Ok(())
 }
+
+/// The terminal's window size (rows, cols), if `fd` is a terminal.
+pub fn window_size(fd: BorrowedFd) -> io::Result<(u16, u16)> {
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes a winsize through the pointer, which lives across the call.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut size) })?;
+    Ok((size.ws_row, size.ws_col))
+}
