@@ -100,6 +100,18 @@ pub fn log(level: Level, msg: &str) {
     }
 }
 
+/// Is a debug record wanted? Lets callers skip formatting what would be dropped.
+pub fn debug_enabled() -> bool {
+    LOGGER.get().is_some_and(|l| l.debug)
+}
+
+/// A debug record with the time since `since`, for `--debug` profiling of a command's steps.
+pub fn timing(since: std::time::Instant, step: &str) {
+    if debug_enabled() {
+        debug(&format!("timing: {step} at {} µs", since.elapsed().as_micros()));
+    }
+}
+
 pub fn warn(msg: &str) {
     log(Level::Warning, msg);
 }

@@ -74,7 +74,9 @@ impl Drop for Undo {
 }
 
 pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
+    let started = std::time::Instant::now();
     let bundle = config::load_bundle(req.bundle)?;
+    crate::logging::timing(started, "config loaded");
     let spec = &bundle.spec;
     let namespaces = NamespacePlan::from_spec(spec)?;
     let process = spec
@@ -84,6 +86,7 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     let caps = identity::capability_plan(process)?;
     attributes::check_lsm(process)?;
     let seccomp = compile_seccomp(spec)?;
+    crate::logging::timing(started, "seccomp compiled");
     check_terminal(process.terminal().unwrap_or(false), req)?;
     if req.systemd_cgroup {
         bail!("--systemd-cgroup: the systemd cgroup driver is not supported yet (use the cgroupfs driver)");
@@ -144,7 +147,9 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
         preserve_fds: req.preserve_fds,
         has_create_hooks,
     };
+    crate::logging::timing(started, "state directory and cgroup ready");
     let init_pid = spawn_init(&ctx, &parent_ch)?;
+    crate::logging::timing(started, "init cloned");
     undo.init = Some(init_pid);
     drop(child_ch);
     drop(exec_fifo);
@@ -174,6 +179,7 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     parent_ch.send(&ToChild::Proceed)?;
 
     let console = drive_setup(&parent_ch, &state, spec, console_stream.as_ref(), init_pid)?;
+    crate::logging::timing(started, "init ready");
 
     if let Some(stream) = &pidfd_stream {
         let pidfd =
@@ -188,6 +194,7 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     let start_state = String::from_utf8_lossy(&state.hook_state_json(Status::Created)).into_owned();
     parent_ch.send(&ToChild::Commit { state: start_state })?;
 
+    crate::logging::timing(started, "create committed");
     undo.init = None;
     undo.cgroup = None;
     let dir = undo.dir.take().context("state directory vanished")?;
