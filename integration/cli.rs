@@ -18,9 +18,15 @@ fn version() {
     let out = bare(&["--version"]);
     out.assert_ok();
     let lines: Vec<&str> = out.stdout.lines().collect();
-    assert!(lines[0].starts_with(&format!("{} version ", runtime_name())), "{out}");
+    assert!(
+        lines[0].starts_with(&format!("{} version ", runtime_name())),
+        "{out}"
+    );
     assert!(lines.iter().any(|l| l.starts_with("commit: ")), "{out}");
-    let spec = lines.iter().find(|l| l.starts_with("spec: ")).unwrap_or_else(|| panic!("no spec line: {out}"));
+    let spec = lines
+        .iter()
+        .find(|l| l.starts_with("spec: "))
+        .unwrap_or_else(|| panic!("no spec line: {out}"));
     assert!(spec["spec: ".len()..].starts_with("1."), "{out}");
     let short = bare(&["-v"]);
     short.assert_ok();
@@ -31,7 +37,10 @@ fn version() {
 fn version_reports_spec_1_2() {
     hutch_only!("hutch implements runtime-spec 1.2.x (runc 1.1.5 says 1.0.2-dev)");
     let out = bare(&["--version"]);
-    assert!(out.stdout.lines().any(|l| l.starts_with("spec: 1.2.")), "{out}");
+    assert!(
+        out.stdout.lines().any(|l| l.starts_with("spec: 1.2.")),
+        "{out}"
+    );
     assert!(out.stdout.starts_with("hutch version "), "{out}");
 }
 
@@ -40,23 +49,43 @@ fn spec_writes_a_default_config() {
     let c = Ctr::new("spec");
     let d = c.dir.join("specdir");
     fs::create_dir_all(&d).unwrap();
-    let out = exec_files(Command::new(runtime()).current_dir(&d).arg("spec"), CMD_TIMEOUT);
+    let out = exec_files(
+        Command::new(runtime()).current_dir(&d).arg("spec"),
+        CMD_TIMEOUT,
+    );
     out.assert_ok();
     assert_eq!(out.stdout, "", "spec prints nothing");
     let v = parse_json(&fs::read_to_string(d.join("config.json")).unwrap());
-    assert!(v["ociVersion"].as_str().is_some_and(|s| s.starts_with("1.")), "{v}");
+    assert!(
+        v["ociVersion"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("1.")),
+        "{v}"
+    );
     assert_eq!(v["root"]["path"], "rootfs");
     assert_eq!(v["process"]["args"], serde_json::json!(["sh"]));
     assert_eq!(v["process"]["terminal"], true);
     assert_eq!(v["process"]["cwd"], "/");
-    let ns: Vec<&str> = v["linux"]["namespaces"].as_array().unwrap().iter().filter_map(|n| n["type"].as_str()).collect();
+    let ns: Vec<&str> = v["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["type"].as_str())
+        .collect();
     for k in ["pid", "network", "ipc", "uts", "mount"] {
         assert!(ns.contains(&k), "default namespaces lack {k}: {ns:?}");
     }
-    assert!(v["linux"]["maskedPaths"].as_array().is_some_and(|a| a.iter().any(|p| p == "/proc/kcore")));
-    assert!(v["linux"]["readonlyPaths"].as_array().is_some_and(|a| a.iter().any(|p| p == "/proc/sys")));
+    assert!(v["linux"]["maskedPaths"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|p| p == "/proc/kcore")));
+    assert!(v["linux"]["readonlyPaths"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|p| p == "/proc/sys")));
     // A second spec refuses to overwrite it.
-    let again = exec_files(Command::new(runtime()).current_dir(&d).arg("spec"), CMD_TIMEOUT);
+    let again = exec_files(
+        Command::new(runtime()).current_dir(&d).arg("spec"),
+        CMD_TIMEOUT,
+    );
     again.assert_fail();
     assert!(again.stderr.contains("config.json"), "{again}");
 }
@@ -72,10 +101,28 @@ fn spec_bundle_flag_and_rootless() {
     assert!(d.join("config.json").exists());
     bare(&["spec", &format!("--bundle={}", r.display()), "--rootless"]).assert_ok();
     let v = parse_json(&fs::read_to_string(r.join("config.json")).unwrap());
-    let ns: Vec<&str> = v["linux"]["namespaces"].as_array().unwrap().iter().filter_map(|n| n["type"].as_str()).collect();
-    assert!(ns.contains(&"user"), "a rootless spec uses a user namespace: {ns:?}");
-    assert!(v["linux"]["uidMappings"].as_array().is_some_and(|a| !a.is_empty()), "{v}");
-    assert!(v["linux"]["gidMappings"].as_array().is_some_and(|a| !a.is_empty()), "{v}");
+    let ns: Vec<&str> = v["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["type"].as_str())
+        .collect();
+    assert!(
+        ns.contains(&"user"),
+        "a rootless spec uses a user namespace: {ns:?}"
+    );
+    assert!(
+        v["linux"]["uidMappings"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()),
+        "{v}"
+    );
+    assert!(
+        v["linux"]["gidMappings"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()),
+        "{v}"
+    );
 }
 
 #[test]
@@ -83,21 +130,57 @@ fn features_json() {
     let out = bare(&["features"]);
     out.assert_ok();
     let v = parse_json(&out.stdout);
-    assert!(v["ociVersionMin"].as_str().is_some_and(|s| s.starts_with("1.")), "{v}");
-    assert!(v["ociVersionMax"].as_str().is_some_and(|s| s.starts_with("1.")), "{v}");
-    let hooks: Vec<&str> = v["hooks"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    for h in ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"] {
+    assert!(
+        v["ociVersionMin"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("1.")),
+        "{v}"
+    );
+    assert!(
+        v["ociVersionMax"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("1.")),
+        "{v}"
+    );
+    let hooks: Vec<&str> = v["hooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for h in [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+        "poststop",
+    ] {
         assert!(hooks.contains(&h), "features.hooks lacks {h}");
     }
-    let mo: Vec<&str> = v["mountOptions"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    for o in ["ro", "rw", "nosuid", "nodev", "noexec", "bind", "rbind", "rslave", "rprivate"] {
+    let mo: Vec<&str> = v["mountOptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for o in [
+        "ro", "rw", "nosuid", "nodev", "noexec", "bind", "rbind", "rslave", "rprivate",
+    ] {
         assert!(mo.contains(&o), "features.mountOptions lacks {o}");
     }
-    let ns: Vec<&str> = v["linux"]["namespaces"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let ns: Vec<&str> = v["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
     for n in ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"] {
         assert!(ns.contains(&n), "features.linux.namespaces lacks {n}");
     }
-    assert!(v["linux"]["capabilities"].as_array().is_some_and(|a| a.iter().any(|c| c == "CAP_SYS_ADMIN")));
+    assert!(v["linux"]["capabilities"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|c| c == "CAP_SYS_ADMIN")));
 }
 
 #[test]
@@ -106,22 +189,48 @@ fn features_are_honest() {
     let v = parse_json(&bare(&["features"]).assert_ok().stdout);
     // ociVersionMax is at least the spec version `--version` reports.
     let version = bare(&["--version"]).stdout;
-    let spec = version.lines().find_map(|l| l.strip_prefix("spec: ")).unwrap().trim().to_string();
+    let spec = version
+        .lines()
+        .find_map(|l| l.strip_prefix("spec: "))
+        .unwrap()
+        .trim()
+        .to_string();
     let max = v["ociVersionMax"].as_str().unwrap();
-    let num = |s: &str| -> Vec<u32> { s.split(['.', '-']).take(3).map(|x| x.parse().unwrap_or(0)).collect() };
-    assert!(num(max) >= num(&spec), "ociVersionMax {max} is below the implemented spec {spec}");
-    let ns: Vec<&str> = v["linux"]["namespaces"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    assert!(ns.contains(&"time"), "time namespaces are implemented (namespaces::time_namespace_offsets)");
+    let num = |s: &str| -> Vec<u32> {
+        s.split(['.', '-'])
+            .take(3)
+            .map(|x| x.parse().unwrap_or(0))
+            .collect()
+    };
+    assert!(
+        num(max) >= num(&spec),
+        "ociVersionMax {max} is below the implemented spec {spec}"
+    );
+    let ns: Vec<&str> = v["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        ns.contains(&"time"),
+        "time namespaces are implemented (namespaces::time_namespace_offsets)"
+    );
     // Every listed namespace kind can really be created.
     for kind in ns {
         let mut c = Ctr::new("feat-ns");
         c.set_ns(kind, None);
         if kind == "user" {
-            c.config["linux"]["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-            c.config["linux"]["gidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            c.config["linux"]["uidMappings"] =
+                serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            c.config["linux"]["gidMappings"] =
+                serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
         }
         let out = c.run();
-        assert!(out.ok(), "features lists {kind} but a container with it fails:\n{out}");
+        assert!(
+            out.ok(),
+            "features lists {kind} but a container with it fails:\n{out}"
+        );
     }
 }
 
@@ -135,7 +244,14 @@ fn flag_spellings_and_options_after_the_id() {
     let pf = c.pid_file().to_string_lossy().into_owned();
     // --root=DIR, create ID --bundle=B --pid-file P (options after the id).
     let out = exec_files(
-        Command::new(runtime()).args([&format!("--root={root}"), "create", &c.id, &format!("--bundle={b}"), "--pid-file", &pf]),
+        Command::new(runtime()).args([
+            &format!("--root={root}"),
+            "create",
+            &c.id,
+            &format!("--bundle={b}"),
+            "--pid-file",
+            &pf,
+        ]),
         CMD_TIMEOUT,
     );
     out.assert_ok();
@@ -161,7 +277,10 @@ fn bundle_defaults_to_cwd_and_root_path_is_relative_to_the_bundle() {
     let mut c = Ctr::new("cwd-bundle");
     c.sh("echo from-cwd-bundle");
     c.save();
-    let out = exec_timeout(c.cmd().current_dir(&c.bundle).args(["run", &c.id]), CMD_TIMEOUT);
+    let out = exec_timeout(
+        c.cmd().current_dir(&c.bundle).args(["run", &c.id]),
+        CMD_TIMEOUT,
+    );
     out.assert_ok();
     assert_eq!(out.stdout, "from-cwd-bundle\n");
     // root.path is relative to --bundle, not to the caller's cwd (containerd/podman).
@@ -169,7 +288,12 @@ fn bundle_defaults_to_cwd_and_root_path_is_relative_to_the_bundle() {
     d.sh("echo rel-ok");
     d.save();
     let b = d.bundle.to_string_lossy().into_owned();
-    let out = exec_timeout(d.cmd().current_dir("/").args(["run", "--bundle", &b, &d.id]), CMD_TIMEOUT);
+    let out = exec_timeout(
+        d.cmd()
+            .current_dir("/")
+            .args(["run", "--bundle", &b, &d.id]),
+        CMD_TIMEOUT,
+    );
     out.assert_ok();
     assert_eq!(out.stdout, "rel-ok\n");
     let st_out = d.rt(&["state", &d.id]);
@@ -183,7 +307,8 @@ fn single_dash_long_flags() {
     c.args(&["true"]);
     c.save();
     let b = c.bundle.to_string_lossy().into_owned();
-    c.rt(&["run", "-bundle", &b, "-no-subreaper", &c.id]).assert_ok();
+    c.rt(&["run", "-bundle", &b, "-no-subreaper", &c.id])
+        .assert_ok();
 }
 
 #[test]
@@ -217,19 +342,34 @@ fn list_formats() {
     table.assert_ok();
     let lines: Vec<&str> = table.stdout.lines().collect();
     let header: Vec<&str> = lines[0].split_whitespace().collect();
-    assert_eq!(header, ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"], "{table}");
-    let row: Vec<&str> = lines.iter().find(|l| l.starts_with(&c.id)).unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"],
+        "{table}"
+    );
+    let row: Vec<&str> = lines
+        .iter()
+        .find(|l| l.starts_with(&c.id))
+        .unwrap()
+        .split_whitespace()
+        .collect();
     assert_eq!(row[0], c.id);
     assert_eq!(row[1], pid.to_string());
     assert_eq!(row[2], "created");
     assert_eq!(row[3], c.bundle.to_str().unwrap());
     assert!(is_rfc3339(row[4]), "{}", row[4]);
 
-    for args in [vec!["list", "--format", "json"], vec!["list", "--format=json"], vec!["list", "-f", "json"]] {
+    for args in [
+        vec!["list", "--format", "json"],
+        vec!["list", "--format=json"],
+        vec!["list", "-f", "json"],
+    ] {
         let out = c.rt(&args);
         out.assert_ok();
         let v = parse_json(&out.stdout);
-        let arr = v.as_array().unwrap_or_else(|| panic!("{args:?}: not an array: {v}"));
+        let arr = v
+            .as_array()
+            .unwrap_or_else(|| panic!("{args:?}: not an array: {v}"));
         assert_eq!(arr.len(), 1);
         let e = &arr[0];
         assert_eq!(e["id"], c.id.as_str());
@@ -254,7 +394,10 @@ fn list_of_an_empty_or_missing_root() {
     let out = c.rt(&["list", "--format", "json"]);
     out.assert_ok();
     let v = parse_json(&out.stdout);
-    assert!(v.is_null() || v.as_array().is_some_and(|a| a.is_empty()), "{v}");
+    assert!(
+        v.is_null() || v.as_array().is_some_and(|a| a.is_empty()),
+        "{v}"
+    );
     let t = c.rt(&["list"]);
     t.assert_ok();
     assert_eq!(t.stdout.lines().count(), 1, "only the header: {t}");
@@ -269,11 +412,21 @@ fn log_file_json_on_failure() {
     let log = c.dir.join("log.json");
     fs::create_dir_all(&c.dir).unwrap();
     let out = exec_files(
-        c.cmd().args(["--log", log.to_str().unwrap(), "--log-format", "json", "state", &c.id]),
+        c.cmd().args([
+            "--log",
+            log.to_str().unwrap(),
+            "--log-format",
+            "json",
+            "state",
+            &c.id,
+        ]),
         CMD_TIMEOUT,
     );
     out.assert_fail();
-    assert!(out.stderr.contains("container does not exist"), "errors also go to stderr: {out}");
+    assert!(
+        out.stderr.contains("container does not exist"),
+        "errors also go to stderr: {out}"
+    );
     let text = fs::read_to_string(&log).expect("log file written");
     let last_error = text
         .lines()
@@ -281,11 +434,23 @@ fn log_file_json_on_failure() {
         .filter(|v| v["level"] == "error")
         .last()
         .unwrap_or_else(|| panic!("no level=error line in {text:?}"));
-    assert!(last_error["msg"].as_str().unwrap().contains("container does not exist"), "{last_error}");
-    assert!(last_error["time"].as_str().is_some_and(is_rfc3339), "{last_error}");
+    assert!(
+        last_error["msg"]
+            .as_str()
+            .unwrap()
+            .contains("container does not exist"),
+        "{last_error}"
+    );
+    assert!(
+        last_error["time"].as_str().is_some_and(is_rfc3339),
+        "{last_error}"
+    );
     for line in text.lines() {
         let v = parse_json(line);
-        assert!(v["level"].is_string() && v["msg"].is_string() && v["time"].is_string(), "{line}");
+        assert!(
+            v["level"].is_string() && v["msg"].is_string() && v["time"].is_string(),
+            "{line}"
+        );
     }
 }
 
@@ -295,18 +460,43 @@ fn log_file_appends_and_create_failure_is_logged() {
     c.config["process"]["cwd"] = serde_json::json!("relative");
     c.save();
     let log = c.dir.join("log.json");
-    fs::write(&log, "{\"level\":\"info\",\"msg\":\"earlier\",\"time\":\"2020-01-01T00:00:00Z\"}\n").unwrap();
+    fs::write(
+        &log,
+        "{\"level\":\"info\",\"msg\":\"earlier\",\"time\":\"2020-01-01T00:00:00Z\"}\n",
+    )
+    .unwrap();
     let b = c.bundle.to_string_lossy().into_owned();
     let out = exec_files(
-        c.cmd().args([&format!("--log={}", log.display()), "--log-format=json", "create", "--bundle", &b, &c.id]),
+        c.cmd().args([
+            &format!("--log={}", log.display()),
+            "--log-format=json",
+            "create",
+            "--bundle",
+            &b,
+            &c.id,
+        ]),
         CMD_TIMEOUT,
     );
     out.assert_fail();
     let text = fs::read_to_string(&log).unwrap();
-    assert!(text.starts_with("{\"level\":\"info\",\"msg\":\"earlier\""), "the log must be appended to: {text}");
-    let errs: Vec<Value> = text.lines().map(parse_json).filter(|v| v["level"] == "error").collect();
+    assert!(
+        text.starts_with("{\"level\":\"info\",\"msg\":\"earlier\""),
+        "the log must be appended to: {text}"
+    );
+    let errs: Vec<Value> = text
+        .lines()
+        .map(parse_json)
+        .filter(|v| v["level"] == "error")
+        .collect();
     assert!(!errs.is_empty(), "{text}");
-    assert!(errs.last().unwrap()["msg"].as_str().unwrap().to_lowercase().contains("cwd"), "{text}");
+    assert!(
+        errs.last().unwrap()["msg"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("cwd"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -16,11 +16,15 @@ use crate::common::*;
 /// Receives one message with exactly one SCM_RIGHTS fd; returns (data, fd).
 fn recv_fd(listener: UnixListener) -> Result<(String, OwnedFd), String> {
     let (conn, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
-    conn.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let mut buf = [0u8; 4096];
     // Room for more than one fd so a runtime that sends extra fds is caught.
     let mut cbuf = [0u64; 64];
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
     // SAFETY: msghdr is plain data; the buffers outlive the call.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
@@ -50,7 +54,10 @@ fn recv_fd(listener: UnixListener) -> Result<(String, OwnedFd), String> {
         }
     }
     if ncmsg != 1 || fds.len() != 1 {
-        return Err(format!("expected one SCM_RIGHTS message with one fd, got {ncmsg} cmsgs and {} fds", fds.len()));
+        return Err(format!(
+            "expected one SCM_RIGHTS message with one fd, got {ncmsg} cmsgs and {} fds",
+            fds.len()
+        ));
     }
     let data = String::from_utf8_lossy(&buf[..n as usize]).into_owned();
     Ok((data, fds.pop().unwrap()))
@@ -70,7 +77,11 @@ fn read_until(master: &mut File, needle: &str, timeout: Duration) -> String {
         if left.is_zero() {
             panic!("{needle:?} not seen on the pty within {timeout:?}; got {text:?}");
         }
-        let mut pfd = libc::pollfd { fd: master.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: master.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: poll on one valid fd.
         let r = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(500) as i32) };
         if r > 0 {
@@ -86,7 +97,13 @@ fn read_until(master: &mut File, needle: &str, timeout: Duration) -> String {
     }
 }
 
-fn console_ctr(name: &str) -> (Ctr, PathBuf, std::thread::JoinHandle<Result<(String, OwnedFd), String>>) {
+fn console_ctr(
+    name: &str,
+) -> (
+    Ctr,
+    PathBuf,
+    std::thread::JoinHandle<Result<(String, OwnedFd), String>>,
+) {
     let mut c = Ctr::new(name);
     c.config["process"]["terminal"] = json!(true);
     c.args(&["sh"]);
@@ -103,7 +120,12 @@ fn console_socket_receives_a_working_pty() {
     let out = c.create_with(&["--console-socket", sock.to_str().unwrap()]);
     out.assert_ok();
     // The fd is sent before create returns (and before the pid file is written).
-    assert!(h.is_finished() || { std::thread::sleep(Duration::from_millis(200)); h.is_finished() });
+    assert!(
+        h.is_finished() || {
+            std::thread::sleep(Duration::from_millis(200));
+            h.is_finished()
+        }
+    );
     let (name, fd) = h.join().unwrap().unwrap_or_else(|e| panic!("{e}"));
     assert!(!name.is_empty(), "the message data should be the pty name");
     let mut master = File::from(fd);
@@ -113,9 +135,15 @@ fn console_socket_receives_a_working_pty() {
         .unwrap();
     let text = read_until(&mut master, "42x", Duration::from_secs(20));
     let text = read_until_more(&mut master, text, "con2sole");
-    assert!(text.contains("/dev/pts/") || text.contains("/dev/console"), "tty: {text:?}");
+    assert!(
+        text.contains("/dev/pts/") || text.contains("/dev/console"),
+        "tty: {text:?}"
+    );
     assert!(text.contains("31 101"), "consoleSize not applied: {text:?}");
-    assert!(text.contains("con2sole"), "/dev/console should be a character device: {text:?}");
+    assert!(
+        text.contains("con2sole"),
+        "/dev/console should be a character device: {text:?}"
+    );
     c.wait_status("stopped", Duration::from_secs(20));
 }
 
@@ -129,13 +157,21 @@ fn read_until_more(master: &mut File, mut acc: String, needle: &str) -> String {
 #[test]
 fn container_has_a_controlling_terminal() {
     let (mut c, sock, h) = console_ctr("console-ctty");
-    c.args(&["sh", "-c", "echo pgrp=$(cut -d' ' -f8 /proc/$$/stat)x; echo tty-ok < /dev/tty; sleep 0.5"]);
-    c.create_with(&["--console-socket", sock.to_str().unwrap()]).assert_ok();
+    c.args(&[
+        "sh",
+        "-c",
+        "echo pgrp=$(cut -d' ' -f8 /proc/$$/stat)x; echo tty-ok < /dev/tty; sleep 0.5",
+    ]);
+    c.create_with(&["--console-socket", sock.to_str().unwrap()])
+        .assert_ok();
     let (_, fd) = h.join().unwrap().unwrap();
     let mut master = File::from(fd);
     c.start_ok();
     let text = read_until(&mut master, "tty-ok", Duration::from_secs(20));
-    assert!(!text.contains("pgrp=0x"), "no controlling terminal: {text:?}");
+    assert!(
+        !text.contains("pgrp=0x"),
+        "no controlling terminal: {text:?}"
+    );
     c.wait_status("stopped", Duration::from_secs(20));
 }
 
@@ -153,6 +189,7 @@ fn console_socket_without_terminal_is_refused() {
     let mut c = Ctr::new("console-noterm");
     let sock = c.dir.join("console.sock");
     let _listener = UnixListener::bind(&sock).unwrap();
-    c.create_with(&["--console-socket", sock.to_str().unwrap()]).assert_fail();
+    c.create_with(&["--console-socket", sock.to_str().unwrap()])
+        .assert_fail();
     c.rt(&["state", &c.id]).assert_fail_with("does not exist");
 }

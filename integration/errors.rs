@@ -14,11 +14,19 @@ fn refused(name: &str, patch: impl FnOnce(&mut Ctr)) -> (Ctr, Out) {
     patch(&mut c);
     let out = c.create();
     out.assert_fail();
-    assert!(!out.stderr.trim().is_empty(), "an error message is expected on stderr: {out}");
+    assert!(
+        !out.stderr.trim().is_empty(),
+        "an error message is expected on stderr: {out}"
+    );
     c.rt(&["state", &c.id]).assert_fail_with("does not exist");
     assert_eq!(c.ctr_stdout(), "", "the user process ran");
-    let left: Vec<_> = fs::read_dir(&c.root).map(|r| r.flatten().map(|e| e.path()).collect()).unwrap_or_default();
-    assert!(left.is_empty(), "left under --root after a failed create: {left:?}");
+    let left: Vec<_> = fs::read_dir(&c.root)
+        .map(|r| r.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "left under --root after a failed create: {left:?}"
+    );
     let leaks = c.leaks();
     assert!(leaks.is_empty(), "{leaks:#?}");
     (c, out)
@@ -42,15 +50,22 @@ fn refused_raw(name: &str, text: impl FnOnce(&Value) -> String) -> Out {
     let out = create_raw(&mut c);
     out.assert_fail();
     c.rt(&["state", &c.id]).assert_fail_with("does not exist");
-    let left: Vec<_> = fs::read_dir(&c.root).map(|r| r.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    let left: Vec<_> = fs::read_dir(&c.root)
+        .map(|r| r.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
     assert!(left.is_empty(), "left under --root: {left:?}");
     out
 }
 
 #[test]
 fn malformed_json() {
-    let out = refused_raw("err-json", |_| "{\"ociVersion\": \"1.2.0\", bad".to_string());
-    assert!(out.stderr.to_lowercase().contains("json") || out.stderr.contains("invalid character"), "{out}");
+    let out = refused_raw("err-json", |_| {
+        "{\"ociVersion\": \"1.2.0\", bad".to_string()
+    });
+    assert!(
+        out.stderr.to_lowercase().contains("json") || out.stderr.contains("invalid character"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -58,7 +73,11 @@ fn malformed_json_names_the_file() {
     hutch_only!("error wording: hutch names config.json");
     let out = refused_raw("err-json-name", |_| "[1, 2".to_string());
     assert!(out.stderr.contains("config.json"), "{out}");
-    assert_eq!(out.stderr.trim().lines().count(), 1, "one line on stderr: {out}");
+    assert_eq!(
+        out.stderr.trim().lines().count(),
+        1,
+        "one line on stderr: {out}"
+    );
 }
 
 #[test]
@@ -97,8 +116,14 @@ fn missing_rootfs() {
     let (c, out) = refused("err-norootfs", |c| {
         c.config["root"]["path"] = json!("no-such-rootfs");
     });
-    assert!(out.stderr.contains("no-such-rootfs"), "the error should name the path: {out}");
-    assert!(!c.bundle.join("no-such-rootfs").exists(), "the runtime created the missing rootfs");
+    assert!(
+        out.stderr.contains("no-such-rootfs"),
+        "the error should name the path: {out}"
+    );
+    assert!(
+        !c.bundle.join("no-such-rootfs").exists(),
+        "the runtime created the missing rootfs"
+    );
 }
 
 #[test]
@@ -106,7 +131,10 @@ fn relative_cwd() {
     let (_, out) = refused("err-relcwd", |c| {
         c.config["process"]["cwd"] = json!("relative/dir");
     });
-    assert!(out.stderr.to_lowercase().contains("cwd") && out.stderr.contains("absolute"), "{out}");
+    assert!(
+        out.stderr.to_lowercase().contains("cwd") && out.stderr.contains("absolute"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -114,7 +142,10 @@ fn unknown_namespace_type() {
     let (_, out) = refused("err-ns", |c| {
         c.namespaces().push(json!({"type": "bogusns"}));
     });
-    assert!(out.stderr.contains("bogusns"), "the error should name the type: {out}");
+    assert!(
+        out.stderr.contains("bogusns"),
+        "the error should name the type: {out}"
+    );
 }
 
 #[test]
@@ -153,7 +184,10 @@ fn executable_not_found_fails_create() {
         c.args(&["no-such-binary"]);
     });
     let e = out.stderr.to_lowercase();
-    assert!(e.contains("executable file not found") || e.contains("no such file or directory"), "{out}");
+    assert!(
+        e.contains("executable file not found") || e.contains("no such file or directory"),
+        "{out}"
+    );
     assert!(out.stderr.contains("no-such-binary"), "{out}");
 }
 
@@ -162,7 +196,12 @@ fn absolute_executable_not_found_fails_create() {
     let (_, out) = refused("err-noexec-abs", |c| {
         c.args(&["/bin/nope"]);
     });
-    assert!(out.stderr.to_lowercase().contains("no such file or directory"), "{out}");
+    assert!(
+        out.stderr
+            .to_lowercase()
+            .contains("no such file or directory"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -172,7 +211,10 @@ fn non_executable_file_fails_with_permission_denied() {
         fs::write(c.rootfs.join("bin/notexec"), "#!/bin/sh\n").unwrap();
         c.args(&["/bin/notexec"]);
     });
-    assert!(out.stderr.to_lowercase().contains("permission denied"), "{out}");
+    assert!(
+        out.stderr.to_lowercase().contains("permission denied"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -187,7 +229,9 @@ fn unknown_rlimit() {
 fn mount_source_missing() {
     let (_, out) = refused("err-mntsrc", |c| {
         let src = c.dir.join("no-such-source");
-        c.add_mount(json!({"destination": "/m", "type": "bind", "source": src, "options": ["bind"]}));
+        c.add_mount(
+            json!({"destination": "/m", "type": "bind", "source": src, "options": ["bind"]}),
+        );
     });
     assert!(out.stderr.contains("no-such-source"), "{out}");
 }
@@ -205,7 +249,9 @@ fn network_sysctl_without_network_namespace() {
     let now = fs::read_to_string(path).unwrap();
     if now != host {
         fs::write(path, &host).unwrap();
-        panic!("the runtime changed the host's net.ipv4.ip_forward ({host:?} -> {now:?}); restored");
+        panic!(
+            "the runtime changed the host's net.ipv4.ip_forward ({host:?} -> {now:?}); restored"
+        );
     }
 }
 
@@ -224,8 +270,13 @@ fn invalid_container_ids_are_refused_and_create_nothing() {
     for bad in ["../x", "a/b", "", "..", ".", "a b", "x\ny", "/abs"] {
         let out = c.rt(&["create", "--bundle", &b, bad]);
         out.assert_fail();
-        assert!(out.stderr.to_lowercase().contains("id"), "id {bad:?}: the error should be about the id: {out}");
-        let left: Vec<_> = fs::read_dir(&c.root).map(|r| r.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        assert!(
+            out.stderr.to_lowercase().contains("id"),
+            "id {bad:?}: the error should be about the id: {out}"
+        );
+        let left: Vec<_> = fs::read_dir(&c.root)
+            .map(|r| r.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
         assert!(left.is_empty(), "id {bad:?} left {left:?}");
         assert!(!c.dir.join("x").exists(), "id {bad:?} escaped the root");
     }

@@ -34,7 +34,13 @@ fn all_hooks(c: &mut Ctr) -> PathBuf {
     let log = c.dir.join("hooklog");
     fs::create_dir_all(&log).unwrap();
     let mut hooks = serde_json::Map::new();
-    for kind in ["prestart", "createRuntime", "createContainer", "poststart", "poststop"] {
+    for kind in [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "poststart",
+        "poststop",
+    ] {
         let p = host_hook(&c.dir, kind);
         hooks.insert(kind.to_string(), json!([hook(&p, kind)]));
     }
@@ -42,7 +48,13 @@ fn all_hooks(c: &mut Ctr) -> PathBuf {
         &c.rootfs.join("bin/hook-startContainer"),
         "cat > /hooklog/state-startContainer.json\necho \"startContainer $(readlink /proc/self/ns/mnt) $1 $HOOKVAR\" >> /hooklog/order",
     );
-    hooks.insert("startContainer".into(), json!([hook(Path::new("/bin/hook-startContainer"), "startContainer")]));
+    hooks.insert(
+        "startContainer".into(),
+        json!([hook(
+            Path::new("/bin/hook-startContainer"),
+            "startContainer"
+        )]),
+    );
     c.config["hooks"] = Value::Object(hooks);
     c.add_mount(json!({"destination": "/hooklog", "type": "bind", "source": log, "options": ["rbind", "rw"]}));
     log
@@ -69,14 +81,24 @@ fn every_hook_runs_in_order_with_state_args_and_env() {
     c.create_ok();
     let k = kinds(&log);
     assert!(k.len() >= 3, "{k:?}");
-    assert_eq!(&k[..3], ["prestart", "createRuntime", "createContainer"], "hooks run by create");
-    assert!(!k.contains(&"startContainer".to_string()), "startContainer ran at create: {k:?}");
+    assert_eq!(
+        &k[..3],
+        ["prestart", "createRuntime", "createContainer"],
+        "hooks run by create"
+    );
+    assert!(
+        !k.contains(&"startContainer".to_string()),
+        "startContainer ran at create: {k:?}"
+    );
     let pid = c.pid();
     c.start_ok();
     // poststart runs before start returns (after the user process started: see
     // poststart_runs_after_start_not_during_create).
     let k = kinds(&log);
-    assert!(k.contains(&"poststart".to_string()), "poststart must have run when start returns: {k:?}");
+    assert!(
+        k.contains(&"poststart".to_string()),
+        "poststart must have run when start returns: {k:?}"
+    );
     c.wait_status("stopped", T);
     c.delete().assert_ok();
     let lines = order(&log);
@@ -85,7 +107,14 @@ fn every_hook_runs_in_order_with_state_args_and_env() {
     k.retain(|x| x != "poststart");
     assert_eq!(
         k,
-        ["prestart", "createRuntime", "createContainer", "startContainer", "user", "poststop"],
+        [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "user",
+            "poststop"
+        ],
         "each hook exactly once, in the spec's order"
     );
 
@@ -101,13 +130,25 @@ fn every_hook_runs_in_order_with_state_args_and_env() {
         };
         assert_eq!(&l[1], want, "{} ran in the wrong mount namespace", l[0]);
         if l[0] != "user" {
-            assert_eq!(l[2], format!("arg-{}", l[0]), "args[1] of the {} hook", l[0]);
+            assert_eq!(
+                l[2],
+                format!("arg-{}", l[0]),
+                "args[1] of the {} hook",
+                l[0]
+            );
             assert_eq!(l[3], format!("env-{}", l[0]), "env of the {} hook", l[0]);
         }
     }
 
     // The state JSON on stdin.
-    for kind in ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"] {
+    for kind in [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+        "poststop",
+    ] {
         let text = fs::read_to_string(log.join(format!("state-{kind}.json"))).unwrap();
         let st = parse_json(&text);
         assert_eq!(st["id"], c.id.as_str(), "{kind}: {st}");
@@ -118,7 +159,10 @@ fn every_hook_runs_in_order_with_state_args_and_env() {
         // the spec's state pid is the host's.
         let in_ctr = kind == "createContainer" || kind == "startContainer";
         if kind != "poststop" && (is_hutch() || !in_ctr) {
-            assert_eq!(st["pid"], pid, "{kind}: the pid is the container's init: {st}");
+            assert_eq!(
+                st["pid"], pid,
+                "{kind}: the pid is the container's init: {st}"
+            );
         }
     }
 }
@@ -130,10 +174,21 @@ fn poststart_runs_after_start_not_during_create() {
     let log = all_hooks(&mut c);
     c.sh("echo \"user $(readlink /proc/self/ns/mnt)\" >> /hooklog/order; sleep 0.2");
     c.create_ok();
-    assert_eq!(kinds(&log), ["prestart", "createRuntime", "createContainer"]);
+    assert_eq!(
+        kinds(&log),
+        ["prestart", "createRuntime", "createContainer"]
+    );
     c.start_ok();
     let k = kinds(&log);
-    assert_eq!(&k[..4], ["prestart", "createRuntime", "createContainer", "startContainer"]);
+    assert_eq!(
+        &k[..4],
+        [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer"
+        ]
+    );
     assert!(k[4..].contains(&"poststart".to_string()), "{k:?}");
 }
 
@@ -146,7 +201,10 @@ fn hooks_get_status_creating_created_running_stopped() {
     c.start_ok();
     c.wait_status("stopped", T);
     c.delete().assert_ok();
-    let st = |k: &str| parse_json(&fs::read_to_string(log.join(format!("state-{k}.json"))).unwrap())["status"].clone();
+    let st = |k: &str| {
+        parse_json(&fs::read_to_string(log.join(format!("state-{k}.json"))).unwrap())["status"]
+            .clone()
+    };
     assert_eq!(st("createRuntime"), "creating");
     assert_eq!(st("createContainer"), "creating");
     assert_eq!(st("startContainer"), "created");
@@ -157,7 +215,10 @@ fn hooks_get_status_creating_created_running_stopped() {
 /// A failing hook of `kind` that first records the state it got (for the init pid).
 fn failing_hook(c: &mut Ctr, kind: &str) -> PathBuf {
     let rec = c.dir.join("failing-state.json");
-    let p = write_script(&c.dir.join("fail-hook"), &format!("cat > {}\necho hook-says-no >&2\nexit 3", rec.display()));
+    let p = write_script(
+        &c.dir.join("fail-hook"),
+        &format!("cat > {}\necho hook-says-no >&2\nexit 3", rec.display()),
+    );
     c.config["hooks"] = json!({ kind: [{"path": p}] });
     rec
 }
@@ -168,13 +229,20 @@ fn assert_create_fails_and_undoes(kind: &str) {
     c.sh("echo user-process-ran");
     let out = c.create();
     out.assert_fail();
-    assert!(out.stderr.contains("hook"), "the error should name the hook: {out}");
+    assert!(
+        out.stderr.contains("hook"),
+        "the error should name the hook: {out}"
+    );
     c.rt(&["state", &c.id]).assert_fail_with("does not exist");
     if let Ok(text) = fs::read_to_string(&rec) {
         // (runc 1.1.5 gives createContainer hooks the in-container pid 1.)
         let host_pid = is_hutch() || kind != "createContainer";
-        if let Some(pid) = parse_json(&text)["pid"].as_i64().filter(|p| *p > 0 && host_pid) {
-            wait_dead(pid as i32, 0, T).unwrap_or_else(|e| panic!("{kind} failed but the init lives: {e}"));
+        if let Some(pid) = parse_json(&text)["pid"]
+            .as_i64()
+            .filter(|p| *p > 0 && host_pid)
+        {
+            wait_dead(pid as i32, 0, T)
+                .unwrap_or_else(|e| panic!("{kind} failed but the init lives: {e}"));
         }
     }
     assert_eq!(c.ctr_stdout(), "");
@@ -226,9 +294,16 @@ fn failing_poststart_only_warns() {
     c.config["hooks"] = json!({"poststart": [{"path": p}]});
     c.sh("echo ran; exit 4");
     let out = c.run();
-    assert_eq!(out.code(), 4, "run still reports the container's status: {out}");
+    assert_eq!(
+        out.code(),
+        4,
+        "run still reports the container's status: {out}"
+    );
     assert_eq!(out.stdout, "ran\n");
-    assert!(out.stderr.to_lowercase().contains("poststart") || out.stderr.contains("hook"), "a warning: {out}");
+    assert!(
+        out.stderr.to_lowercase().contains("poststart") || out.stderr.contains("hook"),
+        "a warning: {out}"
+    );
 }
 
 #[test]
@@ -252,7 +327,11 @@ fn hook_timeout_fails_create() {
     let t0 = Instant::now();
     let out = c.create();
     out.assert_fail();
-    assert!(t0.elapsed() < Duration::from_secs(15), "the hook timeout was not enforced: {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(15),
+        "the hook timeout was not enforced: {:?}",
+        t0.elapsed()
+    );
     c.rt(&["state", &c.id]).assert_fail_with("does not exist");
 }
 
@@ -260,15 +339,26 @@ fn hook_timeout_fails_create() {
 fn hook_env_is_only_what_the_config_sets() {
     let mut c = Ctr::new("hook-env");
     let envf = c.dir.join("hook-env.txt");
-    let p = write_script(&c.dir.join("env-hook"), &format!("/usr/bin/env > {}", envf.display()));
+    let p = write_script(
+        &c.dir.join("env-hook"),
+        &format!("/usr/bin/env > {}", envf.display()),
+    );
     c.config["hooks"] = json!({"prestart": [{"path": p, "env": ["ONLY=this"]}]});
     c.save();
     let b = c.bundle.to_string_lossy().into_owned();
-    let out = exec_files(c.cmd().env("HUTCH_IT_LEAK", "1").args(["run", "--bundle", &b, &c.id]), CMD_TIMEOUT);
+    let out = exec_files(
+        c.cmd()
+            .env("HUTCH_IT_LEAK", "1")
+            .args(["run", "--bundle", &b, &c.id]),
+        CMD_TIMEOUT,
+    );
     out.assert_ok();
     let env = fs::read_to_string(&envf).unwrap();
     assert!(env.lines().any(|l| l == "ONLY=this"), "{env}");
-    assert!(!env.contains("HUTCH_IT_LEAK"), "the runtime's environment leaked into the hook: {env}");
+    assert!(
+        !env.contains("HUTCH_IT_LEAK"),
+        "the runtime's environment leaked into the hook: {env}"
+    );
 }
 
 #[test]
@@ -278,6 +368,9 @@ fn relative_hook_path_is_refused() {
     c.config["hooks"] = json!({"prestart": [{"path": "true"}]});
     let out = c.create();
     out.assert_fail();
-    assert!(out.stderr.contains("absolute") || out.stderr.contains("path"), "{out}");
+    assert!(
+        out.stderr.contains("absolute") || out.stderr.contains("path"),
+        "{out}"
+    );
     c.rt(&["state", &c.id]).assert_fail_with("does not exist");
 }

@@ -135,7 +135,9 @@ fn mounts_are_applied_in_order() {
 
 #[test]
 fn relative_mount_destination_is_relative_to_root() {
-    // runtime-spec 1.2: a relative destination is interpreted as relative to "/".
+    // runtime-spec 1.2, config.md: "Linux: This value SHOULD be an absolute path. For
+    // compatibility with old tools and configurations, it MAY be a relative path, in which case
+    // it MUST be interpreted as relative to "/"." runc does so too.
     let mut c = Ctr::new("mnt-rel");
     c.add_mount(json!({"destination": "reltmp", "type": "tmpfs", "source": "tmpfs"}));
     c.sh("grep ' /reltmp ' /proc/mounts | cut -d' ' -f3");
@@ -329,4 +331,27 @@ fn container_mounts_do_not_appear_on_the_host() {
         m.is_empty(),
         "container mounts visible in the host mount namespace: {m:?}"
     );
+}
+
+#[test]
+fn relative_bind_source_is_relative_to_the_bundle() {
+    // runtime-spec: "Path values for bind mounts are either absolute or relative to the bundle."
+    let mut c = Ctr::new("mnt-relsrc");
+    fs::create_dir_all(c.bundle.join("vol")).unwrap();
+    fs::write(c.bundle.join("vol/hello"), "relative source\n").unwrap();
+    c.add_mount(
+        json!({"destination": "/vol", "type": "bind", "source": "vol", "options": ["rbind", "ro"]}),
+    );
+    c.args(&["cat", "/vol/hello"]);
+    c.save();
+    // The caller's cwd is not the bundle (podman's is not).
+    let b = c.bundle.to_string_lossy().into_owned();
+    let out = exec_timeout(
+        c.cmd()
+            .current_dir("/")
+            .args(["run", "--bundle", &b, &c.id]),
+        CMD_TIMEOUT,
+    );
+    out.assert_ok();
+    assert_eq!(out.stdout, "relative source\n");
 }

@@ -323,10 +323,19 @@ struct HostSysctls(Vec<(&'static str, String)>);
 
 impl HostSysctls {
     fn save(paths: &[&'static str]) -> HostSysctls {
-        HostSysctls(paths.iter().map(|p| (*p, std::fs::read_to_string(p).unwrap())).collect())
+        HostSysctls(
+            paths
+                .iter()
+                .map(|p| (*p, std::fs::read_to_string(p).unwrap()))
+                .collect(),
+        )
     }
     fn changed(&self) -> Vec<&'static str> {
-        self.0.iter().filter(|(p, v)| std::fs::read_to_string(p).unwrap() != *v).map(|(p, _)| *p).collect()
+        self.0
+            .iter()
+            .filter(|(p, v)| std::fs::read_to_string(p).unwrap() != *v)
+            .map(|(p, _)| *p)
+            .collect()
     }
 }
 
@@ -342,7 +351,10 @@ impl Drop for HostSysctls {
 
 #[test]
 fn namespaced_sysctls() {
-    let saved = HostSysctls::save(&["/proc/sys/net/ipv4/ip_forward", "/proc/sys/kernel/shm_rmid_forced"]);
+    let saved = HostSysctls::save(&[
+        "/proc/sys/net/ipv4/ip_forward",
+        "/proc/sys/kernel/shm_rmid_forced",
+    ]);
     let host_fwd = saved.0[0].1.clone();
     let host_shm = saved.0[1].1.clone();
     let want_fwd = if host_fwd.trim() == "1" { "0" } else { "1" };
@@ -354,7 +366,11 @@ fn namespaced_sysctls() {
     });
     c.sh("cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shm_rmid_forced");
     let out = c.run();
-    assert!(saved.changed().is_empty(), "the runtime changed host sysctls {:?} (restored)", saved.changed());
+    assert!(
+        saved.changed().is_empty(),
+        "the runtime changed host sysctls {:?} (restored)",
+        saved.changed()
+    );
     out.assert_ok();
     assert_eq!(out.stdout, format!("{want_fwd}\n{want_shm}\n"));
 }

@@ -295,7 +295,10 @@ fn runtime_binary_is_not_writable_from_a_container() {
         if try_reap(bpid).is_some() {
             b.reaped.insert(bpid);
         }
-        assert!(std::time::Instant::now() < deadline, "container A did not stop");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "container A did not stop"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let got = a.ctr_stdout();

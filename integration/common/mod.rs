@@ -760,6 +760,12 @@ impl Ctr {
             }
             if let Err(e) = wait_dead(pid, start, Duration::from_secs(5)) {
                 problems.push(format!("container process leaked: {e}"));
+                // Ours (the test started it): kill it by pid so it does not outlive the test.
+                if alive(pid, start) {
+                    // SAFETY: plain kill of a pid whose start time we just checked.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    let _ = wait_dead(pid, start, Duration::from_secs(2));
+                }
             }
         }
         for m in mounts_under(&self.dir) {
