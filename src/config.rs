@@ -91,14 +91,7 @@ fn validate(spec: &Spec) -> Result<()> {
             process.cwd()
         );
     }
-    for (i, mount) in spec.mounts().iter().flatten().enumerate() {
-        if !mount.destination().is_absolute() {
-            bail!(
-                "config.json: mounts[{i}].destination: {:?} must be an absolute path",
-                mount.destination()
-            );
-        }
-    }
+    // Relative mount destinations are allowed (runtime-spec 1.2: relative to "/").
     let Some(linux) = spec.linux() else {
         bail!("config.json: linux: the field is required on Linux");
     };

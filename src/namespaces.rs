@@ -103,12 +103,60 @@ impl NamespacePlan {
         if !self.has(LinuxNamespaceType::Mount) {
             bail!("config.json: linux.namespaces: a mount namespace is required");
         }
+        if let Some(sysctls) = linux.and_then(|l| l.sysctl().as_ref()) {
+            for key in sysctls.keys() {
+                self.check_sysctl(key)?;
+            }
+        }
         if spec.hostname().as_ref().is_some_and(|h| !h.is_empty())
             && !self.has(LinuxNamespaceType::Uts)
         {
             bail!("config.json: hostname: setting the hostname requires a uts namespace");
         }
         Ok(())
+    }
+
+    /// A sysctl may only be set in a namespace of the container's own: otherwise it would change
+    /// the host (runc's rules: ipc sysctls need an ipc namespace, net.* a network namespace,
+    /// anything not namespaced is refused).
+    fn check_sysctl(&self, key: &str) -> Result<()> {
+        const IPC_SYSCTLS: &[&str] = &[
+            "kernel.msgmax",
+            "kernel.msgmnb",
+            "kernel.msgmni",
+            "kernel.sem",
+            "kernel.shmall",
+            "kernel.shmmax",
+            "kernel.shmmni",
+            "kernel.shm_rmid_forced",
+        ];
+        let dotted = key.replace('/', ".");
+        let needs = if IPC_SYSCTLS.contains(&dotted.as_str()) || dotted.starts_with("fs.mqueue.") {
+            LinuxNamespaceType::Ipc
+        } else if dotted.starts_with("net.") {
+            LinuxNamespaceType::Network
+        } else if dotted == "kernel.hostname" || dotted == "kernel.domainname" {
+            LinuxNamespaceType::Uts
+        } else {
+            bail!("config.json: linux.sysctl: {key:?} is not in a separate kernel namespace");
+        };
+        if !self.has(needs) || self.joins_own(needs) {
+            bail!("config.json: linux.sysctl: {key:?} needs a {needs} namespace of the container's own: it would change the host's value");
+        }
+        Ok(())
+    }
+
+    /// The namespace of `typ` is joined by a path that names hutch's own namespace.
+    fn joins_own(&self, typ: LinuxNamespaceType) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let Some((_, path)) = self.joins.iter().find(|(t, _)| *t == typ) else {
+            return false;
+        };
+        let own = format!("/proc/self/ns/{}", proc_ns_name(typ));
+        match (std::fs::metadata(path), std::fs::metadata(own)) {
+            (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+            _ => false,
+        }
     }
 
     pub fn is_new(&self, typ: LinuxNamespaceType) -> bool {
@@ -176,6 +224,20 @@ impl NamespacePlan {
         }
         std::fs::write("/proc/self/timens_offsets", text)
             .context("config.json: linux.timeOffsets: writing /proc/self/timens_offsets")
+    }
+}
+
+/// The namespace's file name under /proc/<pid>/ns.
+pub fn proc_ns_name(typ: LinuxNamespaceType) -> &'static str {
+    match typ {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Time => "time",
     }
 }
 

@@ -14,7 +14,7 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 use oci_spec::runtime::{Hooks, LinuxNamespaceType, Spec};
 
-use super::state::{self, ContainerDir, State, Status, CONFIG_FILE, EXEC_FIFO};
+use super::state::{self, ContainerDir, State, Status, CONFIG_FILE, EXEC_FIFO, START_ERROR};
 use crate::config::{self, Bundle};
 use crate::console;
 use crate::hooks;
@@ -104,6 +104,13 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     fs::write(dir_path.join(CONFIG_FILE), &bundle.raw)
         .with_context(|| format!("saving config to {}", dir_path.display()))?;
     let exec_fifo = make_exec_fifo(&dir_path.join(EXEC_FIFO))?;
+    let start_error = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(dir_path.join(START_ERROR))
+        .with_context(|| format!("creating {}", dir_path.join(START_ERROR).display()))?;
     // The cgroup, with every limit applied, before any container process exists.
     let linux = spec.linux().as_ref();
     let mut cgroup = crate::cgroups::Manager::new(
@@ -140,6 +147,7 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
         seccomp: seccomp.as_ref(),
         channel: &child_ch,
         exec_fifo: &exec_fifo,
+        start_error: &start_error,
         state_root: &state_root,
         parent_fds: &parent_fds,
         no_pivot: req.no_pivot,
@@ -153,6 +161,7 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     undo.init = Some(init_pid);
     drop(child_ch);
     drop(exec_fifo);
+    drop(start_error);
 
     let (start_time, _) = state::process_start_time(init_pid)
         .context("the container's init exited before it could be set up")?;

@@ -136,17 +136,18 @@ pub fn exec(
 fn container_namespaces(state: &State) -> Result<NamespacePlan> {
     let init = state.init_pid;
     let kinds = [
-        (LinuxNamespaceType::User, "user"),
-        (LinuxNamespaceType::Ipc, "ipc"),
-        (LinuxNamespaceType::Uts, "uts"),
-        (LinuxNamespaceType::Network, "net"),
-        (LinuxNamespaceType::Pid, "pid"),
-        (LinuxNamespaceType::Cgroup, "cgroup"),
-        (LinuxNamespaceType::Time, "time"),
-        (LinuxNamespaceType::Mount, "mnt"),
+        LinuxNamespaceType::User,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Network,
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Cgroup,
+        LinuxNamespaceType::Time,
+        LinuxNamespaceType::Mount,
     ];
     let mut joins = Vec::new();
-    for (typ, name) in kinds {
+    for typ in kinds {
+        let name = crate::namespaces::proc_ns_name(typ);
         let theirs = PathBuf::from(format!("/proc/{init}/ns/{name}"));
         let Ok(their_meta) = fs::metadata(&theirs) else {
             continue;

@@ -6,7 +6,11 @@ use std::os::unix::fs::OpenOptionsExt;
 
 use anyhow::{bail, Context, Result};
 
-use super::state::{ContainerDir, State, Status, EXEC_FIFO};
+use std::os::fd::AsFd;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use super::state::{ContainerDir, State, Status, EXEC_FIFO, START_ERROR};
 use crate::hooks;
 
 pub fn start(dir: &ContainerDir, state: &State) -> Result<()> {
@@ -29,10 +33,19 @@ pub fn start(dir: &ContainerDir, state: &State) -> Result<()> {
     Ok(())
 }
 
-/// Writes the byte the init waits for. Opening without blocking fails with ENXIO when no
-/// reader is left, i.e. the init died after create.
+/// Writes the byte the init waits for, then waits until the init has exec'd the user's
+/// process or failed trying (startContainer hooks run in between).
+///
+/// The init holds exec.fifo open read-write, close-on-exec: once our own write end is closed,
+/// the fifo hangs up exactly when the init execs or exits. A failure before exec is reported in
+/// start.err.
 fn release_init(dir: &ContainerDir) -> Result<()> {
     let path = dir.path.join(EXEC_FIFO);
+    let watch = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
     let mut fifo = match fs::OpenOptions::new()
         .write(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
@@ -44,6 +57,20 @@ fn release_init(dir: &ContainerDir) -> Result<()> {
     };
     fifo.write_all(b"0")
         .with_context(|| format!("writing to {}", path.display()))?;
+    drop(fifo);
     fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+    // No events requested: poll reports only the hang-up, not our own byte waiting unread.
+    let mut fds = [PollFd::new(watch.as_fd(), PollFlags::empty())];
+    loop {
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => break,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(err) => return Err(err).context("waiting for the container's process to start"),
+        }
+    }
+    let failure = fs::read_to_string(dir.path.join(START_ERROR)).unwrap_or_default();
+    if !failure.is_empty() {
+        bail!("{}", failure.trim_end());
+    }
     Ok(())
 }

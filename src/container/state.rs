@@ -5,6 +5,7 @@
 //! - `config.json`: the bundle's config as it was at create time (hooks for `delete`, and
 //!   everything later commands need), so a changed bundle cannot change a running container.
 //! - `exec.fifo`: exists from `create` until `start`; the container's init blocks on it.
+//! - `start.err`: empty unless the init failed between `start` and exec.
 //!
 //! Concurrency: every command takes an exclusive `flock` on the directory for as long as it
 //! works on the container, so commands on one id serialize. `create` builds the directory under
@@ -26,6 +27,8 @@ use serde::{Deserialize, Serialize};
 pub const STATE_FILE: &str = "state.json";
 pub const CONFIG_FILE: &str = "config.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
+/// Where the init reports why it could not exec after `start` (a failed startContainer hook).
+pub const START_ERROR: &str = "start.err";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -12,7 +12,7 @@ use super::attributes;
 use super::channel::{Channel, ToChild, ToParent};
 use super::exec_path::find_executable;
 use super::identity::{self, CapabilityPlan};
-use super::init::{exec_process, take_identity, to_cstrings, Link};
+use super::init::{add_home, exec_process, take_identity, to_cstrings, Link};
 use crate::console;
 use crate::rootfs::Rootfs;
 use crate::syscall::process as sys;
@@ -70,7 +70,8 @@ fn run(ctx: &ExecContext) -> Result<()> {
     attributes::apply_io_priority(process)?;
     attributes::apply_lsm_labels(process)?;
 
-    let env: Vec<String> = process.env().clone().unwrap_or_default();
+    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    add_home(&mut env, process.user().uid());
     let args: Vec<String> = process.args().clone().unwrap_or_default();
     let arg0 = args.first().map(String::as_str).unwrap_or_default();
     let exe = find_executable(arg0, &env)?;

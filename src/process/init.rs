@@ -6,6 +6,8 @@
 //! sent to the parent, and ends the init.
 
 use std::ffi::{CString, OsStr};
+use std::io::Write;
+use std::os::unix::fs::DirBuilderExt;
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -37,6 +39,8 @@ pub struct InitContext<'a> {
     pub channel: &'a Channel,
     /// exec.fifo, opened read-write by the parent: `start` writes one byte into it.
     pub exec_fifo: &'a OwnedFd,
+    /// start.err, for a failure between `start` and exec (which `start` waits for).
+    pub start_error: &'a File,
     /// `--root`, to remove the state directory if the parent dies mid-create.
     pub state_root: &'a File,
     /// Descriptors of the parent's that the init must not keep (the state lock above all:
@@ -148,7 +152,10 @@ fn run(ctx: &InitContext) -> Result<Never> {
     attributes::apply_personality(ctx.spec)?;
     attributes::apply_lsm_labels(process)?;
 
-    let env: Vec<String> = process.env().clone().unwrap_or_default();
+    // After pivot_root, paths resolve inside the container only.
+    create_cwd(process.cwd())?;
+    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    add_home(&mut env, process.user().uid());
     let args: Vec<String> = process.args().clone().unwrap_or_default();
     let arg0 = args.first().map(String::as_str).unwrap_or_default();
     let exe = find_executable(arg0, &env)?;
@@ -174,7 +181,7 @@ fn run(ctx: &InitContext) -> Result<Never> {
     wait_for_start(ctx.exec_fifo);
     let start_container = hook_list(ctx.spec, |h| h.start_container());
     if let Err(err) = hooks::run_hooks("startContainer", start_container, start_state.as_bytes()) {
-        eprintln!("{err:#}");
+        let _ = (&*ctx.start_error).write_all(format!("{err:#}").as_bytes());
         std::process::exit(1);
     }
     exec_process(&exe, &argv, &envp, arg0, ctx.preserve_fds, late_seccomp, ctx.spec)
@@ -339,6 +346,37 @@ fn join_keyring(id: &str) {
     if let Ok(name) = CString::new(format!("_ses.{id}")) {
         let _ = sys::join_session_keyring(&name);
     }
+}
+
+/// runc creates a missing working directory, and engines rely on it (`docker run -w /new`).
+fn create_cwd(cwd: &Path) -> Result<()> {
+    if cwd.exists() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(cwd)
+        .with_context(|| format!("process.cwd: creating {}", cwd.display()))
+}
+
+/// Like runc, a process without HOME gets the home directory of its uid from the container's
+/// /etc/passwd, or "/".
+pub(super) fn add_home(env: &mut Vec<String>, uid: u32) {
+    if env.iter().any(|kv| kv.starts_with("HOME=")) {
+        return;
+    }
+    let home = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|line| {
+                let fields: Vec<&str> = line.split(':').collect();
+                (fields.len() >= 6 && fields[2].parse() == Ok(uid)).then(|| fields[5].to_string())
+            })
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "/".to_string());
+    env.push(format!("HOME={home}"));
 }
 
 fn has_setgroups_allowed() -> bool {
