@@ -66,8 +66,13 @@ install_qemu() {
     if apt-get install -y -qq --no-install-recommends qemu-system-x86 >&2; then return; fi
     # Debian 12 hosts that carry qemu-utils from backports need qemu-system-x86 from there too.
     if ! grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/; then
-        printf 'Types: deb\nURIs: $MIRROR\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
-            > /etc/apt/sources.list.d/bookworm-backports.sources
+        # Backports from the same mirror the machine's bookworm entry already uses.
+        local mirror
+        mirror=$(grep -rhs -m1 '^URIs:.*/debian$' /etc/apt/sources.list.d/ | awk '{print $2}')
+        [ -n "$mirror" ] || mirror=$(grep -hs -m1 '^deb .*/debian ' /etc/apt/sources.list | awk '{print $2}')
+        [ -n "$mirror" ] || die "no Debian mirror configured in /etc/apt to add bookworm-backports from"
+        printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+            "$mirror" > /etc/apt/sources.list.d/bookworm-backports.sources
     fi
     apt-get update -qq >&2
     apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 >&2 ||
