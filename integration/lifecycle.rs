@@ -627,3 +627,27 @@ fn many_containers_in_one_root() {
         "state left: {left:?}"
     );
 }
+
+/// A recorded init pid that now names another process (pid reuse) must read as stopped, and
+/// `kill` must not signal that process: the start time recorded at create tells them apart.
+#[test]
+fn pid_reuse_is_detected() {
+    hutch_only!("edits hutch's own state.json");
+    let mut c = Ctr::new("pid-reuse");
+    c.args(&["sleep", "30"]);
+    c.create_ok();
+    let pid = c.state()["pid"].as_i64().unwrap() as i32;
+    let state_path = c.root.join(&c.id).join("state.json");
+    let mut state: serde_json::Value = parse_json(&fs::read_to_string(&state_path).unwrap());
+    // A live process that is not the container: the test itself, with the init's start time.
+    state["init_pid"] = json!(std::process::id());
+    fs::write(&state_path, state.to_string()).unwrap();
+    assert_eq!(c.state()["status"], "stopped");
+    // SIGUSR1 would end this test process if it were sent.
+    c.rt(&["kill", &c.id.clone(), "USR1"])
+        .assert_fail_with("container not running");
+    // Put the real pid back so the guard can clean the container up.
+    state["init_pid"] = json!(pid);
+    fs::write(&state_path, state.to_string()).unwrap();
+    c.rt(&["delete", "--force", &c.id.clone()]).assert_ok();
+}

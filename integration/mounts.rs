@@ -355,3 +355,74 @@ fn relative_bind_source_is_relative_to_the_bundle() {
     out.assert_ok();
     assert_eq!(out.stdout, "relative source\n");
 }
+
+/// An idmapped bind mount in a user-namespaced container: host files owned by root show as the
+/// container's root through the idmapped mount, and as the overflow id through a plain bind.
+#[test]
+fn idmapped_bind_mount_in_a_user_namespace() {
+    hutch_only!("runc 1.1.5 predates idmapped mounts");
+    let mut c = Ctr::new("mnt-idmap");
+    let h = host_dir(&c, "idsrc");
+    c.set_ns("user", None);
+    c.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    // The container's root (host uid 100000) cannot create mount points in a root-owned rootfs.
+    fs::create_dir_all(c.rootfs.join("mnt/mapped")).unwrap();
+    fs::create_dir_all(c.rootfs.join("mnt/plain")).unwrap();
+    c.add_mount(json!({"destination": "/mnt/mapped", "type": "bind", "source": h, "options": ["bind", "idmap"]}));
+    c.add_mount(json!({"destination": "/mnt/plain", "type": "bind", "source": h, "options": ["bind"]}));
+    c.sh("stat -c '%n %u %g' /mnt/mapped/hello /mnt/plain/hello");
+    let out = c.run();
+    out.assert_ok();
+    assert!(out.stdout.contains("/mnt/mapped/hello 0 0"), "{out}");
+    assert!(out.stdout.contains("/mnt/plain/hello 65534 65534"), "{out}");
+}
+
+/// A mount with its own uidMappings/gidMappings maps through those (source id containerID
+/// appears as hostID), not through the container's.
+#[test]
+fn idmapped_bind_mount_with_its_own_mappings() {
+    hutch_only!("runc 1.1.5 predates idmapped mounts");
+    let mut c = Ctr::new("mnt-idmap-own");
+    let h = host_dir(&c, "idsrc2");
+    c.add_mount(json!({
+        "destination": "/mnt/m", "type": "bind", "source": h, "options": ["bind", "idmap"],
+        "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+        "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]
+    }));
+    c.sh("stat -c '%u %g' /mnt/m/hello");
+    let out = c.run();
+    out.assert_ok();
+    // hello is owned by root (0) on the host.
+    assert_eq!(out.stdout.trim(), "1000 1000", "{out}");
+}
+
+/// --no-pivot: the rootfs is moved onto / and chrooted into; the container still sees only
+/// its own files.
+#[test]
+fn no_pivot_runs_inside_the_rootfs() {
+    let mut c = Ctr::new("mnt-nopivot");
+    fs::write(c.rootfs.join("marker"), "inside\n").unwrap();
+    c.sh("cat /marker; ls /work >/dev/null 2>&1 && echo host-visible || echo host-hidden");
+    c.save();
+    let out = c.rt_piped(&["run", "--no-pivot", "-b", c.bundle.to_str().unwrap(), &c.id]);
+    out.assert_ok();
+    assert!(out.stdout.contains("inside"), "{out}");
+    assert!(out.stdout.contains("host-hidden"), "{out}");
+}
+
+/// rootfsPropagation "private": the container's root mount has no peer group.
+#[test]
+fn rootfs_propagation_private() {
+    let mut c = Ctr::new("mnt-rootprop");
+    c.config["linux"]["rootfsPropagation"] = json!("private");
+    c.sh("awk '$5 == \"/\"' /proc/self/mountinfo");
+    let out = c.run();
+    out.assert_ok();
+    let line = out.stdout.lines().next().unwrap_or_default().to_string();
+    assert!(!line.is_empty(), "{out}");
+    assert!(
+        !line.contains("shared:") && !line.contains("master:"),
+        "root mount not private: {line}"
+    );
+}
