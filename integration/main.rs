@@ -8,6 +8,7 @@
 #[macro_use]
 mod common;
 
+mod activation;
 mod cgroups;
 mod cli;
 mod console;

@@ -14,6 +14,7 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 use oci_spec::runtime::{Hooks, LinuxNamespaceType, Spec};
 
+use super::activation;
 use super::state::{self, ContainerDir, State, Status, CONFIG_FILE, EXEC_FIFO, START_ERROR};
 use crate::config::{self, Bundle};
 use crate::console;
@@ -75,8 +76,10 @@ impl Drop for Undo {
 
 pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     let started = std::time::Instant::now();
-    let bundle = config::load_bundle(req.bundle)?;
+    let mut bundle = config::load_bundle(req.bundle)?;
     crate::logging::timing(started, "config loaded");
+    let listen_fds = activation::listen_fds();
+    activation::apply(&mut bundle.spec, listen_fds);
     let spec = &bundle.spec;
     let namespaces = NamespacePlan::from_spec(spec)?;
     let process = spec
@@ -152,7 +155,7 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
         parent_fds: &parent_fds,
         no_pivot: req.no_pivot,
         no_new_keyring: req.no_new_keyring,
-        preserve_fds: req.preserve_fds,
+        preserve_fds: listen_fds + req.preserve_fds,
         has_create_hooks,
     };
     crate::logging::timing(started, "state directory and cgroup ready");

@@ -1,6 +1,7 @@
 //! Containers as hutch keeps them: one locked state directory per container under `--root`,
 //! and the lifecycle operations that read and change it.
 
+pub mod activation;
 pub mod create;
 pub mod delete;
 pub mod exec;
