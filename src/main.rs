@@ -66,15 +66,15 @@ fn main() {
 fn dispatch(global: &cli::GlobalOpts, command: Command) -> anyhow::Result<i32> {
     match command {
         Command::Create(args) => {
-            sealed_exe::ensure_sealed()?;
+            sealed_exe::ensure_sealed(&global.root)?;
             cli::create::run(global, args)
         }
         Command::Run(args) => {
-            sealed_exe::ensure_sealed()?;
+            sealed_exe::ensure_sealed(&global.root)?;
             cli::run::run(global, args)
         }
         Command::Exec(args) => {
-            sealed_exe::ensure_sealed()?;
+            sealed_exe::ensure_sealed(&global.root)?;
             cli::exec::run(global, args)
         }
         Command::Start(args) => cli::start::run(global, args),

@@ -4,29 +4,46 @@
 //! The container's init is a fork of hutch, so until it execs the user's program its
 //! `/proc/self/exe` is hutch's executable; a container image whose entrypoint is
 //! `#!/proc/self/exe` would even make the kernel run that file inside the container. Commands
-//! that put a process into a container (`create`, `run`) therefore first re-execute hutch from a
-//! sealed memfd copy: the copy is what every container-side process sees, and the seals make it
-//! impossible to write, grow or shrink. Commands that never enter a container (`state`, `kill`,
-//! `start`, …) skip this and stay cheap.
+//! that put a process into a container (`create`, `run`, `exec`) therefore first re-execute
+//! hutch from a copy nothing can write to:
+//! - preferably through a detached, read-only overlayfs whose lower layer is hutch's own
+//!   directory (runc 1.2's idea): no copy, the page cache stays shared with every other hutch,
+//!   and an overlay without an upper layer can never write to its lower one;
+//! - otherwise (no overlayfs) from a sealed memfd copy, which costs a copy of the binary and
+//!   its size in memory per container.
+//! Commands that never enter a container (`state`, `kill`, `start`, …) skip this and stay cheap.
 
 use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::AsFd;
 
+use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
+
 use anyhow::{Context, Result};
-use nix::fcntl::{fcntl, FcntlArg, SealFlag};
+use nix::fcntl::{fcntl, FcntlArg, OFlag, SealFlag};
 use nix::sys::memfd::{memfd_create, MFdFlags};
+use nix::sys::stat::Mode;
+
+use crate::syscall::fs::FsContext;
 
 const REQUIRED_SEALS: SealFlag = SealFlag::F_SEAL_SEAL
     .union(SealFlag::F_SEAL_SHRINK)
     .union(SealFlag::F_SEAL_GROW)
     .union(SealFlag::F_SEAL_WRITE);
 
-/// Returns when hutch runs from a sealed copy; otherwise replaces this process with one.
-pub fn ensure_sealed() -> Result<()> {
+/// Returns when hutch runs from a protected copy; otherwise replaces this process with one.
+/// `scratch` is a directory hutch owns (under `--root`) for the overlay's second, empty layer.
+pub fn ensure_sealed(scratch: &Path) -> Result<()> {
     let exe = File::open("/proc/self/exe").context("opening /proc/self/exe")?;
-    if is_sealed(&exe) {
+    if is_sealed(&exe) || is_readonly_overlay(&exe) {
         return Ok(());
+    }
+    let (args, env) = current_args_env()?;
+    if let Err(err) = reexec_via_overlay(scratch, &args, &env) {
+        crate::logging::debug(&format!(
+            "read-only overlay for the hutch binary unavailable ({err:#}); using a sealed memfd"
+        ));
     }
     let memfd = memfd_create(
         c"hutch",
@@ -38,6 +55,11 @@ pub fn ensure_sealed() -> Result<()> {
     std::io::copy(&mut source, &mut copy).context("copying hutch into a sealed memfd")?;
     fcntl(copy.as_fd(), FcntlArg::F_ADD_SEALS(REQUIRED_SEALS))
         .context("sealing the hutch memfd")?;
+    nix::unistd::fexecve(copy.as_fd(), &args, &env).context("re-executing sealed hutch")?;
+    Ok(())
+}
+
+fn current_args_env() -> Result<(Vec<CString>, Vec<CString>)> {
     let args: Vec<CString> = std::env::args_os()
         .map(|a| CString::new(a.into_encoded_bytes()))
         .collect::<Result<_, _>>()
@@ -51,8 +73,55 @@ pub fn ensure_sealed() -> Result<()> {
         })
         .collect::<Result<_, _>>()
         .context("environment contains a NUL byte")?;
-    nix::unistd::fexecve(copy.as_fd(), &args, &env).context("re-executing sealed hutch")?;
+    Ok((args, env))
+}
+
+/// Mounts a detached overlay of hutch's directory (plus an empty directory: an overlay without
+/// an upper layer needs two lower ones) and execs hutch through it. Returns only on failure.
+fn reexec_via_overlay(scratch: &Path, args: &[CString], env: &[CString]) -> Result<()> {
+    let exe_path = std::fs::read_link("/proc/self/exe").context("reading /proc/self/exe")?;
+    let (Some(dir), Some(name)) = (exe_path.parent(), exe_path.file_name()) else {
+        anyhow::bail!("{} has no directory", exe_path.display());
+    };
+    let empty = scratch.join(".exe-overlay");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&empty)
+        .with_context(|| format!("creating {}", empty.display()))?;
+    let lower = format!("{}:{}", escape_overlay(dir), escape_overlay(&empty));
+    let ctx = FsContext::open("overlay").context("fsopen(overlay)")?;
+    ctx.set_string("lowerdir", &lower).context("overlay lowerdir")?;
+    let mount = ctx
+        .mount(libc::MOUNT_ATTR_RDONLY as u64 | libc::MOUNT_ATTR_NODEV as u64)
+        .context("fsmount(overlay)")?;
+    let binary = nix::fcntl::openat(
+        &mount,
+        name,
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+        Mode::empty(),
+    )
+    .context("opening hutch through the overlay")?;
+    nix::unistd::fexecve(binary.as_fd(), args, env).context("re-executing hutch from the overlay")?;
     Ok(())
+}
+
+/// overlayfs splits lowerdir on ':' and treats '\\' as an escape.
+fn escape_overlay(path: &Path) -> String {
+    path.to_string_lossy().replace('\\', "\\\\").replace(':', "\\:").replace(',', "\\,")
+}
+
+/// hutch already runs from a read-only overlay: nothing can write through it to the binary.
+fn is_readonly_overlay(exe: &File) -> bool {
+    const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+    let Ok(fs) = nix::sys::statfs::fstatfs(exe) else {
+        return false;
+    };
+    let Ok(vfs) = nix::sys::statvfs::fstatvfs(exe) else {
+        return false;
+    };
+    fs.filesystem_type().0 as i64 == OVERLAYFS_SUPER_MAGIC
+        && vfs.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY)
 }
 
 fn is_sealed(exe: &File) -> bool {
