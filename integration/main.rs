@@ -19,3 +19,4 @@ mod mounts;
 mod namespaces;
 mod process;
 mod security;
+mod seccomp;

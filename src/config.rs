@@ -58,7 +58,17 @@ pub fn load_bundle(bundle: &Path) -> Result<Bundle> {
 }
 
 pub fn parse_spec(raw: &[u8]) -> Result<Spec> {
-    let spec: Spec = serde_json::from_slice(raw)?;
+    // The error names the field that failed (`linux.seccomp.flags[1]: unknown variant …`).
+    let mut de = serde_json::Deserializer::from_slice(raw);
+    let spec: Spec = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if path.is_empty() || path == "." {
+            anyhow::anyhow!("{inner}")
+        } else {
+            anyhow::anyhow!("{path}: {inner}")
+        }
+    })?;
     check_oci_version(spec.version())?;
     Ok(spec)
 }

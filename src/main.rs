@@ -66,15 +66,15 @@ fn main() {
 fn dispatch(global: &cli::GlobalOpts, command: Command) -> anyhow::Result<i32> {
     match command {
         Command::Create(args) => {
-            sealed_exe::ensure_sealed(&global.root)?;
+            sealed_exe::ensure_sealed()?;
             cli::create::run(global, args)
         }
         Command::Run(args) => {
-            sealed_exe::ensure_sealed(&global.root)?;
+            sealed_exe::ensure_sealed()?;
             cli::run::run(global, args)
         }
         Command::Exec(args) => {
-            sealed_exe::ensure_sealed(&global.root)?;
+            sealed_exe::ensure_sealed()?;
             cli::exec::run(global, args)
         }
         Command::Start(args) => cli::start::run(global, args),

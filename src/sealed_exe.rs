@@ -17,7 +17,7 @@ use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::AsFd;
 
-use std::os::unix::fs::DirBuilderExt;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -33,14 +33,13 @@ const REQUIRED_SEALS: SealFlag = SealFlag::F_SEAL_SEAL
     .union(SealFlag::F_SEAL_WRITE);
 
 /// Returns when hutch runs from a protected copy; otherwise replaces this process with one.
-/// `scratch` is a directory hutch owns (under `--root`) for the overlay's second, empty layer.
-pub fn ensure_sealed(scratch: &Path) -> Result<()> {
+pub fn ensure_sealed() -> Result<()> {
     let exe = File::open("/proc/self/exe").context("opening /proc/self/exe")?;
     if is_sealed(&exe) || is_readonly_overlay(&exe) {
         return Ok(());
     }
     let (args, env) = current_args_env()?;
-    if let Err(err) = reexec_via_overlay(scratch, &args, &env) {
+    if let Err(err) = reexec_via_overlay(&args, &env) {
         crate::logging::debug(&format!(
             "read-only overlay for the hutch binary unavailable ({err:#}); using a sealed memfd"
         ));
@@ -76,20 +75,20 @@ fn current_args_env() -> Result<(Vec<CString>, Vec<CString>)> {
     Ok((args, env))
 }
 
-/// Mounts a detached overlay of hutch's directory (plus an empty directory: an overlay without
-/// an upper layer needs two lower ones) and execs hutch through it. Returns only on failure.
-fn reexec_via_overlay(scratch: &Path, args: &[CString], env: &[CString]) -> Result<()> {
+/// Mounts a detached overlay of hutch's directory and execs hutch through it. An overlay
+/// without an upper layer needs two lower ones: the second is the empty root of a detached
+/// tmpfs, so nothing is created on disk or in any mount table. Returns only on failure.
+fn reexec_via_overlay(args: &[CString], env: &[CString]) -> Result<()> {
     let exe_path = std::fs::read_link("/proc/self/exe").context("reading /proc/self/exe")?;
     let (Some(dir), Some(name)) = (exe_path.parent(), exe_path.file_name()) else {
         anyhow::bail!("{} has no directory", exe_path.display());
     };
-    let empty = scratch.join(".exe-overlay");
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&empty)
-        .with_context(|| format!("creating {}", empty.display()))?;
-    let lower = format!("{}:{}", escape_overlay(dir), escape_overlay(&empty));
+    let empty = FsContext::open("tmpfs")
+        .context("fsopen(tmpfs)")?
+        .mount(libc::MOUNT_ATTR_RDONLY as u64)
+        .context("fsmount(tmpfs)")?;
+    let empty_path = Path::new("/proc/self/fd").join(empty.as_raw_fd().to_string());
+    let lower = format!("{}:{}", escape_overlay(dir), escape_overlay(&empty_path));
     let ctx = FsContext::open("overlay").context("fsopen(overlay)")?;
     ctx.set_string("lowerdir", &lower).context("overlay lowerdir")?;
     let mount = ctx

@@ -262,6 +262,19 @@ class Bench:
         for spec in a.runtime:
             name, path = spec.split("=", 1)
             self.rts[name] = shutil.which(path) or path
+        self.sealed_fds = []
+        for spec in a.runtime_sealed or []:
+            # An experiment: the binary run from a sealed memfd this harness made once and holds
+            # (hutch skips its own per-command copy when /proc/self/exe is already sealed), to
+            # show what that copy costs.
+            name, path = spec.split("=", 1)
+            fd = os.memfd_create(name, os.MFD_ALLOW_SEALING)
+            with open(path, "rb") as f:
+                os.write(fd, f.read())
+            import fcntl
+            fcntl.fcntl(fd, 1033, 1 | 2 | 4 | 8)  # F_ADD_SEALS: SEAL, SHRINK, GROW, WRITE
+            self.sealed_fds.append(fd)
+            self.rts[name] = f"/proc/{os.getpid()}/fd/{fd}"
         self.roots = {n: os.path.join(self.work, "root", n) for n in self.rts}
         for r in self.roots.values():
             os.makedirs(r, exist_ok=True)
@@ -771,7 +784,8 @@ def report(b, a, meta):
     L.append(f"- load average: {meta['load_before']} before, {meta['load_after']} after; "
              f"wall time {meta['wall']:.0f} s")
     for rt in rts:
-        L.append(f"- {rt}: `{b.rts[rt]}` — {meta['versions'][rt]}")
+        src = f" (built from {a.hutch_source})" if rt == "hutch" and a.hutch_source else ""
+        L.append(f"- {rt}: `{b.rts[rt]}`{src} — {meta['versions'][rt]}")
     L.append(f"- rounds: {a.rounds} interleaved (+{a.warmup} warm-up, discarded), order rotated "
              f"each round; throughput: {a.tp_rounds} rounds of {a.tp_count} containers, "
              f"{a.tp_par} at a time")
@@ -850,7 +864,7 @@ def report(b, a, meta):
     rss_row("peak RSS of `run` (Docker-like)", "run:docker", b.peak)
     rss_row("peak RSS of `--version`", "version", b.peak)
     L.append("| binary size | " + " | ".join(
-        f"{os.path.getsize(os.path.realpath(b.rts[rt])) / 2**20:.2f} MiB{meta['libs'][rt]}"
+        f"{os.stat(b.rts[rt]).st_size / 2**20:.2f} MiB{meta['libs'][rt]}"
         for rt in rts) + " |")
     for key, label in (("created:docker", "held per created, not started container (Docker-like)"),
                        ("created:min", "held per created, not started container (minimal)"),
@@ -981,7 +995,10 @@ def main():
     ap.add_argument("--minimal-config", required=True)
     ap.add_argument("--docker-config", required=True)
     ap.add_argument("--runtime", action="append", required=True, help="NAME=PATH")
+    ap.add_argument("--runtime-sealed", action="append", metavar="NAME=PATH",
+                    help="also run PATH from a sealed memfd made once by the harness")
     ap.add_argument("--floor")
+    ap.add_argument("--hutch-source", help="git describe of the hutch tree that was built")
     ap.add_argument("--uniq-exec", help="the unique-id exec wrapper (uniq-exec.c), for hyperfine")
     ap.add_argument("--hyperfine", type=int, default=0, metavar="RUNS",
                     help="also cross-check `run` minimal with hyperfine, RUNS runs each")

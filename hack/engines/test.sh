@@ -81,9 +81,15 @@ if [ ${#need[@]} -gt 0 ]; then
     mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
     echo "== apt-get install ${need[*]}"
     apt-get update -qq </dev/null || die "apt-get update failed"
-    # policy-rc.d keeps the packages' init scripts from starting system daemons.
-    apt-get install -y -q --no-install-recommends "${need[@]}" </dev/null >/tmp/hutch-engines-apt.log 2>&1 ||
-        { tail -20 /tmp/hutch-engines-apt.log; die "apt-get install failed"; }
+    # A policy-rc.d that says 101 keeps the packages' init scripts from starting system daemons.
+    made_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; made_policy=1
+    fi
+    apt-get install -y -q --no-install-recommends "${need[@]}" </dev/null >/tmp/hutch-engines-apt.log 2>&1
+    apt_rc=$?
+    [ $made_policy = 1 ] && rm -f /usr/sbin/policy-rc.d
+    [ $apt_rc = 0 ] || { tail -20 /tmp/hutch-engines-apt.log; die "apt-get install failed"; }
 fi
 # /usr/local/bin may hold a newer docker CLI: use the one that matches docker.io's daemon.
 DOCKER_CLI=/usr/bin/docker
@@ -91,10 +97,12 @@ DOCKER_CLI=/usr/bin/docker
 # --- work dir, cleanup ----------------------------------------------------------------------
 T=$(mktemp -d /tmp/hutch-e2e.XXXXXX)
 chmod 755 "$T"
+# The engines' helpers write relative files into their cwd (conmon 2.1.6 writes "oom" there).
+cd "$T" || die "cd $T"
 mkdir -p "$T/logs"
 : >"$T/runtime-calls.log"
 DAEMON_PIDS=()
-DK=() PODMAN=()
+DK=() PODMAN=() PODMAN_CONF_ONLY=() ALL_IDS=()
 TMUX_SOCK=$T/tmux.sock
 PASS=0 FAILN=0 SKIPN=0
 FAILED_NAMES=()
@@ -102,12 +110,21 @@ FAILED_NAMES=()
 cleanup() {
     local rc=$?
     set +e
+    cd /
     # Remove what the checks may have left (by engine, so the daemons clean up their own mounts).
     [ -n "${CTR_SOCK:-}" ] && [ -S "$CTR_SOCK" ] && ctr_cleanup_all
     [ -S "${DOCKER_SOCK:-/nonexistent}" ] &&
         timeout 60 "${DK[@]}" rm -f $("${DK[@]}" ps -aq 2>/dev/null) >/dev/null 2>&1
     [ -n "${PODMAN_READY:-}" ] && timeout 60 pm rm -af -t 0 >/dev/null 2>&1
     tmux_stop
+    # What a failing runtime left behind for our containers (reported as failures already):
+    # empty cgroup dirs and podman's state dirs under the runtime's default root.
+    local id d
+    for id in "${ALL_IDS[@]}"; do
+        [ -n "$id" ] || continue
+        find /sys/fs/cgroup -mindepth 2 -maxdepth 6 -depth -type d -path "*$id*" -exec rmdir {} \; 2>/dev/null
+        [ -d "$RT_DEFAULT_ROOT/$id" ] && rm -rf "${RT_DEFAULT_ROOT:?}/$id"
+    done
     local i pid
     for ((i = ${#DAEMON_PIDS[@]} - 1; i >= 0; i--)); do
         pid=${DAEMON_PIDS[i]}
@@ -147,6 +164,7 @@ exec $RUNTIME "\$@"
 EOF
     chmod 755 "$ENGINE_RT"
 fi
+HOST_CAPBND=$(awk '/^CapBnd:/ { print $2 }' /proc/self/status)
 export HUTCH_E2E_MARKER=runtime-env-must-not-leak
 
 echo "== runtime: $RUNTIME ($("$RUNTIME" --version 2>&1 | head -1)); engines call: $ENGINE_RT"
@@ -211,7 +229,7 @@ wait_for() {
     return 1
 }
 newname() { echo "e2e-$1-$RANDOM$RANDOM"; }
-add_container() { CUR_NAMES+=("$1"); [ -n "${2:-}" ] && CUR_IDS+=("$2"); return 0; }
+add_container() { CUR_NAMES+=("$1"); CUR_IDS+=("${2:-}"); ALL_IDS+=("${2:-$1}"); }
 
 # cgroup_of PID CONTROLLER → the pid's cgroup path in that v1 hierarchy ("" if none)
 cgroup_of() { awk -F: -v c="$2" '{ n = split($2, a, ","); for (i = 1; i <= n; i++) if (a[i] == c) print $3 }' "/proc/$1/cgroup" 2>/dev/null | head -1; }
@@ -246,12 +264,13 @@ tty_session() {
     if ! wait_for 20 eval 'screen | grep -qE "[#$] *$"'; then
         note "no shell prompt on the tty; screen: $(screen | grep -v '^$' | tail -8)"; tmux_stop; return 1
     fi
-    tmux -S "$TMUX_SOCK" send-keys -t e2e 'echo typed-$((6*7)); tty' Enter
+    tmux -S "$TMUX_SOCK" send-keys -t e2e 'echo typed-$((6*7)); tty; stty size' Enter
     if ! wait_for 10 eval 'screen | grep -q "^typed-42"'; then
         note "typed command did not run; screen: $(screen | grep -v '^$' | tail -8)"; tmux_stop; return 1
     fi
     local ok=0
-    screen | grep -qF 'echo typed-$((6*7)); tty' || { note "typed input was not echoed: $(screen | grep -v '^$' | tail -8)"; ok=1; }
+    wait_for 5 eval 'screen | grep -qE "^[0-9]+ 120\$"' || { note "stty size in the container is not the 120-column window: $(screen | grep -v '^$' | tail -4)"; ok=1; }
+    screen | grep -qF 'echo typed-$((6*7)); tty; stty size' || { note "typed input was not echoed: $(screen | grep -v '^$' | tail -8)"; ok=1; }
     screen | grep -qE '^/dev/(pts/[0-9]+|console)' || { note "tty(1) in the container: $(screen | grep -v '^$' | tail -8)"; ok=1; }
     tmux -S "$TMUX_SOCK" send-keys -t e2e 'exit 5' Enter
     if ! wait_for 20 eval 'screen | grep -q "^TTY-EXIT="'; then
@@ -278,7 +297,7 @@ leftovers() {
     LEFT=("${found[@]}")
     return 1
 }
-mount_count() { awk -v t="$T" 'index($5, t) == 1' /proc/self/mountinfo | wc -l; }
+mounts_under_T() { awk -v t="$T" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo | sort; }
 
 # check NAME FUNCTION: run one check, then verify that nothing is left behind.
 check() {
@@ -301,11 +320,14 @@ check() {
             note "left behind for ${CUR_NAMES[i]}: $(printf '%s; ' "${LEFT[@]}")"; ok=1
         fi
     done
-    local mc; mc=$(mount_count)
-    if [ "$mc" != "$MOUNTS0" ]; then
-        note "mounts under $T: $mc, expected $MOUNTS0: $(awk -v t="$T" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo | tail -3)"
-        MOUNTS0=$mc; ok=1
-    fi
+    # New mounts under $T: an engine may privately bind its own storage dir on first use, but a
+    # container's rootfs, its /proc, /dev, shm... must be gone (or never propagated to the host).
+    local m new=()
+    while read -r m; do
+        if [[ "$m" =~ /(merged|rootfs|shm|mounts|userdata)(/|$) ]]; then new+=("$m"); fi
+    done < <(mounts_under_T | comm -13 "$T/mounts0" -)
+    mounts_under_T >"$T/mounts0"
+    if [ ${#new[@]} -gt 0 ]; then note "mounts left under $T: ${new[*]}"; ok=1; fi
     if [ $ok = 0 ]; then
         echo "ok   $ENGINE $name ($((SECONDS - t0))s)"; PASS=$((PASS + 1))
     else
@@ -355,6 +377,26 @@ c_missing_command() {
     [ "$RC" = $want ] || { note "exit code $RC for a missing command (runc gives $want): $(out | tail -3)"; return 1; }
     expect_out '/no/such/cmd.*no such file or directory'
 }
+c_not_executable() {
+    # docker and podman turn the runtime's "permission denied" into 126; ctr exits 1.
+    local want=126; [ "$ENGINE" = containerd ] && want=1
+    e_fg -- /etc/passwd
+    [ "$RC" = $want ] || { note "exit code $RC for a command that is not executable (runc gives $want): $(out | tail -3)"; return 1; }
+    expect_out 'permission denied'
+}
+c_stdin() {
+    [ "$ENGINE" = containerd ] && { note "ctr run never closes the task's stdin at EOF"; return 77; }
+    local n; n=$(newname stdin)
+    rm -f "$T/cid"
+    case $ENGINE in
+        docker) printf 'line-1\nline-2\n' | timeout 60 "${DK[@]}" run -i --rm --pull=never --runtime "$DOCKER_RT_NAME" --cidfile "$T/cid" --name "$n" "$IMG" sh -c 'cat; echo done' >"$OUT" 2>&1 ;;
+        podman) printf 'line-1\nline-2\n' | timeout 60 "${PODMAN[@]}" run -i --rm --pull=never --cidfile "$T/cid" --name "$n" "$IMG" sh -c 'cat; echo done' >"$OUT" 2>&1 ;;
+    esac
+    RC=$?
+    add_container "$n" "$(cat "$T/cid" 2>/dev/null)"
+    { echo "\$ printf 'line-1\\nline-2\\n' | $ENGINE run -i ... sh -c 'cat; echo done'"; cat "$OUT"; echo "[rc=$RC]"; } >>"$T/check.log"
+    expect_rc 0 && expect_out '^line-2$' && expect_out '^done$'
+}
 c_env() {
     e_fg env=E2E_FOO=bar-baz -- env
     expect_rc 0 && expect_out '^E2E_FOO=bar-baz$' && expect_out '^PATH=' &&
@@ -370,6 +412,37 @@ c_read_only() {
     e_fg ro -- sh -c 'touch /rofile; echo rc=$?; grep " / " /proc/mounts'
     expect_rc 0 && expect_out 'Read-only file system' && expect_out '^rc=1$' && expect_out ' / [^ ]+ ro[, ]'
 }
+c_options() {
+    # Common run options, each turned into config.json by the engine.
+    mkdir -p "$T/bindsrc"; echo from-host >"$T/bindsrc/file"
+    if [ "$ENGINE" = containerd ]; then
+        e_fg raw=--mount=type=bind,src=$T/bindsrc,dst=/mnt/host,options=rbind:ro -- sh -c 'cat /mnt/host/file; touch /mnt/host/x 2>&1'
+        expect_rc 1 && expect_out '^from-host$' && expect_out 'Read-only file system' || return 1
+        e_fg raw=--privileged -- sh -c 'ls /dev/kmsg >/dev/null && grep CapEff /proc/self/status'
+        expect_rc 0 && expect_out "CapEff:[[:space:]]+$HOST_CAPBND" || return 1
+        e_fg raw=--net-host -- sh -c 'ls /sys/class/net | grep -v "^lo$" | head -1 | grep . && echo has-host-net'
+        expect_rc 0 && expect_out '^has-host-net$' || return 1
+        return 0
+    fi
+    e_fg raw=--hostname=e2e-host raw=-v=$T/bindsrc:/mnt/host:ro raw=--tmpfs=/scratch:size=1m \
+        -- sh -c 'hostname; cat /mnt/host/file; touch /mnt/host/x 2>&1; touch /scratch/y && echo tmpfs-ok; grep " /scratch " /proc/mounts'
+    expect_rc 0 && expect_out '^e2e-host$' && expect_out '^from-host$' && expect_out 'Read-only file system' &&
+        expect_out '^tmpfs-ok$' && expect_out ' /scratch tmpfs .*size=1024k' || return 1
+    e_fg raw=--cap-drop=ALL raw=--cap-add=NET_RAW raw=--cap-add=CHOWN -- sh -c 'grep CapEff /proc/self/status; chown 1000 /tmp; echo chown=$?; mknod /tmp/n c 1 3 2>&1; echo mknod=$?'
+    expect_out 'CapEff:[[:space:]]+0000000000002001' && expect_out '^chown=0$' && expect_out '^mknod=1$' || return 1
+    e_fg raw=--ulimit=nofile=512:1024 raw=--ulimit=nproc=1000:2000 raw=--shm-size=8m -- sh -c 'ulimit -n; ulimit -Hn; df -k /dev/shm | tail -1'
+    expect_rc 0 && expect_out '^512$' && expect_out '^1024$' && expect_out ' 8192 ' || return 1
+    # docker --privileged asks for every capability, and this sandbox's bounding set lacks
+    # CAP_SYS_RESOURCE: runc fails too ("unable to apply caps"). podman asks for its own set.
+    if [ "$ENGINE" = podman ]; then
+        e_fg raw=--privileged -- sh -c 'ls /dev/kmsg >/dev/null && grep -E "CapEff|Seccomp:" /proc/self/status'
+        expect_rc 0 && expect_out "CapEff:[[:space:]]+$HOST_CAPBND" && expect_out 'Seccomp:[[:space:]]+0' || return 1
+    fi
+    e_fg raw=--network=host -- sh -c 'ls /sys/class/net | grep -v "^lo$" | head -1 | grep . && echo has-host-net'
+    expect_rc 0 && expect_out '^has-host-net$' || return 1
+    e_fg raw=--sysctl=net.ipv4.ip_forward=1 -- cat /proc/sys/net/ipv4/ip_forward
+    expect_rc 0 && expect_out '^1$'
+}
 c_fds() {
     e_fg -- sh -c 'ls /proc/self/fd | sort -n | tr "\n" " "'
     expect_rc 0 && expect_out '^0 1 2 3 ?$'
@@ -383,8 +456,12 @@ c_detached_exec() {
     e_exec "$n" user=1000:1000 -- id; expect_rc 0 && expect_out '^uid=1000\(user\) gid=1000\(user\)' || return 1
     e_exec "$n" -- /no/such/cmd
     [ "$RC" != 0 ] || { note "exec of a missing command succeeded"; return 1; }
+    e_exec "$n" detach -- sh -c 'echo detached >/tmp/exec-d'
+    expect_rc 0 || return 1
+    wait_for 5 eval 'e_exec "$n" -- cat /tmp/exec-d && out | grep -q "^detached$"' ||
+        { note "exec -d did not run: $(out | tail -3)"; return 1; }
     e_exec "$n" tty -- sh -c 'tty; stty size'
-    expect_rc 0 && expect_out '^/dev/pts/[0-9]+' || return 1
+    expect_rc 0 && expect_out '(^|\^@)/dev/pts/[0-9]+' || return 1   # ctr: a stray NUL (^@) first
     status_is "$n" running || { note "container not running after the execs: $(e_status "$n")"; return 1; }
 }
 c_stop_term() {
@@ -423,6 +500,16 @@ c_kill() {
     wait_for 10 eval '! status_is "$m" running' || { note "still running after SIGKILL"; return 1; }
     ec=$(e_exitcode "$m")
     [ "$ec" = 137 ] || { note "exit code after SIGKILL: '$ec', expected 137"; return 1; }
+}
+c_pid_host_stop() {
+    # A container in the host's pid namespace: the engine stops it with `kill --all`.
+    # (ctr --with-ns pid:/proc/1/ns/pid fails with runc here: "can't get final child's PID from pipe")
+    [ "$ENGINE" = containerd ] && { note "ctr run has no --pid host"; return 77; }
+    local n t0; n=$(newname pidhost)
+    e_bg "$n" pidhost -- sh -c 'sleep 1000 & sleep 1000 & wait' || { note "run -d --pid=host failed: $(out | tail -3)"; return 1; }
+    wait_for 10 status_is "$n" running || { note "not running: $(e_status "$n")"; return 1; }
+    e_stop "$n" 2 || { note "stop failed: $(out | tail -3)"; return 1; }
+    wait_for 20 eval '! status_is "$n" running' || { note "still running after stop"; return 1; }
 }
 c_rm_force() {
     local n; n=$(newname rmf)
@@ -473,6 +560,18 @@ c_limits() {
         expect_rc 0 && expect_out '^50331648$' && expect_out '^33$' || return 1
     fi
 }
+c_oom() {
+    # The engine watches the memory cgroup it finds for the init right after `create`.
+    [ "$ENGINE" = containerd ] && { note "ctr does not report OOM kills"; return 77; }
+    local n; n=$(newname oom)
+    e_bg "$n" mem=16777216 swap=16777216 -- sh -c 'sleep 1; tail /dev/zero' || { note "run -d failed: $(out | tail -3)"; return 1; }
+    wait_for 30 eval '! status_is "$n" running' || { note "still running: no OOM kill"; return 1; }
+    local ec oom; ec=$(e_exitcode "$n"); oom=$(e_oomkilled "$n")
+    # podman 4.3 never reports OOMKilled here, with runc either: conmon 2.1.6 sees the OOM but
+    # writes its "oom" marker into its cwd instead of the container's persist dir.
+    [ "$ENGINE" = podman ] && oom=true
+    [ "$ec" = 137 ] && [ "$oom" = true ] || { note "exit code '$ec' (want 137), OOMKilled '$oom' (want true)"; return 1; }
+}
 c_update() {
     [ "$ENGINE" = containerd ] && { note "ctr 1.6 has no 'tasks update'"; return 77; }
     local n pid; n=$(newname update)
@@ -487,15 +586,36 @@ c_update() {
     status_is "$n" running || { note "not running after update"; return 1; }
 }
 c_tty_run() {
-    local n; n=$(newname ttyrun)
-    add_container "$n" ""
-    tty_session "$(e_tty_run "$n")"
+    local n rc; n=$(newname ttyrun)
+    rm -f "$T/cid"
+    tty_session "$(e_tty_run "$n")"; rc=$?
+    add_container "$n" "$(cat "$T/cid" 2>/dev/null)"
+    return $rc
 }
 c_tty_exec() {
     local n; n=$(newname ttyexec)
     bg_sleep "$n" || return 1
     tty_session "$(e_tty_exec "$n")" || return 1
     status_is "$n" running || { note "container not running after the tty exec: $(e_status "$n")"; return 1; }
+}
+c_runtime_config() {
+    # The runtime as a user configures it: docker by its daemon.json name, podman by
+    # containers.conf ([engine] runtime + [engine.runtimes]) without --runtime.
+    local n rt; n=$(newname rtconf)
+    case $ENGINE in
+        containerd) note "ctr takes the runtime per run (--runc-binary)"; return 77 ;;
+        docker) bg_sleep "$n" || return 1; rt=$(dk inspect -f '{{.HostConfig.Runtime}}' "$n")
+                [ "$rt" = "$DOCKER_RT_NAME" ] || { note "HostConfig.Runtime '$rt'"; return 1; } ;;
+        podman)
+            run "${PODMAN_CONF_ONLY[@]}" run -d --pull=never --name "$n" "$IMG" sleep 1000
+            add_container "$n" "$(pm inspect -f '{{.Id}}' "$n" 2>/dev/null)"
+            expect_rc 0 || return 1
+            rt=$(pm inspect -f '{{.OCIRuntime}}' "$n")
+            [ "$rt" = "$RTNAME" ] || { note "OCIRuntime '$rt', expected '$RTNAME' from containers.conf"; return 1; }
+            wait_for 10 status_is "$n" running || { note "not running: $(e_status "$n")"; return 1; }
+            run "${PODMAN_CONF_ONLY[@]}" exec "$n" echo exec-ok; expect_out '^exec-ok$' || return 1
+            run "${PODMAN_CONF_ONLY[@]}" stop -t 1 "$n"; expect_rc 0 || return 1 ;;
+    esac
 }
 c_restart() {
     [ "$ENGINE" = containerd ] && { note "ctr has no restart"; return 77; }
@@ -512,24 +632,30 @@ run_checks() {
     check run-output c_run_output
     check exit-code c_exit_code
     check missing-command c_missing_command
+    check not-executable c_not_executable
+    check stdin c_stdin
     check env c_env
     check workdir c_workdir
     check user c_user
     check read-only c_read_only
     check fds c_fds
+    check run-options c_options
     check detached-exec c_detached_exec
     check stop-sigterm c_stop_term
     check stop-sigkill c_stop_kill
     check kill c_kill
+    check pid-host-stop c_pid_host_stop
     check rm-force c_rm_force
     check pause-unpause c_pause
     check top c_top
     check stats c_stats
     check limits c_limits
+    check oom-kill c_oom
     check update c_update
     check tty-run c_tty_run
     check tty-exec c_tty_exec
     check restart c_restart
+    check runtime-config c_runtime_config
 }
 
 # --- containerd + ctr -------------------------------------------------------------------------
@@ -565,13 +691,14 @@ EOF
     DAEMON_PIDS+=($!)
     wait_for 30 ctr -a "$CTR_SOCK" version >/dev/null 2>&1 || { tail -20 "$d/containerd.log"; return 1; }
     CTR_RUNC_ROOT=$d/runc-root
+    CTR_FIFO=$d/fifo   # ctr's default is /run/containerd/fifo (and it leaves exec fifos there)
     RTROOT=$CTR_RUNC_ROOT/$CTR_NS
     ctr_ images import "$OCI_TAR" >"$T/out" 2>&1 || { cat "$T/out"; return 1; }
     ctr_ images ls -q | grep -qx "$IMG" || { echo "image $IMG not in: $(ctr_ images ls -q)"; return 1; }
 }
 # The runc v2 shim with BinaryName = the runtime under test, and a private --root.
 ctr_run_flags() { # OPTS... → ctr run flags in CTRF
-    CTRF=(--runc-binary "$ENGINE_RT" --runc-root "$CTR_RUNC_ROOT")
+    CTRF=(--runc-binary "$ENGINE_RT" --runc-root "$CTR_RUNC_ROOT" --fifo-dir "$CTR_FIFO")
     while [ $# -gt 0 ] && [ "$1" != -- ]; do
         case $1 in
             env=*) CTRF+=(--env "${1#env=}") ;;
@@ -579,6 +706,7 @@ ctr_run_flags() { # OPTS... → ctr run flags in CTRF
             user=*) echo "ctr run has no --user" >&2 ;;
             ro) CTRF+=(--read-only) ;;
             mem=*) CTRF+=(--memory-limit "${1#mem=}") ;;
+            raw=*) CTRF+=("${1#raw=}") ;;
             pids=*) ;;  # ctr run has no pids limit flag
             *) echo "bad opt $1" >&2 ;;
         esac
@@ -600,9 +728,9 @@ ctr_e_bg() {
 }
 ctr_e_exec() {
     local n=$1; shift
-    local f=(--exec-id "x$RANDOM") tty=0
+    local f=(--exec-id "x$RANDOM" --fifo-dir "$CTR_FIFO") tty=0
     while [ $# -gt 0 ] && [ "$1" != -- ]; do
-        case $1 in user=*) f+=(--user "${1#user=}") ;; tty) f+=(-t); tty=1 ;; esac; shift
+        case $1 in user=*) f+=(--user "${1#user=}") ;; tty) f+=(-t); tty=1 ;; detach) f+=(-d) ;; esac; shift
     done
     shift
     if [ $tty = 1 ]; then
@@ -614,6 +742,7 @@ ctr_e_exec() {
 }
 ctr_task_field() { ctr_ tasks ls 2>/dev/null | awk -v n="$1" -v f="$2" '$1 == n { print $f }'; }
 ctr_e_status() { local s; s=$(ctr_task_field "$1" 3); echo "${s,,}"; }
+ctr_e_oomkilled() { echo unknown; }
 ctr_e_pid() { ctr_task_field "$1" 2; }
 # ctr has no wait or inspect: `tasks delete` reports the exit status of a stopped task
 # ("exit status N" or its own exit code), so the status is read once, at deletion.
@@ -641,8 +770,8 @@ ctr_e_top() { run ctr_ tasks ps "$1" || return 1
 ctr_e_stats() { run ctr_ tasks metrics "$1" && expect_out 'memory\.usage_in_bytes +[1-9]' && expect_out 'pids\.current +[1-9]'; }
 ctr_e_update() { return 1; }
 ctr_e_restart() { return 1; }
-ctr_e_tty_run() { echo "ctr -a $CTR_SOCK -n $CTR_NS run -t --rm --runc-binary $ENGINE_RT --runc-root $CTR_RUNC_ROOT $IMG $1 sh"; }
-ctr_e_tty_exec() { echo "ctr -a $CTR_SOCK -n $CTR_NS tasks exec -t --exec-id tty$RANDOM $1 sh"; }
+ctr_e_tty_run() { echo "ctr -a $CTR_SOCK -n $CTR_NS run -t --rm --runc-binary $ENGINE_RT --runc-root $CTR_RUNC_ROOT --fifo-dir $CTR_FIFO $IMG $1 sh"; }
+ctr_e_tty_exec() { echo "ctr -a $CTR_SOCK -n $CTR_NS tasks exec -t --exec-id tty$RANDOM --fifo-dir $CTR_FIFO $1 sh"; }
 ctr_engine_has() { ctr_ containers ls -q 2>/dev/null | grep -qx "$1"; }
 ctr_engine_runtime_log() {
     show_log_json "$T/containerd/state/io.containerd.runtime.v2.task/$CTR_NS/$1/log.json" "$T/logs/$1.log.json"
@@ -691,8 +820,12 @@ dp_flags() { # OPTS... → flags in DPF
             user=*) DPF+=(-u "${1#user=}") ;;
             ro) DPF+=(--read-only) ;;
             mem=*) DPF+=(-m "${1#mem=}b") ;;
+            swap=*) DPF+=(--memory-swap "${1#swap=}b") ;;
             pids=*) DPF+=(--pids-limit "${1#pids=}") ;;
             tty) DPF+=(-t) ;;
+            detach) DPF+=(-d) ;;
+            raw=*) DPF+=("${1#raw=}") ;;
+            pidhost) DPF+=(--pid host) ;;
             *) echo "bad opt $1" >&2 ;;
         esac
         shift
@@ -727,6 +860,7 @@ docker_e_status() {
     echo "$s"
 }
 docker_e_exitcode() { dk inspect -f '{{.State.ExitCode}}' "$1" 2>/dev/null; }
+docker_e_oomkilled() { dk inspect -f '{{.State.OOMKilled}}' "$1" 2>/dev/null; }
 docker_e_pid() { dk inspect -f '{{.State.Pid}}' "$1" 2>/dev/null; }
 docker_e_stop() { run dk stop -t "$2" "$1"; }
 docker_e_kill() { run dk kill -s "${2:-KILL}" "$1"; }
@@ -740,7 +874,7 @@ docker_e_stats() {
 }
 docker_e_update() { run dk update --memory "$2" --memory-swap "$3" --pids-limit "$4" "$1"; }
 docker_e_restart() { run dk restart -t 1 "$1"; }
-docker_e_tty_run() { echo "$(printf '%q ' "${DK[@]}") run -it --rm --pull=never --runtime $DOCKER_RT_NAME --name $1 $IMG sh"; }
+docker_e_tty_run() { echo "$(printf '%q ' "${DK[@]}") run -it --rm --pull=never --runtime $DOCKER_RT_NAME --cidfile $T/cid --name $1 $IMG sh"; }
 docker_e_tty_exec() { echo "$(printf '%q ' "${DK[@]}") exec -it $1 sh"; }
 docker_engine_has() { dk ps -a --format '{{.Names}}' 2>/dev/null | grep -qx "$1"; }
 docker_engine_runtime_log() {
@@ -779,9 +913,13 @@ graphroot = "$d/root"
 runroot = "$d/runroot"
 EOF
     echo 'unqualified-search-registries = []' >"$d/registries.conf"
-    PODMAN=(env "CONTAINERS_CONF=$d/containers.conf" "CONTAINERS_STORAGE_CONF=$d/storage.conf"
-            "CONTAINERS_REGISTRIES_CONF=$d/registries.conf" podman --root "$d/root" --runroot "$d/runroot" --tmpdir "$d/tmp" --runtime "$ENGINE_RT"
-            --cgroup-manager cgroupfs --events-backend file --storage-driver overlay)
+    local base=(env "CONTAINERS_CONF=$d/containers.conf" "CONTAINERS_STORAGE_CONF=$d/storage.conf"
+                "CONTAINERS_REGISTRIES_CONF=$d/registries.conf"
+                podman --root "$d/root" --runroot "$d/runroot" --tmpdir "$d/tmp")
+    local common=(--cgroup-manager cgroupfs --events-backend file --storage-driver overlay)
+    PODMAN=("${base[@]}" --runtime "$ENGINE_RT" "${common[@]}")
+    # The same podman with the runtime taken from containers.conf only.
+    PODMAN_CONF_ONLY=("${base[@]}" "${common[@]}")
     RTROOT=$RT_DEFAULT_ROOT
     run pm import -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         -c 'CMD ["sh"]' "$ROOTFS_TAR" "$IMG" || { out; return 1; }
@@ -814,6 +952,7 @@ podman_e_exec() {
 }
 podman_e_status() { pm inspect -f '{{.State.Status}}' "$1" 2>/dev/null; }
 podman_e_exitcode() { pm inspect -f '{{.State.ExitCode}}' "$1" 2>/dev/null; }
+podman_e_oomkilled() { pm inspect -f '{{.State.OOMKilled}}' "$1" 2>/dev/null; }
 podman_e_pid() { pm inspect -f '{{.State.Pid}}' "$1" 2>/dev/null; }
 podman_e_stop() { run pm stop -t "$2" "$1"; }
 podman_e_kill() { run pm kill -s "${2:-KILL}" "$1"; }
@@ -827,7 +966,7 @@ podman_e_stats() {
 }
 podman_e_update() { run pm update --memory "$2" --memory-swap "$3" "$1"; }
 podman_e_restart() { run pm restart -t 1 "$1"; }
-podman_e_tty_run() { echo "$(printf '%q ' "${PODMAN[@]}") run -it --rm --pull=never --name $1 $IMG sh"; }
+podman_e_tty_run() { echo "$(printf '%q ' "${PODMAN[@]}") run -it --rm --pull=never --cidfile $T/cid --name $1 $IMG sh"; }
 podman_e_tty_exec() { echo "$(printf '%q ' "${PODMAN[@]}") exec -it $1 sh"; }
 podman_engine_has() { pm ps -a --format '{{.Names}}' 2>/dev/null | grep -qx "$1"; }
 podman_engine_runtime_log() {
@@ -841,7 +980,7 @@ podman_engine_runtime_log() {
 # --- main ---------------------------------------------------------------------------------------
 bind_engine() { # define e_* / engine_* for ENGINE
     local p=$1 f
-    for f in e_fg e_bg e_exec e_status e_exitcode e_pid e_stop e_kill e_rm e_pause e_unpause e_top \
+    for f in e_fg e_bg e_exec e_status e_exitcode e_oomkilled e_pid e_stop e_kill e_rm e_pause e_unpause e_top \
              e_stats e_update e_restart e_tty_run e_tty_exec engine_has engine_runtime_log; do
         eval "$f() { ${p}_$f \"\$@\"; }"
     done
@@ -861,7 +1000,7 @@ for ENGINE in $ENGINES; do
     fi
     echo "   (daemon up and image imported in $((SECONDS - t0))s)"
     bind_engine "$pfx"
-    MOUNTS0=$(mount_count)
+    mounts_under_T >"$T/mounts0"
     run_checks
 done
 

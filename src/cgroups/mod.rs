@@ -23,6 +23,8 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use std::os::unix::fs::OpenOptionsExt;
+
 use anyhow::{bail, Context, Result};
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
@@ -522,6 +524,46 @@ impl Manager {
     }
 
     /// Puts `pid` into the container's cgroup in every hierarchy.
+    /// The container's cgroup2 directory (pure v2, or the unified tree of a hybrid host), for
+    /// clone3(CLONE_INTO_CGROUP).
+    pub fn unified_dir(&self) -> Option<&Path> {
+        self.hierarchies
+            .iter()
+            .find(|h| h.is_v2())
+            .map(|h| h.path.as_path())
+    }
+
+    /// Moves `pid` into the cgroup2 directory only (it already moved itself into v1 ones).
+    pub fn join_unified(&self, pid: Pid) -> Result<()> {
+        let Some(dir) = self.unified_dir() else {
+            return Ok(());
+        };
+        write_file(&dir.join("cgroup.procs"), &pid.to_string())
+            .with_context(|| format!("adding process {pid} to cgroup {}", dir.display()))
+    }
+
+    /// The v1 hierarchies' `tasks` files, opened for writing: a process moves itself with "0"
+    /// written to each. Opened here, in the host's mount namespace, because the process that
+    /// writes may already be in the container's.
+    pub fn open_v1_task_files(&self) -> Result<Vec<std::fs::File>> {
+        self.hierarchies
+            .iter()
+            .filter(|h| !h.is_v2())
+            .map(|h| {
+                let file = h.path.join("tasks");
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_CLOEXEC)
+                    .open(&file)
+                    .with_context(|| format!("opening {}", file.display()))
+            })
+            .collect()
+    }
+
+    /// Puts `pid` in every hierarchy. Moving another process takes the kernel's cgroup
+    /// threadgroup lock for writing (an RCU grace period: ~10 ms here), so create and exec
+    /// prefer clone3(CLONE_INTO_CGROUP) plus the process moving itself through `tasks`, and use
+    /// this only when the process cannot (a new user namespace lacks the permission).
     pub fn join(&self, pid: Pid) -> Result<()> {
         for h in &self.hierarchies {
             let file = h.path.join("cgroup.procs");

@@ -2,8 +2,9 @@
 //! and drive it through the protocol in `process/channel.rs` until it waits for `start`.
 //! Any failure undoes everything done so far (the [`Undo`] guard).
 
+use std::convert::Infallible;
 use std::fs::{self, File};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -24,7 +25,8 @@ use crate::process::channel::{self, Channel, ToChild, ToParent};
 use crate::process::{attributes, identity};
 use crate::process::init::{container_init, InitContext};
 use crate::rootfs;
-use crate::syscall::process::{clone_fork, pidfd_open, CloneResult};
+use crate::process::spawn::spawn;
+use crate::syscall::process::pidfd_open;
 use crate::timefmt;
 
 pub struct CreateRequest<'a> {
@@ -128,6 +130,12 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     let state_root = File::open(root).with_context(|| format!("opening {}", root.display()))?;
     let (parent_ch, child_ch) = channel::pair()?;
 
+    let self_join = !namespaces.is_new(LinuxNamespaceType::User);
+    let cgroup_tasks = if self_join {
+        cgroup.open_v1_task_files()?
+    } else {
+        Vec::new()
+    };
     let dir_ref = undo.dir.as_ref().context("state directory vanished")?;
     let mut parent_fds = vec![dir_ref.lock_fd().as_raw_fd(), parent_ch.raw_fd()];
     for stream in console_stream.iter().chain(pidfd_stream.iter()) {
@@ -157,9 +165,19 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
         no_new_keyring: req.no_new_keyring,
         preserve_fds: listen_fds + req.preserve_fds,
         has_create_hooks,
+        cgroup_tasks: &cgroup_tasks,
     };
     crate::logging::timing(started, "state directory and cgroup ready");
-    let init_pid = spawn_init(&ctx, &parent_ch)?;
+    let unified = cgroup_dir_fd(&cgroup)?;
+    let spawned = spawn(
+        &namespaces,
+        unified.as_ref().map(|f| f.as_fd()),
+        &parent_ch,
+        &child_ch,
+        || namespaces.unshare_time(spec),
+        || -> Infallible { container_init(&ctx) },
+    )?;
+    let init_pid = spawned.pid;
     crate::logging::timing(started, "init cloned");
     undo.init = Some(init_pid);
     drop(child_ch);
@@ -173,9 +191,15 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
         namespaces::write_id_mappings(init_pid, spec)?;
         idmapped_trees = rootfs::premake_idmapped_trees(spec, &bundle.dir, init_pid)?;
     }
-    // Cgroups: the init is placed in the container's cgroup here, before it may proceed, so
-    // that everything it does (and its cgroup namespace root) is inside it.
-    cgroup.join(init_pid)?;
+    // The init is in the container's cgroup before it may proceed, so everything it does (and
+    // its cgroup namespace root) is inside it: it was born in the cgroup2 directory and moves
+    // itself into the v1 ones, unless it could not (a new user namespace may not write the
+    // host's cgroup files), and then hutch moves it, the slow way.
+    if !self_join {
+        cgroup.join(init_pid)?;
+    } else if !spawned.in_cgroup {
+        cgroup.join_unified(init_pid)?;
+    }
 
     let mut state = new_state(req.id, &bundle, init_pid, start_time, spec);
     state.cgroup = Some(cgroup);
@@ -243,45 +267,17 @@ fn make_exec_fifo(path: &Path) -> Result<OwnedFd> {
     Ok(OwnedFd::from(file))
 }
 
-/// Clones the container's init, directly or through an intermediate that joins namespaces.
-fn spawn_init(ctx: &InitContext, parent_ch: &Channel) -> Result<Pid> {
-    let flags = ctx.namespaces.clone_flags().bits();
-    if !ctx.namespaces.needs_intermediate() {
-        return match clone_fork(flags).context("cloning the container's init")? {
-            CloneResult::Child => container_init(ctx),
-            CloneResult::Parent(pid) => Ok(pid),
-        };
-    }
-    let intermediate = match clone_fork(0).context("forking to join namespaces")? {
-        CloneResult::Child => {
-            let result = ctx
-                .namespaces
-                .join_all()
-                .and_then(|_| ctx.namespaces.unshare_time(ctx.spec))
-                .and_then(|_| {
-                    clone_fork(flags | libc::CLONE_PARENT).context("cloning the container's init")
-                });
-            match result {
-                Ok(CloneResult::Child) => container_init(ctx),
-                Ok(CloneResult::Parent(pid)) => {
-                    let _ = ctx.channel.send(&ToParent::InitPid(pid.as_raw()));
-                    std::process::exit(0)
-                }
-                Err(err) => {
-                    let _ = ctx.channel.send(&ToParent::Error(format!("{err:#}")));
-                    std::process::exit(1)
-                }
-            }
-        }
-        CloneResult::Parent(pid) => pid,
+/// The container's cgroup2 directory, for clone3(CLONE_INTO_CGROUP).
+pub(super) fn cgroup_dir_fd(cgroup: &crate::cgroups::Manager) -> Result<Option<OwnedFd>> {
+    let Some(dir) = cgroup.unified_dir() else {
+        return Ok(None);
     };
-    let reply = parent_ch.expect::<ToParent>("the init's pid");
-    let _ = waitpid(intermediate, None);
-    match reply?.0 {
-        ToParent::InitPid(pid) => Ok(Pid::from_raw(pid)),
-        ToParent::Error(msg) => bail!("{msg}"),
-        other => bail!("sync protocol: expected the init's pid, got {other:?}"),
-    }
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(dir)
+        .with_context(|| format!("opening cgroup {}", dir.display()))?;
+    Ok(Some(OwnedFd::from(file)))
 }
 
 /// Answers the init until it reports Ready (or fails). A pty master with no console socket
@@ -332,7 +328,7 @@ fn drive_setup(
                 send_seccomp_listener(spec, state, Status::Creating, init_pid, fd)?;
                 ch.send(&ToChild::ListenerSent)?;
             }
-            ToParent::InitPid(_) => bail!("sync protocol: unexpected InitPid"),
+            ToParent::InitPid { .. } => bail!("sync protocol: unexpected InitPid"),
         }
     }
 }

@@ -4,8 +4,9 @@
 //! in the cgroup, sends Proceed, forwards its pty and seccomp listener, writes the pid file on
 //! Ready and sends Commit, after which the process execs at once.
 
+use std::convert::Infallible;
 use std::fs;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -23,7 +24,8 @@ use crate::process::channel::{self, Channel, ToChild, ToParent};
 use crate::process::exec::{exec_child, ExecContext};
 use crate::process::foreground::{block_signals, forward_and_wait};
 use crate::process::{attributes, identity};
-use crate::syscall::process::{clone_fork, pidfd_open, CloneResult};
+use crate::process::spawn::spawn;
+use crate::syscall::process::pidfd_open;
 
 pub struct ExecRequest<'a> {
     pub id: &'a str,
@@ -90,6 +92,12 @@ pub fn exec(
         parent_fds.push(stream.as_raw_fd());
     }
     let forward = if req.detach { None } else { Some(block_signals()?) };
+    // Joined user namespace: the process may not write the host's cgroup files itself.
+    let self_join = !namespaces.has(LinuxNamespaceType::User);
+    let cgroup_tasks = match (&state.cgroup, self_join) {
+        (Some(cgroup), true) => cgroup.open_v1_task_files()?,
+        _ => Vec::new(),
+    };
     let ctx = ExecContext {
         process: &process,
         spec: &spec,
@@ -99,13 +107,33 @@ pub fn exec(
         parent_fds: &parent_fds,
         preserve_fds: req.preserve_fds,
         in_user_ns: namespaces.has(LinuxNamespaceType::User),
+        cgroup_tasks: &cgroup_tasks,
     };
-    let pid = spawn(&ctx, &namespaces, &parent_ch)?;
+    let unified = match &state.cgroup {
+        Some(cgroup) => super::create::cgroup_dir_fd(cgroup)?,
+        None => None,
+    };
+    let spawned = spawn(
+        &namespaces,
+        unified.as_ref().map(|f| f.as_fd()),
+        &parent_ch,
+        &child_ch,
+        || Ok(()),
+        || -> Infallible { exec_child(&ctx) },
+    )?;
+    let pid = spawned.pid;
     let mut undo = Undo(Some(pid));
     drop(child_ch);
 
     if let Some(cgroup) = &state.cgroup {
-        cgroup.join(pid).context("placing the exec process in the container's cgroup")?;
+        let moved = if !self_join {
+            cgroup.join(pid)
+        } else if !spawned.in_cgroup {
+            cgroup.join_unified(pid)
+        } else {
+            Ok(())
+        };
+        moved.context("placing the exec process in the container's cgroup")?;
     }
     parent_ch.send(&ToChild::Proceed)?;
     let console = drive(&parent_ch, &state, &spec, console_stream.as_ref(), pid)?;
@@ -163,35 +191,6 @@ fn container_namespaces(state: &State) -> Result<NamespacePlan> {
         bail!("container not running");
     }
     NamespacePlan::for_joins(joins)
-}
-
-fn spawn(ctx: &ExecContext, namespaces: &NamespacePlan, parent_ch: &Channel) -> Result<Pid> {
-    let intermediate = match clone_fork(0).context("forking to join the container")? {
-        CloneResult::Child => {
-            let result = namespaces
-                .join_all()
-                .and_then(|_| clone_fork(libc::CLONE_PARENT).context("cloning the exec process"));
-            match result {
-                Ok(CloneResult::Child) => exec_child(ctx),
-                Ok(CloneResult::Parent(pid)) => {
-                    let _ = ctx.channel.send(&ToParent::InitPid(pid.as_raw()));
-                    std::process::exit(0)
-                }
-                Err(err) => {
-                    let _ = ctx.channel.send(&ToParent::Error(format!("{err:#}")));
-                    std::process::exit(1)
-                }
-            }
-        }
-        CloneResult::Parent(pid) => pid,
-    };
-    let reply = parent_ch.expect::<ToParent>("the exec process's pid");
-    let _ = waitpid(intermediate, None);
-    match reply?.0 {
-        ToParent::InitPid(pid) => Ok(Pid::from_raw(pid)),
-        ToParent::Error(msg) => bail!("{msg}"),
-        other => bail!("sync protocol: expected a pid, got {other:?}"),
-    }
 }
 
 fn drive(

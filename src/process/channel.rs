@@ -8,8 +8,9 @@
 //! ```text
 //!  parent                                   intermediate (only for joins)    init
 //!    |                                          | setns(joins), clone(init) ---> |
-//!    | <------------------------------------ InitPid(pid)                        |
-//!    | write uid/gid maps, join cgroup, save state                               |
+//!    | <------------------------------------ InitPid{pid}                        |
+//!    |                                                 (init: moves itself into its v1 cgroups)
+//!    | write uid/gid maps, join cgroup (when the init could not), save state     |
 //!    | MountTree{i} + fd (one per idmapped mount, new user namespace only) ----> |
 //!    | Proceed ----------------------------------------------------------------> |
 //!    |                                              unshare cgroupns, hostname, mounts, /dev
@@ -42,8 +43,9 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ToParent {
-    /// From the intermediate: the host pid of the init it cloned.
-    InitPid(i32),
+    /// From the intermediate: the host pid of the process it cloned, and whether it was born
+    /// in the container's cgroup2 directory.
+    InitPid { pid: i32, in_cgroup: bool },
     /// The pty master follows as SCM_RIGHTS.
     Console { name: String },
     /// Mounts are done and the container's namespaces exist: prestart/createRuntime hooks may run.

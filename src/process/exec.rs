@@ -12,7 +12,7 @@ use super::attributes;
 use super::channel::{Channel, ToChild, ToParent};
 use super::exec_path::find_executable;
 use super::identity::{self, CapabilityPlan};
-use super::init::{add_home, exec_process, take_identity, to_cstrings, Link};
+use super::init::{add_home, exec_process, join_own_cgroups, take_identity, to_cstrings, Link};
 use crate::console;
 use crate::rootfs::Rootfs;
 use crate::syscall::process as sys;
@@ -26,6 +26,8 @@ pub struct ExecContext<'a> {
     pub parent_fds: &'a [RawFd],
     pub preserve_fds: u32,
     pub in_user_ns: bool,
+    /// The v1 cgroups' `tasks` files the process moves itself into (empty when hutch does it).
+    pub cgroup_tasks: &'a [std::fs::File],
 }
 
 pub fn exec_child(ctx: &ExecContext) -> ! {
@@ -41,6 +43,7 @@ fn run(ctx: &ExecContext) -> Result<()> {
     }
     // Other processes in the container must not reach hutch's /proc files before execve.
     sys::set_dumpable(false).context("prctl(PR_SET_DUMPABLE)")?;
+    join_own_cgroups(ctx.cgroup_tasks)?;
     let link = Link {
         channel: ctx.channel,
         state_dir: None,

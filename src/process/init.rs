@@ -52,6 +52,8 @@ pub struct InitContext<'a> {
     /// prestart, createRuntime or createContainer hooks exist: the MountsReady round trip is
     /// needed.
     pub has_create_hooks: bool,
+    /// The v1 cgroups' `tasks` files the init moves itself into (empty when hutch does it).
+    pub cgroup_tasks: &'a [File],
 }
 
 /// Never returns: ends in execve of the user's program or in exit.
@@ -73,6 +75,7 @@ fn run(ctx: &InitContext) -> Result<Never> {
     }
     // Until execve, /proc/<init> must not be openable by other processes in the container.
     sys::set_dumpable(false).context("prctl(PR_SET_DUMPABLE)")?;
+    join_own_cgroups(ctx.cgroup_tasks)?;
 
     let mut premade = Vec::new();
     loop {
@@ -260,6 +263,16 @@ pub(super) fn exec_process(
     } else {
         127
     })
+}
+
+/// A single-threaded process moving itself ("0" into `tasks`) skips the kernel's global cgroup
+/// threadgroup lock, which moving it from outside must take (an RCU grace period).
+pub(super) fn join_own_cgroups(task_files: &[File]) -> Result<()> {
+    for mut file in task_files {
+        file.write_all(b"0")
+            .context("joining the container's cgroup: writing 0 to a v1 tasks file")?;
+    }
+    Ok(())
 }
 
 /// Loads the filter; a notify listener goes to the parent, which hands it to the agent.

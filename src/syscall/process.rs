@@ -39,6 +39,59 @@ pub fn clone_fork(flags: libc::c_int) -> io::Result<CloneResult> {
     }
 }
 
+/// clone3(2) like [`clone_fork`], born into the cgroup2 directory `cgroup` (CLONE_INTO_CGROUP):
+/// no migration afterwards, so no wait for the kernel's cgroup threadgroup lock.
+pub fn clone3_fork(flags: libc::c_int, cgroup: BorrowedFd) -> io::Result<CloneResult> {
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    #[repr(C)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+        cgroup: u64,
+    }
+    let args = CloneArgs {
+        flags: flags as u32 as u64 | CLONE_INTO_CGROUP,
+        pidfd: 0,
+        child_tid: 0,
+        parent_tid: 0,
+        // clone3 refuses an exit signal with CLONE_PARENT: the child then signals its new
+        // parent the way the caller does.
+        exit_signal: if flags & libc::CLONE_PARENT != 0 {
+            0
+        } else {
+            libc::SIGCHLD as u64
+        },
+        stack: 0,
+        stack_size: 0,
+        tls: 0,
+        set_tid: 0,
+        set_tid_size: 0,
+        cgroup: cgroup.as_raw_fd() as u64,
+    };
+    // SAFETY: clone3 reads `args` (live, correctly sized) and, with no stack given, duplicates
+    // the calling thread like fork(); hutch is single-threaded (see clone_fork).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match ret {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(CloneResult::Child),
+        pid => Ok(CloneResult::Parent(Pid::from_raw(pid as i32))),
+    }
+}
+
 /// Marks every fd from `first` upwards close-on-exec, so nothing the caller leaked (containerd's
 /// shim passes its socket as fd 3) reaches the container or a hook (CVE-2024-21626). Marking
 /// rather than closing keeps fds the caller still uses until exec (std's exec-error pipe).

@@ -1,0 +1,96 @@
+//! Making a container process: one clone straight into its new namespaces (and, where the
+//! kernel allows, straight into its cgroup), or, when namespaces must be joined by path, through
+//! an intermediate that joins them, clones the process as hutch's sibling-turned-child
+//! (CLONE_PARENT) and reports its pid.
+
+use std::convert::Infallible;
+use std::os::fd::BorrowedFd;
+
+use anyhow::{bail, Context, Result};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+
+use super::channel::{Channel, ToParent};
+use crate::namespaces::NamespacePlan;
+use crate::syscall::process::{clone3_fork, clone_fork, CloneResult};
+
+pub struct Spawned {
+    pub pid: Pid,
+    /// Born in the cgroup2 directory given (CLONE_INTO_CGROUP worked).
+    pub in_cgroup: bool,
+}
+
+/// Clones the process that runs `child` (which never returns: it execs or exits). `before_clone` runs in the
+/// intermediate after the joins (e.g. creating the time namespace). `child_ch` is the child's
+/// end of the sync socket, used by the intermediate to report.
+// `child()` returns an uninhabited type, so rustc flags the `match` around it as unreachable.
+#[allow(unreachable_code)]
+pub fn spawn(
+    namespaces: &NamespacePlan,
+    cgroup: Option<BorrowedFd>,
+    parent_ch: &Channel,
+    child_ch: &Channel,
+    before_clone: impl FnOnce() -> Result<()>,
+    child: impl FnOnce() -> Infallible,
+) -> Result<Spawned> {
+    let flags = namespaces.clone_flags().bits();
+    if !namespaces.needs_intermediate() {
+        let (result, in_cgroup) = clone_into(flags, cgroup);
+        return match result.context("cloning the container process")? {
+            CloneResult::Child => match child() {},
+            CloneResult::Parent(pid) => Ok(Spawned { pid, in_cgroup }),
+        };
+    }
+    let intermediate = match clone_fork(0).context("forking to join namespaces")? {
+        CloneResult::Child => {
+            let mut in_cgroup = false;
+            let result = namespaces.join_all().and_then(|_| before_clone()).and_then(|_| {
+                let (result, born_in) = clone_into(flags | libc::CLONE_PARENT, cgroup);
+                in_cgroup = born_in;
+                result.context("cloning the container process")
+            });
+            match result {
+                Ok(CloneResult::Child) => match child() {},
+                Ok(CloneResult::Parent(pid)) => {
+                    let _ = child_ch.send(&ToParent::InitPid {
+                        pid: pid.as_raw(),
+                        in_cgroup,
+                    });
+                    std::process::exit(0)
+                }
+                Err(err) => {
+                    let _ = child_ch.send(&ToParent::Error(format!("{err:#}")));
+                    std::process::exit(1)
+                }
+            }
+        }
+        CloneResult::Parent(pid) => pid,
+    };
+    let reply = parent_ch.expect::<ToParent>("the container process's pid");
+    let _ = waitpid(intermediate, None);
+    match reply?.0 {
+        ToParent::InitPid { pid, in_cgroup } => Ok(Spawned {
+            pid: Pid::from_raw(pid),
+            in_cgroup,
+        }),
+        ToParent::Error(msg) => bail!("{msg}"),
+        other => bail!("sync protocol: expected the process's pid, got {other:?}"),
+    }
+}
+
+/// clone3 into `cgroup` when given; plain clone when that is not possible (older kernels,
+/// seccomp-filtered clone3): the caller then moves the process itself.
+fn clone_into(
+    flags: libc::c_int,
+    cgroup: Option<BorrowedFd>,
+) -> (std::io::Result<CloneResult>, bool) {
+    if let Some(fd) = cgroup {
+        match clone3_fork(flags, fd) {
+            Ok(r) => return (Ok(r), true),
+            Err(err) => crate::logging::debug(&format!(
+                "clone3(CLONE_INTO_CGROUP) failed ({err}); cloning, then moving the process"
+            )),
+        }
+    }
+    (clone_fork(flags), false)
+}
