@@ -25,7 +25,10 @@ fn listen_fds_are_passed_to_the_container() {
     let out = exec_timeout(Command::new("sh").arg("-c").arg(script), CMD_TIMEOUT);
     out.assert_ok();
     assert!(out.stdout.contains("fds=1 pid=1"), "{out}");
-    assert!(out.stdout.contains("config.json"), "fd 3 is not the passed file:\n{out}");
+    assert!(
+        out.stdout.contains("config.json"),
+        "fd 3 is not the passed file:\n{out}"
+    );
 }
 
 /// LISTEN_FDS meant for another process (LISTEN_PID is not the runtime) passes nothing.
@@ -60,12 +63,21 @@ fn notify_socket_is_passed_through() {
     c.sh("echo notify=$NOTIFY_SOCKET; stat -c 'inode=%i type=%F' $NOTIFY_SOCKET");
     c.save();
     let out = exec_timeout(
-        c.cmd()
-            .env("NOTIFY_SOCKET", &host_socket)
-            .args(["run", "--bundle", c.bundle.to_str().unwrap(), &c.id]),
+        c.cmd().env("NOTIFY_SOCKET", &host_socket).args([
+            "run",
+            "--bundle",
+            c.bundle.to_str().unwrap(),
+            &c.id,
+        ]),
         CMD_TIMEOUT,
     );
     out.assert_ok();
-    assert!(out.stdout.contains("notify=/run/notify/notify.sock"), "{out}");
-    assert!(out.stdout.contains(&format!("inode={inode} type=socket")), "{out}");
+    assert!(
+        out.stdout.contains("notify=/run/notify/notify.sock"),
+        "{out}"
+    );
+    assert!(
+        out.stdout.contains(&format!("inode={inode} type=socket")),
+        "{out}"
+    );
 }

@@ -431,8 +431,7 @@ fn log_file_json_on_failure() {
     let last_error = text
         .lines()
         .map(|l| parse_json(l))
-        .filter(|v| v["level"] == "error")
-        .last()
+        .rfind(|v| v["level"] == "error")
         .unwrap_or_else(|| panic!("no level=error line in {text:?}"));
     assert!(
         last_error["msg"]

@@ -97,13 +97,10 @@ fn read_until(master: &mut File, needle: &str, timeout: Duration) -> String {
     }
 }
 
-fn console_ctr(
-    name: &str,
-) -> (
-    Ctr,
-    PathBuf,
-    std::thread::JoinHandle<Result<(String, OwnedFd), String>>,
-) {
+/// The receiving end of a console socket: the pty name and master, or why none came.
+type ConsoleReceiver = std::thread::JoinHandle<Result<(String, OwnedFd), String>>;
+
+fn console_ctr(name: &str) -> (Ctr, PathBuf, ConsoleReceiver) {
     let mut c = Ctr::new(name);
     c.config["process"]["terminal"] = json!(true);
     c.args(&["sh"]);

@@ -100,8 +100,8 @@ fn state_json_annotations_absent_when_unset() {
     c.create_ok();
     let st = c.state();
     assert!(
-        st.get("annotations").map_or(true, |a| a.is_null()
-            || a.as_object().is_some_and(|m| m.is_empty())),
+        st.get("annotations")
+            .is_none_or(|a| a.is_null() || a.as_object().is_some_and(|m| m.is_empty())),
         "{st}"
     );
 }

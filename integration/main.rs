@@ -18,5 +18,5 @@ mod lifecycle;
 mod mounts;
 mod namespaces;
 mod process;
-mod security;
 mod seccomp;
+mod security;

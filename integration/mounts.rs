@@ -13,8 +13,7 @@ use crate::common::*;
 fn mount_line<'a>(mounts: &'a str, mp: &str) -> Vec<&'a str> {
     mounts
         .lines()
-        .filter(|l| l.split(' ').nth(1) == Some(mp))
-        .last()
+        .rfind(|l| l.split(' ').nth(1) == Some(mp))
         .unwrap_or_else(|| panic!("{mp} not mounted:\n{mounts}"))
         .split(' ')
         .collect()
@@ -239,7 +238,7 @@ fn default_devices() {
     for (i, (name, mm)) in want.iter().enumerate() {
         let f: Vec<&str> = l[i].split(' ').collect();
         assert_eq!(f[0], format!("/dev/{name}"), "{out}");
-        assert_eq!(l[i].contains("character special file"), true, "{}", l[i]);
+        assert!(l[i].contains("character special file"), "{}", l[i]);
         let (maj, min) = mm.split_once(':').unwrap();
         let got = f[f.len() - 2];
         let (gmaj, gmin) = got.split_once(':').unwrap();
@@ -370,7 +369,9 @@ fn idmapped_bind_mount_in_a_user_namespace() {
     fs::create_dir_all(c.rootfs.join("mnt/mapped")).unwrap();
     fs::create_dir_all(c.rootfs.join("mnt/plain")).unwrap();
     c.add_mount(json!({"destination": "/mnt/mapped", "type": "bind", "source": h, "options": ["bind", "idmap"]}));
-    c.add_mount(json!({"destination": "/mnt/plain", "type": "bind", "source": h, "options": ["bind"]}));
+    c.add_mount(
+        json!({"destination": "/mnt/plain", "type": "bind", "source": h, "options": ["bind"]}),
+    );
     c.sh("stat -c '%n %u %g' /mnt/mapped/hello /mnt/plain/hello");
     let out = c.run();
     out.assert_ok();

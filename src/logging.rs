@@ -108,7 +108,10 @@ pub fn debug_enabled() -> bool {
 /// A debug record with the time since `since`, for `--debug` profiling of a command's steps.
 pub fn timing(since: std::time::Instant, step: &str) {
     if debug_enabled() {
-        debug(&format!("timing: {step} at {} µs", since.elapsed().as_micros()));
+        debug(&format!(
+            "timing: {step} at {} µs",
+            since.elapsed().as_micros()
+        ));
     }
 }
 

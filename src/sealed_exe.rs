@@ -11,6 +11,7 @@
 //!   and an overlay without an upper layer can never write to its lower one;
 //! - otherwise (no overlayfs) from a sealed memfd copy, which costs a copy of the binary and
 //!   its size in memory per container.
+//!
 //! Commands that never enter a container (`state`, `kill`, `start`, …) skip this and stay cheap.
 
 use std::ffi::CString;
@@ -85,14 +86,15 @@ fn reexec_via_overlay(args: &[CString], env: &[CString]) -> Result<()> {
     };
     let empty = FsContext::open("tmpfs")
         .context("fsopen(tmpfs)")?
-        .mount(libc::MOUNT_ATTR_RDONLY as u64)
+        .mount(libc::MOUNT_ATTR_RDONLY)
         .context("fsmount(tmpfs)")?;
     let empty_path = Path::new("/proc/self/fd").join(empty.as_raw_fd().to_string());
     let lower = format!("{}:{}", escape_overlay(dir), escape_overlay(&empty_path));
     let ctx = FsContext::open("overlay").context("fsopen(overlay)")?;
-    ctx.set_string("lowerdir", &lower).context("overlay lowerdir")?;
+    ctx.set_string("lowerdir", &lower)
+        .context("overlay lowerdir")?;
     let mount = ctx
-        .mount(libc::MOUNT_ATTR_RDONLY as u64 | libc::MOUNT_ATTR_NODEV as u64)
+        .mount(libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NODEV)
         .context("fsmount(overlay)")?;
     let binary = nix::fcntl::openat(
         &mount,
@@ -101,13 +103,17 @@ fn reexec_via_overlay(args: &[CString], env: &[CString]) -> Result<()> {
         Mode::empty(),
     )
     .context("opening hutch through the overlay")?;
-    nix::unistd::fexecve(binary.as_fd(), args, env).context("re-executing hutch from the overlay")?;
+    nix::unistd::fexecve(binary.as_fd(), args, env)
+        .context("re-executing hutch from the overlay")?;
     Ok(())
 }
 
 /// overlayfs splits lowerdir on ':' and treats '\\' as an escape.
 fn escape_overlay(path: &Path) -> String {
-    path.to_string_lossy().replace('\\', "\\\\").replace(':', "\\:").replace(',', "\\,")
+    path.to_string_lossy()
+        .replace('\\', "\\\\")
+        .replace(':', "\\:")
+        .replace(',', "\\,")
 }
 
 /// hutch already runs from a read-only overlay: nothing can write through it to the binary.
@@ -119,7 +125,7 @@ fn is_readonly_overlay(exe: &File) -> bool {
     let Ok(vfs) = nix::sys::statvfs::fstatvfs(exe) else {
         return false;
     };
-    fs.filesystem_type().0 as i64 == OVERLAYFS_SUPER_MAGIC
+    fs.filesystem_type().0 == OVERLAYFS_SUPER_MAGIC
         && vfs.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY)
 }
 

@@ -56,7 +56,7 @@ pub fn runtime() -> PathBuf {
 
 /// True when the runtime under test is hutch (no `HUTCH_RUNTIME` override).
 pub fn is_hutch() -> bool {
-    std::env::var_os("HUTCH_RUNTIME").map_or(true, |p| p.is_empty())
+    std::env::var_os("HUTCH_RUNTIME").is_none_or(|p| p.is_empty())
 }
 
 /// The runtime's name as it prints it in `--version` (`hutch`, `runc`).
@@ -149,7 +149,7 @@ pub fn mounts_under(path: &Path) -> Vec<String> {
     let p = path.to_string_lossy().into_owned();
     let text = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     text.lines()
-        .filter_map(|l| l.split(' ').nth(4).map(|mp| unescape_mount(mp)))
+        .filter_map(|l| l.split(' ').nth(4).map(unescape_mount))
         .filter(|mp| mp == &p || mp.starts_with(&format!("{p}/")))
         .collect()
 }

@@ -98,12 +98,15 @@ pub fn run(global: &GlobalOpts, args: ExecArgs) -> Result<i32> {
 /// command-line overrides applied (as runc builds it).
 fn build_process(args: &ExecArgs, base: &Process) -> Result<Process> {
     if let Some(path) = &args.process {
-        let data = std::fs::read(path)
-            .with_context(|| format!("reading --process {}", path.display()))?;
+        let data =
+            std::fs::read(path).with_context(|| format!("reading --process {}", path.display()))?;
         let process: Process = serde_json::from_slice(&data)
             .with_context(|| format!("parsing --process {}", path.display()))?;
         if process.args().as_ref().is_none_or(|a| a.is_empty()) {
-            bail!("--process {}: args: at least one argument is required", path.display());
+            bail!(
+                "--process {}: args: at least one argument is required",
+                path.display()
+            );
         }
         return Ok(process);
     }

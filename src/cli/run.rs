@@ -50,4 +50,3 @@ pub fn run(global: &GlobalOpts, args: RunArgs) -> Result<i32> {
     }
     Ok(code)
 }
-

@@ -51,7 +51,12 @@ pub fn apply(spec: &mut Spec, listen_fds: u32) {
             .destination(CONTAINER_NOTIFY_SOCKET)
             .typ("bind")
             .source(host_socket)
-            .options(vec!["bind".to_string(), "nosuid".to_string(), "nodev".to_string(), "noexec".to_string()])
+            .options(vec![
+                "bind".to_string(),
+                "nosuid".to_string(),
+                "nodev".to_string(),
+                "noexec".to_string(),
+            ])
             .build();
         match mount {
             Ok(m) => {

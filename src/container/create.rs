@@ -22,10 +22,10 @@ use crate::console;
 use crate::hooks;
 use crate::namespaces::{self, NamespacePlan};
 use crate::process::channel::{self, Channel, ToChild, ToParent};
-use crate::process::{attributes, identity};
 use crate::process::init::{container_init, InitContext};
-use crate::rootfs;
 use crate::process::spawn::spawn;
+use crate::process::{attributes, identity};
+use crate::rootfs;
 use crate::syscall::process::pidfd_open;
 use crate::timefmt;
 

@@ -23,8 +23,8 @@ use crate::namespaces::NamespacePlan;
 use crate::process::channel::{self, Channel, ToChild, ToParent};
 use crate::process::exec::{exec_child, ExecContext};
 use crate::process::foreground::{block_signals, forward_and_wait};
-use crate::process::{attributes, identity};
 use crate::process::spawn::spawn;
+use crate::process::{attributes, identity};
 use crate::syscall::process::pidfd_open;
 
 pub struct ExecRequest<'a> {
@@ -62,7 +62,9 @@ pub fn exec(
         let state = dir.load()?;
         match dir.status(&state) {
             Status::Stopped => bail!("cannot exec in a stopped container"),
-            Status::Paused if !req.ignore_paused => bail!("cannot exec in a paused container (use --ignore-paused)"),
+            Status::Paused if !req.ignore_paused => {
+                bail!("cannot exec in a paused container (use --ignore-paused)")
+            }
             _ => {}
         }
         let raw = fs::read(dir.path.join(CONFIG_FILE))
@@ -73,8 +75,12 @@ pub fn exec(
     let process = build(&base)?;
     let terminal = process.terminal().unwrap_or(false);
     match (terminal, req.console_socket.is_some(), req.detach) {
-        (true, false, true) => bail!("cannot allocate tty if hutch will detach without setting console socket"),
-        (false, true, _) | (_, true, false) => bail!("cannot use console socket if hutch will not detach or allocate tty"),
+        (true, false, true) => {
+            bail!("cannot allocate tty if hutch will detach without setting console socket")
+        }
+        (false, true, _) | (_, true, false) => {
+            bail!("cannot use console socket if hutch will not detach or allocate tty")
+        }
         _ => {}
     }
     attributes::check_lsm(&process)?;
@@ -91,7 +97,11 @@ pub fn exec(
     for stream in console_stream.iter().chain(pidfd_stream.iter()) {
         parent_fds.push(stream.as_raw_fd());
     }
-    let forward = if req.detach { None } else { Some(block_signals()?) };
+    let forward = if req.detach {
+        None
+    } else {
+        Some(block_signals()?)
+    };
     // Joined user namespace: the process may not write the host's cgroup files itself.
     let self_join = !namespaces.has(LinuxNamespaceType::User);
     let cgroup_tasks = match (&state.cgroup, self_join) {

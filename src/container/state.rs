@@ -258,7 +258,12 @@ pub fn derive_status(dir: &Path, state: &State) -> Status {
     } else {
         Status::Running
     };
-    let frozen = || state.cgroup.as_ref().is_some_and(|c| c.is_frozen().unwrap_or(false));
+    let frozen = || {
+        state
+            .cgroup
+            .as_ref()
+            .is_some_and(|c| c.is_frozen().unwrap_or(false))
+    };
     if matches!(status, Status::Running | Status::Created) && frozen() {
         Status::Paused
     } else {

@@ -29,10 +29,20 @@ pub fn selinux_enabled() -> bool {
 
 /// Parent-side check of the LSM fields.
 pub fn check_lsm(process: &Process) -> Result<()> {
-    if process.apparmor_profile().as_ref().is_some_and(|p| !p.is_empty()) && !apparmor_enabled() {
+    if process
+        .apparmor_profile()
+        .as_ref()
+        .is_some_and(|p| !p.is_empty())
+        && !apparmor_enabled()
+    {
         bail!("process.apparmorProfile: apparmor is not enabled on this host");
     }
-    if process.selinux_label().as_ref().is_some_and(|l| !l.is_empty()) && !selinux_enabled() {
+    if process
+        .selinux_label()
+        .as_ref()
+        .is_some_and(|l| !l.is_empty())
+        && !selinux_enabled()
+    {
         bail!("process.selinuxLabel: selinux label is specified in config, but selinux is disabled or not supported");
     }
     Ok(())
@@ -41,7 +51,11 @@ pub fn check_lsm(process: &Process) -> Result<()> {
 /// Asks the LSMs to switch this process's label at its next execve. Written through a verified
 /// procfs handle (CVE-2019-16884, CVE-2025-52881).
 pub fn apply_lsm_labels(process: &Process) -> Result<()> {
-    if let Some(profile) = process.apparmor_profile().as_ref().filter(|p| !p.is_empty()) {
+    if let Some(profile) = process
+        .apparmor_profile()
+        .as_ref()
+        .filter(|p| !p.is_empty())
+    {
         let proc = Procfs::open()?;
         let file = proc
             .open_file(Path::new("thread-self/attr/apparmor/exec"), OFlag::O_WRONLY)
@@ -88,7 +102,12 @@ pub fn apply_io_priority(process: &Process) -> Result<()> {
     let level = u32::try_from(io.priority())
         .ok()
         .filter(|l| *l <= 7)
-        .with_context(|| format!("process.ioPriority.priority: {} is not in 0..=7", io.priority()))?;
+        .with_context(|| {
+            format!(
+                "process.ioPriority.priority: {} is not in 0..=7",
+                io.priority()
+            )
+        })?;
     sys::set_io_priority(class, level).context("process.ioPriority")
 }
 

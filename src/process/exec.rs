@@ -94,5 +94,13 @@ fn run(ctx: &ExecContext) -> Result<()> {
         ToChild::Commit { .. } => {}
         other => bail!("sync protocol: expected Commit, got {other:?}"),
     }
-    exec_process(&exe, &argv, &envp, arg0, ctx.preserve_fds, late_seccomp, ctx.spec)
+    exec_process(
+        &exe,
+        &argv,
+        &envp,
+        arg0,
+        ctx.preserve_fds,
+        late_seccomp,
+        ctx.spec,
+    )
 }

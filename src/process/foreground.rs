@@ -116,11 +116,19 @@ impl Relay {
     fn poll_fds<'a>(&'a self, fds: &mut Vec<PollFd<'a>>) {
         fds.push(PollFd::new(
             self.stdin.as_fd(),
-            if self.stdin_open { PollFlags::POLLIN } else { PollFlags::empty() },
+            if self.stdin_open {
+                PollFlags::POLLIN
+            } else {
+                PollFlags::empty()
+            },
         ));
         fds.push(PollFd::new(
             self.master.as_fd(),
-            if self.master_open { PollFlags::POLLIN } else { PollFlags::empty() },
+            if self.master_open {
+                PollFlags::POLLIN
+            } else {
+                PollFlags::empty()
+            },
         ));
     }
 

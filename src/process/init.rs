@@ -6,19 +6,19 @@
 //! sent to the parent, and ends the init.
 
 use std::ffi::{CString, OsStr};
-use std::io::Write;
-use std::os::unix::fs::DirBuilderExt;
 use std::fs::File;
+use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{Hook, LinuxNamespaceType, Process, Spec};
 
+use super::attributes;
 use super::channel::{Channel, ToChild, ToParent};
 use super::exec_path::find_executable;
-use super::attributes;
 use super::identity::{self, CapabilityPlan};
 use crate::console;
 use crate::hooks;
@@ -187,7 +187,15 @@ fn run(ctx: &InitContext) -> Result<Never> {
         let _ = (&*ctx.start_error).write_all(format!("{err:#}").as_bytes());
         std::process::exit(1);
     }
-    exec_process(&exe, &argv, &envp, arg0, ctx.preserve_fds, late_seccomp, ctx.spec)
+    exec_process(
+        &exe,
+        &argv,
+        &envp,
+        arg0,
+        ctx.preserve_fds,
+        late_seccomp,
+        ctx.spec,
+    )
 }
 
 /// Switches to the process's identity: working directory, seccomp (early when it must be),

@@ -7,5 +7,5 @@ pub mod exec;
 pub mod exec_path;
 pub mod foreground;
 pub mod identity;
-pub mod spawn;
 pub mod init;
+pub mod spawn;

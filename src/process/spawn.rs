@@ -44,11 +44,14 @@ pub fn spawn(
     let intermediate = match clone_fork(0).context("forking to join namespaces")? {
         CloneResult::Child => {
             let mut in_cgroup = false;
-            let result = namespaces.join_all().and_then(|_| before_clone()).and_then(|_| {
-                let (result, born_in) = clone_into(flags | libc::CLONE_PARENT, cgroup);
-                in_cgroup = born_in;
-                result.context("cloning the container process")
-            });
+            let result = namespaces
+                .join_all()
+                .and_then(|_| before_clone())
+                .and_then(|_| {
+                    let (result, born_in) = clone_into(flags | libc::CLONE_PARENT, cgroup);
+                    in_cgroup = born_in;
+                    result.context("cloning the container process")
+                });
             match result {
                 Ok(CloneResult::Child) => match child() {},
                 Ok(CloneResult::Parent(pid)) => {
