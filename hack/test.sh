@@ -41,5 +41,9 @@ for line in sys.stdin:
 [ -n "$test_bin" ] || { echo "hack/test.sh: integration test binary not found" >&2; exit 1; }
 mkdir -p "$target/tmp"
 # The tests keep their state on a tmpfs: 9p lacks renameat2(RENAME_NOREPLACE).
-hack/vm-run.sh --mem 2G --timeout 1200 --share "$target" -- \
+# The guest has its own /tmp, /run and /var: share the work tree (and the target directory when
+# it lives elsewhere) so a clone anywhere works.
+shares=(--share "$PWD")
+case "$target" in "$PWD"/*) ;; *) shares+=(--share "$target") ;; esac
+hack/vm-run.sh --mem 2G --timeout 1200 "${shares[@]}" -- \
     "mount -t tmpfs tmpfs $target/tmp && $test_bin --test-threads=2 cgroups::"

@@ -13,6 +13,7 @@ mod cgroups;
 mod cli;
 mod console;
 mod errors;
+mod exec;
 mod hooks;
 mod lifecycle;
 mod mounts;

@@ -48,11 +48,9 @@ pub enum Layout {
 }
 
 fn statfs_type(path: &str) -> Option<i64> {
-    let c = std::ffi::CString::new(path).ok()?;
-    // SAFETY: statfs fills a zeroed struct from a valid C string path.
-    let mut buf: libc::statfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::statfs(c.as_ptr(), &mut buf) };
-    (rc == 0).then_some(buf.f_type as i64)
+    nix::sys::statfs::statfs(path)
+        .ok()
+        .map(|fs| fs.filesystem_type().0 as i64)
 }
 
 /// The host's cgroup layout, from the file system types at /sys/fs/cgroup.
@@ -670,8 +668,7 @@ impl Manager {
         let pids = self.pids();
         if let Ok(pids) = &pids {
             for &pid in pids {
-                // SAFETY: kill(2) with a pid read from cgroup.procs.
-                unsafe { libc::kill(pid, signal) };
+                let _ = crate::syscall::process::kill_raw(Pid::from_raw(pid), signal);
             }
         }
         if froze || (was_frozen && signal == libc::SIGKILL) {

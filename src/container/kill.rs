@@ -78,19 +78,25 @@ fn pids_in_pid_namespace(ns_inode: u64) -> Vec<Pid> {
 }
 
 /// Waits until the init has exited (it need not be our child: a pidfd becomes readable when
-/// the process terminates), at most `timeout_ms`.
-pub fn wait_for_exit(state: &State, timeout_ms: u16) -> Result<()> {
+/// the process terminates), at most `timeout_ms`. A killed pid-namespace init that must wait
+/// for its namespace's processes to be reaped by someone else counts as exited as soon as it
+/// is exiting, so the pidfd is polled in short slices with that check between them.
+pub fn wait_for_exit(state: &State, timeout_ms: u64) -> Result<()> {
     let pid = Pid::from_raw(state.init_pid);
     let Ok(pidfd) = pidfd_open(pid) else {
         return Ok(());
     };
-    if !process_is_alive(pid, state.init_start_time) {
-        return Ok(());
-    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms);
     let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
     loop {
-        match poll(&mut fds, PollTimeout::from(timeout_ms)) {
-            Ok(0) => bail!("container init {pid} did not exit within {timeout_ms} ms"),
+        if !process_is_alive(pid, state.init_start_time) {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            bail!("container init {pid} did not exit within {timeout_ms} ms");
+        }
+        match poll(&mut fds, PollTimeout::from(10u8)) {
+            Ok(0) => continue,
             Ok(_) => return Ok(()),
             Err(nix::errno::Errno::EINTR) => continue,
             Err(err) => return Err(err).context("waiting for the container's init to exit"),

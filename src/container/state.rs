@@ -334,16 +334,22 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     Ok(())
 }
 
-/// Reads field 22 (starttime) of /proc/<pid>/stat, and whether the process is a zombie.
+/// Reads field 22 (starttime) of /proc/<pid>/stat, and whether the process has exited: a
+/// zombie, or a task already exiting (PF_EXITING). A pid namespace's init that was killed
+/// stays exiting until every process of its namespace is reaped, which may be up to another
+/// parent (the caller's subreaper); it will never run the container again.
 pub fn process_start_time(pid: Pid) -> Option<(u64, bool)> {
+    const PF_EXITING: u64 = 0x4;
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may contain spaces and parentheses: fields resume after the
     // last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
     let mut fields = rest.split(' ');
     let state = fields.next()?;
-    let start = fields.nth(18)?.parse().ok()?;
-    Some((start, state == "Z" || state == "X"))
+    let flags: u64 = fields.nth(5)?.parse().ok()?;
+    let start = fields.nth(12)?.parse().ok()?;
+    let exited = state == "Z" || state == "X" || flags & PF_EXITING != 0;
+    Some((start, exited))
 }
 
 pub fn process_is_alive(pid: Pid, start_time: u64) -> bool {

@@ -148,3 +148,66 @@ pub fn apply_scheduler(process: &Process) -> Result<()> {
     };
     sys::sched_setattr(&mut attr).context("process.scheduler: sched_setattr")
 }
+
+/// Which of `process.execCPUAffinity`'s two settings (runtime-spec 1.2; exec only): `initial`
+/// while the process joins the container, `final` for the program it runs.
+#[derive(Clone, Copy)]
+pub enum AffinityStage {
+    Initial,
+    Final,
+}
+
+pub fn apply_exec_cpu_affinity(process: &Process, stage: AffinityStage) -> Result<()> {
+    let Some(affinity) = process.exec_cpu_affinity().as_ref() else {
+        return Ok(());
+    };
+    let (field, list) = match stage {
+        AffinityStage::Initial => ("initial", affinity.initial().as_deref()),
+        AffinityStage::Final => ("final", affinity.cpu_affinity_final().as_deref()),
+    };
+    let Some(list) = list.filter(|l| !l.is_empty()) else {
+        return Ok(());
+    };
+    let set = parse_cpu_list(list)
+        .with_context(|| format!("process.execCPUAffinity.{field}: {list:?}"))?;
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+        .with_context(|| format!("process.execCPUAffinity.{field}: sched_setaffinity {list:?}"))
+}
+
+/// A kernel CPU list: "0-3,5,7-8".
+fn parse_cpu_list(list: &str) -> Result<nix::sched::CpuSet> {
+    let mut set = nix::sched::CpuSet::new();
+    for part in list.split(',').map(str::trim) {
+        let (lo, hi) = match part.split_once('-') {
+            Some((a, b)) => (a.trim().parse::<usize>()?, b.trim().parse::<usize>()?),
+            None => {
+                let n = part.parse::<usize>()?;
+                (n, n)
+            }
+        };
+        if lo > hi {
+            bail!("range {part} is reversed");
+        }
+        for cpu in lo..=hi {
+            set.set(cpu)
+                .with_context(|| format!("cpu {cpu} is out of range"))?;
+        }
+    }
+    Ok(set)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists_parse() {
+        let set = parse_cpu_list("0-2,5").unwrap();
+        for cpu in [0, 1, 2, 5] {
+            assert!(set.is_set(cpu).unwrap());
+        }
+        assert!(!set.is_set(3).unwrap());
+        assert!(parse_cpu_list("3-1").is_err());
+        assert!(parse_cpu_list("x").is_err());
+    }
+}

@@ -43,6 +43,7 @@ fn run(ctx: &ExecContext) -> Result<()> {
     }
     // Other processes in the container must not reach hutch's /proc files before execve.
     sys::set_dumpable(false).context("prctl(PR_SET_DUMPABLE)")?;
+    attributes::apply_exec_cpu_affinity(ctx.process, attributes::AffinityStage::Initial)?;
     join_own_cgroups(ctx.cgroup_tasks)?;
     let link = Link {
         channel: ctx.channel,
@@ -89,6 +90,7 @@ fn run(ctx: &ExecContext) -> Result<()> {
         ctx.seccomp,
         ctx.in_user_ns,
     )?;
+    attributes::apply_exec_cpu_affinity(ctx.process, attributes::AffinityStage::Final)?;
     ctx.channel.send(&ToParent::Ready)?;
     match link.receive("exec to complete")? {
         ToChild::Commit { .. } => {}
