@@ -15,6 +15,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 
+use crate::process::channel::{Channel, ToParent};
 use crate::rootfs::Rootfs;
 use crate::syscall::tty;
 
@@ -60,6 +61,50 @@ pub fn open_pty(rootfs: &Rootfs, size: Option<(u16, u16)>) -> Result<Pty> {
         peer,
         name: format!("/dev/pts/{number}"),
     })
+}
+
+/// The container process's side of `process.terminal`: allocate the pty (binding it over
+/// /dev/console for an init), hand the master to hutch over the sync socket, and make the peer
+/// this process's controlling terminal and stdio.
+pub fn attach_terminal(
+    rootfs: &Rootfs,
+    process: &oci_spec::runtime::Process,
+    channel: &Channel,
+    bind_dev_console: bool,
+) -> Result<()> {
+    let size = process
+        .console_size()
+        .map(|b| (b.height() as u16, b.width() as u16));
+    let pty = open_pty(rootfs, size)?;
+    if bind_dev_console {
+        rootfs.mount_console(pty.peer.as_fd())?;
+    }
+    channel.send_with_fd(
+        &ToParent::Console {
+            name: pty.name.clone(),
+        },
+        Some(pty.master.as_raw_fd()),
+    )?;
+    drop(pty.master);
+    become_console_owner(&pty.peer)
+}
+
+/// hutch's side: a pty master goes to the caller's --console-socket, or, with none (a
+/// foreground `run`/`exec` relaying the caller's terminal), is kept in `kept`.
+pub fn forward_master(
+    socket: Option<&UnixStream>,
+    name: &str,
+    master: Option<OwnedFd>,
+    kept: &mut Option<OwnedFd>,
+) -> Result<()> {
+    let master = master.context("sync protocol: a console without its fd")?;
+    match socket {
+        Some(socket) => send_master(socket, name, &master),
+        None => {
+            *kept = Some(master);
+            Ok(())
+        }
+    }
 }
 
 /// Makes the pty peer the controlling terminal and stdio of this (new session's) process.

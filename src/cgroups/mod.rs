@@ -50,7 +50,7 @@ pub enum Layout {
 fn statfs_type(path: &str) -> Option<i64> {
     nix::sys::statfs::statfs(path)
         .ok()
-        .map(|fs| fs.filesystem_type().0 as i64)
+        .map(|fs| fs.filesystem_type().0)
 }
 
 /// The host's cgroup layout, from the file system types at /sys/fs/cgroup.

@@ -298,11 +298,7 @@ fn drive_setup(
             ToParent::Ready => return Ok(kept_master),
             ToParent::Error(msg) => bail!("{msg}"),
             ToParent::Console { name } => {
-                let master = fd.context("sync protocol: a console without its fd")?;
-                match console {
-                    Some(socket) => console::send_master(socket, &name, &master)?,
-                    None => kept_master = Some(master),
-                }
+                console::forward_master(console, &name, fd, &mut kept_master)?
             }
             ToParent::MountsReady => {
                 let json = state.hook_state_json(Status::Creating);
@@ -324,9 +320,7 @@ fn drive_setup(
                 })?;
             }
             ToParent::SeccompListener => {
-                let fd = fd.context("sync protocol: a seccomp listener without its fd")?;
-                send_seccomp_listener(spec, state, Status::Creating, init_pid, fd)?;
-                ch.send(&ToChild::ListenerSent)?;
+                forward_seccomp_listener(ch, spec, state, Status::Creating, init_pid, fd)?
             }
             ToParent::InitPid { .. } => bail!("sync protocol: unexpected InitPid"),
         }
@@ -352,13 +346,17 @@ fn compile_seccomp(spec: &Spec) -> Result<Option<crate::seccomp::Program>> {
     Ok(Some(program))
 }
 
-pub(super) fn send_seccomp_listener(
+/// Hands a container process's seccomp notify listener to the agent at listenerPath, then
+/// lets the process go on.
+pub(super) fn forward_seccomp_listener(
+    ch: &Channel,
     spec: &Spec,
     state: &State,
     status: Status,
     pid: Pid,
-    fd: OwnedFd,
+    fd: Option<OwnedFd>,
 ) -> Result<()> {
+    let fd = fd.context("sync protocol: a seccomp listener without its fd")?;
     let config = spec
         .linux()
         .as_ref()
@@ -372,7 +370,8 @@ pub(super) fn send_seccomp_listener(
     let state_json = serde_json::to_value(state.oci_state(status))
         .context("encoding the state for the seccomp agent")?;
     crate::seccomp::send_listener(path, &metadata, &state_json, pid.as_raw(), fd)
-        .context("linux.seccomp.listenerPath")
+        .context("linux.seccomp.listenerPath")?;
+    ch.send(&ToChild::ListenerSent)
 }
 
 fn init_exit_reason(pid: Pid) -> String {

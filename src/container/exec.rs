@@ -220,16 +220,10 @@ fn drive(
             ToParent::Ready => return Ok(kept_master),
             ToParent::Error(msg) => bail!("{msg}"),
             ToParent::Console { name } => {
-                let master = fd.context("sync protocol: a console without its fd")?;
-                match console {
-                    Some(socket) => console::send_master(socket, &name, &master)?,
-                    None => kept_master = Some(master),
-                }
+                console::forward_master(console, &name, fd, &mut kept_master)?
             }
             ToParent::SeccompListener => {
-                let fd: OwnedFd = fd.context("sync protocol: a seccomp listener without its fd")?;
-                super::create::send_seccomp_listener(spec, state, Status::Running, pid, fd)?;
-                ch.send(&ToChild::ListenerSent)?;
+                super::create::forward_seccomp_listener(ch, spec, state, Status::Running, pid, fd)?
             }
             other => bail!("sync protocol: unexpected {other:?} from the exec process"),
         }

@@ -3,7 +3,7 @@
 //! It runs the tail of the init sequence only: the container's filesystem, hostname and
 //! mounts already exist. Forked from single-threaded hutch, so allocation is safe here.
 
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{Process, Spec};
@@ -56,18 +56,7 @@ fn run(ctx: &ExecContext) -> Result<()> {
     let process = ctx.process;
     if process.terminal().unwrap_or(false) {
         let root = Rootfs::current().context("opening the container's root")?;
-        let size = process
-            .console_size()
-            .map(|b| (b.height() as u16, b.width() as u16));
-        let pty = console::open_pty(&root, size)?;
-        ctx.channel.send_with_fd(
-            &ToParent::Console {
-                name: pty.name.clone(),
-            },
-            Some(pty.master.as_raw_fd()),
-        )?;
-        drop(pty.master);
-        console::become_console_owner(&pty.peer)?;
+        console::attach_terminal(&root, process, ctx.channel, false)?;
     }
     identity::apply_rlimits(process)?;
     attributes::apply_scheduler(process)?;

@@ -118,19 +118,7 @@ fn run(ctx: &InitContext) -> Result<Never> {
     drop(premade);
 
     if process.terminal().unwrap_or(false) {
-        let size = process
-            .console_size()
-            .map(|b| (b.height() as u16, b.width() as u16));
-        let pty = console::open_pty(&rootfs, size)?;
-        rootfs.mount_console(pty.peer.as_fd())?;
-        ctx.channel.send_with_fd(
-            &ToParent::Console {
-                name: pty.name.clone(),
-            },
-            Some(pty.master.as_raw_fd()),
-        )?;
-        drop(pty.master);
-        console::become_console_owner(&pty.peer)?;
+        console::attach_terminal(&rootfs, process, ctx.channel, true)?;
     }
 
     if ctx.has_create_hooks {
