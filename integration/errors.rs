@@ -306,3 +306,31 @@ fn errors_are_one_line() {
     });
     assert_eq!(out.stderr.trim_end().lines().count(), 1, "{out}");
 }
+
+/// An AppArmor profile on a host without AppArmor is an error, as in runc: the container must
+/// not silently run unconfined.
+#[test]
+fn apparmor_profile_without_apparmor_is_refused() {
+    if fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|s| s.trim() == "Y")
+    {
+        eprintln!("SKIP: this host has AppArmor");
+        return;
+    }
+    let (_c, out) = refused("err-apparmor", |c| {
+        c.config["process"]["apparmorProfile"] = json!("hutch-test-profile");
+    });
+    assert!(out.stderr.to_lowercase().contains("apparmor"), "{out}");
+}
+
+/// The same for an SELinux label on a host without SELinux.
+#[test]
+fn selinux_label_without_selinux_is_refused() {
+    if std::path::Path::new("/sys/fs/selinux/enforce").exists() {
+        eprintln!("SKIP: this host has SELinux");
+        return;
+    }
+    let (_c, out) = refused("err-selinux", |c| {
+        c.config["process"]["selinuxLabel"] = json!("system_u:system_r:container_t:s0");
+    });
+    assert!(out.stderr.to_lowercase().contains("selinux"), "{out}");
+}
