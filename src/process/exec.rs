@@ -10,9 +10,8 @@ use oci_spec::runtime::{Process, Spec};
 
 use super::attributes;
 use super::channel::{Channel, ToChild, ToParent};
-use super::exec_path::find_executable;
 use super::identity::{self, CapabilityPlan};
-use super::init::{add_home, exec_process, join_own_cgroups, take_identity, to_cstrings, Link};
+use super::init::{exec_process, join_own_cgroups, take_identity, Command, Link};
 use crate::console;
 use crate::rootfs::Rootfs;
 use crate::syscall::process as sys;
@@ -63,13 +62,7 @@ fn run(ctx: &ExecContext) -> Result<()> {
     attributes::apply_io_priority(process)?;
     attributes::apply_lsm_labels(process)?;
 
-    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
-    add_home(&mut env, process.user().uid());
-    let args: Vec<String> = process.args().clone().unwrap_or_default();
-    let arg0 = args.first().map(String::as_str).unwrap_or_default();
-    let exe = find_executable(arg0, &env)?;
-    let argv = to_cstrings(&args, "process.args")?;
-    let envp = to_cstrings(&env, "process.env")?;
+    let command = Command::prepare(process)?;
 
     let late_seccomp = take_identity(
         &link,
@@ -85,13 +78,5 @@ fn run(ctx: &ExecContext) -> Result<()> {
         ToChild::Commit { .. } => {}
         other => bail!("sync protocol: expected Commit, got {other:?}"),
     }
-    exec_process(
-        &exe,
-        &argv,
-        &envp,
-        arg0,
-        ctx.preserve_fds,
-        late_seccomp,
-        ctx.spec,
-    )
+    exec_process(&command, ctx.preserve_fds, late_seccomp, ctx.spec)
 }

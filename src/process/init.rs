@@ -145,13 +145,7 @@ fn run(ctx: &InitContext) -> Result<Never> {
 
     // After pivot_root, paths resolve inside the container only.
     create_cwd(process.cwd())?;
-    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
-    add_home(&mut env, process.user().uid());
-    let args: Vec<String> = process.args().clone().unwrap_or_default();
-    let arg0 = args.first().map(String::as_str).unwrap_or_default();
-    let exe = find_executable(arg0, &env)?;
-    let argv = to_cstrings(&args, "process.args")?;
-    let envp = to_cstrings(&env, "process.env")?;
+    let command = Command::prepare(process)?;
 
     let link = ctx.link();
     let late_seccomp = take_identity(
@@ -175,15 +169,31 @@ fn run(ctx: &InitContext) -> Result<Never> {
         let _ = (&*ctx.start_error).write_all(format!("{err:#}").as_bytes());
         std::process::exit(1);
     }
-    exec_process(
-        &exe,
-        &argv,
-        &envp,
-        arg0,
-        ctx.preserve_fds,
-        late_seccomp,
-        ctx.spec,
-    )
+    exec_process(&command, ctx.preserve_fds, late_seccomp, ctx.spec)
+}
+
+/// The program to execve, resolved and encoded before the process gives up its privileges
+/// (a missing executable fails `create`/`exec` with runc's wording, not the later execve).
+pub(super) struct Command {
+    exe: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    arg0: String,
+}
+
+impl Command {
+    pub(super) fn prepare(process: &Process) -> Result<Command> {
+        let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+        add_home(&mut env, process.user().uid());
+        let args: Vec<String> = process.args().clone().unwrap_or_default();
+        let arg0 = args.first().cloned().unwrap_or_default();
+        Ok(Command {
+            exe: find_executable(&arg0, &env)?,
+            argv: to_cstrings(&args, "process.args")?,
+            envp: to_cstrings(&env, "process.env")?,
+            arg0,
+        })
+    }
 }
 
 /// Switches to the process's identity: working directory, seccomp (early when it must be),
@@ -229,10 +239,7 @@ pub(super) fn take_identity<'p>(
 /// The last steps: close every fd the process must not inherit, restore signal defaults, load a
 /// late seccomp filter, execve. Errors here can only go to the process's stderr.
 pub(super) fn exec_process(
-    exe: &CString,
-    argv: &[CString],
-    envp: &[CString],
-    arg0: &str,
+    command: &Command,
     preserve_fds: u32,
     late_seccomp: Option<&crate::seccomp::Program>,
     spec: &Spec,
@@ -249,11 +256,11 @@ pub(super) fn exec_process(
             std::process::exit(1);
         }
     }
-    let err = match nix::unistd::execve(exe, argv, envp) {
+    let err = match nix::unistd::execve(&command.exe, &command.argv, &command.envp) {
         Err(err) => err,
         Ok(never) => match never {},
     };
-    eprintln!("exec: {:?}: {}", arg0, err.desc().to_lowercase());
+    eprintln!("exec: {:?}: {}", command.arg0, err.desc().to_lowercase());
     std::process::exit(if err == nix::errno::Errno::EACCES {
         126
     } else {
@@ -371,7 +378,7 @@ fn create_cwd(cwd: &Path) -> Result<()> {
 
 /// Like runc, a process without HOME gets the home directory of its uid from the container's
 /// /etc/passwd, or "/".
-pub(super) fn add_home(env: &mut Vec<String>, uid: u32) {
+fn add_home(env: &mut Vec<String>, uid: u32) {
     if env.iter().any(|kv| kv.starts_with("HOME=")) {
         return;
     }
@@ -424,7 +431,7 @@ fn wait_for_start(fifo: &OwnedFd) {
     }
 }
 
-pub(super) fn to_cstrings(items: &[String], field: &str) -> Result<Vec<CString>> {
+fn to_cstrings(items: &[String], field: &str) -> Result<Vec<CString>> {
     items
         .iter()
         .map(|s| {
