@@ -442,3 +442,43 @@ fn stdio_are_the_callers_pipes() {
     assert!(out.stdout.starts_with("pipe:["), "{out}");
     assert!(out.stderr.contains("pipe:["), "{out}");
 }
+
+/// linux.personality LINUX32: `uname -m` reports a 32-bit machine.
+#[test]
+fn personality_linux32() {
+    let mut c = Ctr::new("personality");
+    c.config["linux"]["personality"] = serde_json::json!({"domain": "LINUX32"});
+    c.sh("uname -m");
+    let out = c.run();
+    out.assert_ok();
+    assert_eq!(out.stdout.trim(), "i686", "{out}");
+}
+
+/// process.ioPriority: the process runs in the configured I/O class and level.
+#[test]
+fn io_priority() {
+    hutch_only!("runc 1.1.5 predates process.ioPriority");
+    let mut c = Ctr::new("ioprio");
+    c.config["process"]["ioPriority"] =
+        serde_json::json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0});
+    c.sh("ionice -p $$");
+    let out = c.run();
+    out.assert_ok();
+    assert!(out.stdout.to_lowercase().contains("idle"), "{out}");
+}
+
+/// process.scheduler: SCHED_BATCH shows as policy 3 in /proc/self/stat (field 41).
+#[test]
+fn scheduler_policy() {
+    hutch_only!("runc 1.1.5 predates process.scheduler");
+    let mut c = Ctr::new("sched");
+    c.config["process"]["scheduler"] = serde_json::json!({"policy": "SCHED_BATCH", "nice": 5});
+    c.sh("cut -d')' -f2 /proc/self/stat | awk '{print $39, $17}'");
+    let out = c.run();
+    out.assert_ok();
+    assert_eq!(
+        out.stdout.split_whitespace().collect::<Vec<_>>(),
+        ["3", "5"],
+        "{out}"
+    );
+}
