@@ -298,20 +298,7 @@ fn collect_v1(m: &Manager) -> Value {
     };
 
     // pids
-    let mut pids = Map::new();
-    if let Some(d) = m.controller_dir("pids") {
-        put_nz(
-            &mut pids,
-            "current",
-            read_u64(d, "pids.current").unwrap_or(0),
-        );
-        let limit = read_u64(d, "pids.max").unwrap_or(0);
-        put_nz(
-            &mut pids,
-            "limit",
-            if limit == u64::MAX { 0 } else { limit },
-        );
-    }
+    let pids = m.controller_dir("pids").map(pids_stats).unwrap_or_default();
 
     // blkio
     let mut blkio = Map::new();
@@ -441,18 +428,7 @@ fn collect_v2(m: &Manager) -> Value {
         }
     }
 
-    let mut pids = Map::new();
-    put_nz(
-        &mut pids,
-        "current",
-        read_u64(d, "pids.current").unwrap_or(0),
-    );
-    let limit = read_u64(d, "pids.max").unwrap_or(0);
-    put_nz(
-        &mut pids,
-        "limit",
-        if limit == u64::MAX { 0 } else { limit },
-    );
+    let pids = pids_stats(d);
 
     let mut blkio = Map::new();
     if let Ok(text) = fs::read_to_string(d.join("io.stat")) {
@@ -498,6 +474,23 @@ fn collect_v2(m: &Manager) -> Value {
         "intel_rdt": {},
         "network_interfaces": null,
     })
+}
+
+/// runc's `pids` stats: current count and limit ("max" reads as 0, as runc reports it).
+fn pids_stats(dir: &Path) -> Map<String, Value> {
+    let mut pids = Map::new();
+    put_nz(
+        &mut pids,
+        "current",
+        read_u64(dir, "pids.current").unwrap_or(0),
+    );
+    let limit = read_u64(dir, "pids.max").unwrap_or(0);
+    put_nz(
+        &mut pids,
+        "limit",
+        if limit == u64::MAX { 0 } else { limit },
+    );
+    pids
 }
 
 #[cfg(test)]
