@@ -243,6 +243,26 @@ pub fn exec_timeout(cmd: &mut Command, timeout: Duration) -> Out {
 }
 
 /// Like `exec_timeout`, but stdout and stderr go to (then are read from) temporary files.
+/// Waits for `child` at most `timeout`; a hung command is killed and fails the test.
+fn wait_bounded(
+    child: &mut std::process::Child,
+    timeout: Duration,
+    line: &str,
+) -> std::process::ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("timed out after {timeout:?}: {line}");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 pub fn exec_files(cmd: &mut Command, timeout: Duration) -> Out {
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
     let _ = fs::create_dir_all(run_dir());
@@ -252,18 +272,7 @@ pub fn exec_files(cmd: &mut Command, timeout: Duration) -> Out {
         .stderr(fs::File::create(&pe).unwrap());
     let line = cmdline(cmd);
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {line}: {e}"));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("timed out after {timeout:?}: {line}");
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    };
+    let status = wait_bounded(&mut child, timeout, &line);
     let out = Out {
         cmdline: line,
         status,
@@ -616,18 +625,7 @@ impl Ctr {
             .stderr(se);
         let line = cmdline(&c);
         let mut child = c.spawn().expect("spawn create");
-        let deadline = Instant::now() + CMD_TIMEOUT;
-        let status = loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                break st;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("create timed out: {line}");
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
+        let status = wait_bounded(&mut child, CMD_TIMEOUT, &line);
         let out = Out {
             cmdline: line,
             status,
