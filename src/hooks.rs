@@ -87,10 +87,16 @@ fn run_hook(hook: &Hook, state_json: &[u8]) -> Result<()> {
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit());
+    // A hook dies with the hutch that runs it: a `create` killed mid-hook must not leave the
+    // hook running where nothing records it.
+    let parent = std::process::id() as libc::pid_t;
     // SAFETY: the callback only issues raw syscalls (no allocation, no locks), which is what
     // must hold between fork and exec.
     unsafe {
-        cmd.pre_exec(|| crate::syscall::process::cloexec_from(3));
+        cmd.pre_exec(move || {
+            crate::syscall::process::die_with_parent(parent)?;
+            crate::syscall::process::cloexec_from(3)
+        });
     }
 
     let deadline = timeout.and_then(|secs| {

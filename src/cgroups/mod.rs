@@ -449,6 +449,25 @@ impl Manager {
         &self.hierarchies[0]
     }
 
+    /// This cgroup with `created` listing every directory that does not exist yet: what
+    /// `create_and_apply` is about to make, recorded before it does, so that whatever a killed
+    /// `create` made can be removed.
+    pub fn planned(&self) -> Manager {
+        let mut plan = self.clone();
+        plan.created.clear();
+        for h in &self.hierarchies {
+            let rel = h.path.strip_prefix(&h.mount).unwrap_or(Path::new(""));
+            let mut current = h.mount.clone();
+            for comp in rel.components() {
+                current.push(comp);
+                if !current.exists() {
+                    plan.created.push(current.clone());
+                }
+            }
+        }
+        plan
+    }
+
     /// Creates the cgroup directories (recording which ones hutch made) and applies the
     /// resources and device rules. On failure, whatever was created is removed again.
     pub fn create_and_apply(&mut self, resources: Option<&LinuxResources>) -> Result<()> {
@@ -584,9 +603,22 @@ impl Manager {
         Ok(out)
     }
 
-    /// True when the cgroup exists and has no process.
+    /// True when no hierarchy's directory holds a process. Every hierarchy counts: a process
+    /// that was born in the cgroup2 directory may not have moved itself into the v1 ones yet
+    /// (a `create` killed at that moment).
     pub fn is_empty(&self) -> bool {
-        self.pids().map(|p| p.is_empty()).unwrap_or(true)
+        self.pids_everywhere().is_empty()
+    }
+
+    /// Host pids of every process in any hierarchy's directory (and those below).
+    fn pids_everywhere(&self) -> Vec<i32> {
+        let mut out = Vec::new();
+        for h in &self.hierarchies {
+            procs_in(&h.path, true, &mut out);
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     /// Freezes every process (v1 freezer.state, v2 cgroup.freeze) and waits until frozen.
@@ -671,6 +703,12 @@ impl Manager {
                 let _ = crate::syscall::process::kill_raw(Pid::from_raw(pid), signal);
             }
         }
+        if signal == libc::SIGKILL {
+            // Stragglers outside the primary hierarchy (see is_empty).
+            for pid in self.pids_everywhere() {
+                let _ = crate::syscall::process::kill_raw(Pid::from_raw(pid), signal);
+            }
+        }
         if froze || (was_frozen && signal == libc::SIGKILL) {
             let _ = self.thaw();
         }
@@ -713,7 +751,7 @@ impl Manager {
             std::thread::sleep(Duration::from_millis(10));
         }
         if !self.is_empty() {
-            let pids = self.pids().unwrap_or_default();
+            let pids = self.pids_everywhere();
             bail!(
                 "cgroup {} still has processes {pids:?}",
                 self.primary().path.display()

@@ -1,12 +1,23 @@
 //! `hutch delete [--force] ID`. A forced delete of a container that does not exist succeeds:
 //! containerd calls `delete` and then `delete --force` for the same id.
+//!
+//! `delete --force` also removes whatever a killed command left of the id: a state directory
+//! never published, a container whose `create` died half-way, a state file that is unreadable.
 
 use anyhow::Result;
 
 use super::{DeleteArgs, GlobalOpts};
-use crate::container::{delete::delete, ContainerDir};
+use crate::container::delete::{delete, remove_leftovers};
+use crate::container::kill::kill;
+use crate::container::state::{remove_stale_temp_dirs, validate_id};
+use crate::container::ContainerDir;
 
 pub fn run(global: &GlobalOpts, args: DeleteArgs) -> Result<i32> {
+    validate_id(&args.id)?;
+    if args.force {
+        remove_stale_temp_dirs(&global.root, &args.id);
+        stop_before_locking(global, &args.id);
+    }
     let dir = match ContainerDir::open(&global.root, &args.id) {
         Ok(dir) => dir,
         Err(err) if args.force && is_not_exist(&err) => return Ok(0),
@@ -14,15 +25,26 @@ pub fn run(global: &GlobalOpts, args: DeleteArgs) -> Result<i32> {
     };
     let state = match dir.load() {
         Ok(state) => state,
-        // A directory without state is what a killed create leaves: nothing runs, remove it.
-        Err(err) if is_not_exist(&err) => {
-            dir.destroy()?;
-            return if args.force { Ok(0) } else { Err(err) };
+        Err(err) if args.force => {
+            crate::logging::warn(&format!("{err:#}"));
+            remove_leftovers(dir)?;
+            return Ok(0);
         }
         Err(err) => return Err(err),
     };
     delete(dir, &state, args.force)?;
     Ok(0)
+}
+
+/// The command holding the container's lock may be running a slow hook: the container is
+/// killed first, without the lock, so `--force` never waits behind it to stop the container.
+fn stop_before_locking(global: &GlobalOpts, id: &str) {
+    let Ok(dir) = ContainerDir::open_unlocked(&global.root, id) else {
+        return;
+    };
+    if let Ok(state) = dir.load() {
+        let _ = kill(&dir, &state, libc::SIGKILL, true);
+    }
 }
 
 fn is_not_exist(err: &anyhow::Error) -> bool {

@@ -68,7 +68,12 @@ pub fn parse_go_duration(s: &str) -> Result<Duration> {
         };
         total += value * scale;
     }
-    Ok(Duration::from_secs_f64(total))
+    // Go's durations are int64 nanoseconds: anything longer is invalid there too.
+    const MAX_SECONDS: f64 = i64::MAX as f64 / 1e9;
+    if !total.is_finite() || total > MAX_SECONDS {
+        bail!("time: invalid duration {orig:?} (longer than Go's maximum, 2562047h)");
+    }
+    Duration::try_from_secs_f64(total).map_err(|_| bad())
 }
 
 /// One event line, keys in runc's order: `{"type":…,"id":…,"data":…}` (data omitted if None).
@@ -93,12 +98,11 @@ pub fn run(global: &GlobalOpts, args: EventsArgs) -> Result<i32> {
     if interval.is_zero() {
         bail!("duration interval must be greater than 0");
     }
-    let (dir, state, status, m) = super::pause::open(global, &args.id)?;
+    let (dir, state, status, m) = super::pause::open_unlocked(global, &args.id)?;
     if status == Status::Stopped {
         bail!("container with id {} is not running", args.id);
     }
     let m = m?;
-    // Do not hold the container's lock while streaming: kill and delete must get through.
     drop(dir);
     let id = args.id.as_str();
     if args.stats {
@@ -109,7 +113,8 @@ pub fn run(global: &GlobalOpts, args: EventsArgs) -> Result<i32> {
     let alive = || process_is_alive(init, state.init_start_time) || !m.is_empty();
     let mut ooms = m.oom_kill_count().unwrap_or(0);
     let tick = interval.min(Duration::from_millis(100));
-    let mut next_stats = Instant::now();
+    // None once the next time would be past what the clock can hold: no more stats, then.
+    let mut next_stats = Some(Instant::now());
     loop {
         if let Some(n) = m.oom_kill_count() {
             if n > ooms {
@@ -120,12 +125,12 @@ pub fn run(global: &GlobalOpts, args: EventsArgs) -> Result<i32> {
         if !m.exists() || !alive() {
             return Ok(0);
         }
-        if Instant::now() >= next_stats {
+        if let Some(due) = next_stats.filter(|due| Instant::now() >= *due) {
             match m.stats() {
                 Ok(data) => print_event("stats", id, Some(&data))?,
                 Err(e) => eprintln!("hutch events: {e:#}"),
             }
-            next_stats += interval;
+            next_stats = due.checked_add(interval);
         }
         std::thread::sleep(tick);
     }
@@ -166,7 +171,15 @@ mod tests {
             Duration::from_micros(10)
         );
         assert_eq!(parse_go_duration("0").unwrap(), Duration::ZERO);
-        for bad in ["", "5", "s", "5x", "1..2s", "-1s", "5 s"] {
+        assert_eq!(
+            parse_go_duration("2562047h").unwrap(),
+            Duration::from_secs(2562047 * 3600)
+        );
+        // Longer than Go's int64 nanoseconds (runc rejects them; hutch once aborted on them).
+        let huge = "9".repeat(400) + "h";
+        for bad in [
+            "", "5", "s", "5x", "1..2s", "-1s", "5 s", "2562048h", "1e400h", &huge,
+        ] {
             assert!(parse_go_duration(bad).is_err(), "{bad:?}");
         }
     }

@@ -92,8 +92,14 @@ fn read_entries(global: &GlobalOpts) -> Result<Vec<Entry>> {
         let Ok(data) = std::fs::read(path.join(STATE_FILE)) else {
             continue;
         };
-        let Ok(state) = serde_json::from_slice::<State>(&data) else {
-            continue;
+        let state = match serde_json::from_slice::<State>(&data) {
+            Ok(state) => state,
+            Err(err) => {
+                crate::logging::warn(&format!(
+                    "container {name}: its state file is corrupt ({err}); `delete --force {name}` removes it"
+                ));
+                continue;
+            }
         };
         let status = derive_status(&path, &state);
         let owner = std::fs::metadata(&path)

@@ -19,7 +19,18 @@ pub(crate) fn open(
     global: &GlobalOpts,
     id: &str,
 ) -> Result<(ContainerDir, State, Status, Result<Manager>)> {
-    let dir = ContainerDir::open(&global.root, id)?;
+    open_as(ContainerDir::open(&global.root, id)?)
+}
+
+/// [`open`] without the lock, for commands that only read (ps, events).
+pub(crate) fn open_unlocked(
+    global: &GlobalOpts,
+    id: &str,
+) -> Result<(ContainerDir, State, Status, Result<Manager>)> {
+    open_as(ContainerDir::open_unlocked(&global.root, id)?)
+}
+
+fn open_as(dir: ContainerDir) -> Result<(ContainerDir, State, Status, Result<Manager>)> {
     let state = dir.load()?;
     let mut status = dir.status(&state);
     let manager = cgroups::manager_for(&state);

@@ -58,7 +58,7 @@ fn ps_binary() -> PathBuf {
 }
 
 pub fn run(global: &GlobalOpts, args: PsArgs) -> Result<i32> {
-    let (dir, _state, _status, m) = super::pause::open(global, &args.id)?;
+    let (dir, _state, _status, m) = super::pause::open_unlocked(global, &args.id)?;
     drop(dir);
     let pids = m?.pids()?;
     if args.format == "json" {

@@ -3,7 +3,7 @@
 //! Any failure undoes everything done so far (the [`Undo`] guard).
 
 use std::convert::Infallible;
-use std::fs::{self, File};
+use std::fs;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
@@ -16,7 +16,7 @@ use nix::unistd::Pid;
 use oci_spec::runtime::{Hooks, LinuxNamespaceType, Spec};
 
 use super::activation;
-use super::state::{self, ContainerDir, State, Status, CONFIG_FILE, EXEC_FIFO, START_ERROR};
+use super::state::{self, ContainerDir, State, Status, EXEC_FIFO, START_ERROR};
 use crate::config::{self, Bundle};
 use crate::console;
 use crate::hooks;
@@ -78,6 +78,7 @@ impl Drop for Undo {
 
 pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     let started = std::time::Instant::now();
+    state::validate_id(req.id)?;
     let mut bundle = config::load_bundle(req.bundle)?;
     crate::logging::timing(started, "config loaded");
     let listen_fds = activation::listen_fds();
@@ -97,17 +98,32 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
         bail!("--systemd-cgroup: the systemd cgroup driver is not supported yet (use the cgroupfs driver)");
     }
 
-    let dir = ContainerDir::create(root, req.id)?;
+    // The cgroup is worked out and recorded before any directory of it exists: a create
+    // killed at any later point leaves a state that names everything it may have made.
+    let linux = spec.linux().as_ref();
+    let mut cgroup = crate::cgroups::Manager::new(
+        linux.and_then(|l| l.cgroups_path().as_deref()),
+        req.id,
+        req.systemd_cgroup,
+    )?;
+    let mut state = new_state(req.id, &bundle, spec);
+    state.cgroup = Some(cgroup.planned());
+    let dir = ContainerDir::create(
+        root,
+        req.id,
+        &state::Initial {
+            config: &bundle.raw,
+            state: &state,
+        },
+    )?;
     let mut undo = Undo {
         dir: None,
         init: None,
-        cgroup: None,
+        cgroup: state.cgroup.clone(),
     };
     let dir_path = dir.path.clone();
     undo.dir = Some(dir);
 
-    fs::write(dir_path.join(CONFIG_FILE), &bundle.raw)
-        .with_context(|| format!("saving config to {}", dir_path.display()))?;
     let exec_fifo = make_exec_fifo(&dir_path.join(EXEC_FIFO))?;
     let start_error = fs::OpenOptions::new()
         .write(true)
@@ -117,17 +133,9 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
         .open(dir_path.join(START_ERROR))
         .with_context(|| format!("creating {}", dir_path.join(START_ERROR).display()))?;
     // The cgroup, with every limit applied, before any container process exists.
-    let linux = spec.linux().as_ref();
-    let mut cgroup = crate::cgroups::Manager::new(
-        linux.and_then(|l| l.cgroups_path().as_deref()),
-        req.id,
-        req.systemd_cgroup,
-    )?;
     cgroup.create_and_apply(linux.and_then(|l| l.resources().as_ref()))?;
-    undo.cgroup = Some(cgroup.clone());
     let console_stream = req.console_socket.map(console::connect).transpose()?;
     let pidfd_stream = req.pidfd_socket.map(console::connect).transpose()?;
-    let state_root = File::open(root).with_context(|| format!("opening {}", root.display()))?;
     let (parent_ch, child_ch) = channel::pair()?;
 
     let self_join = !namespaces.is_new(LinuxNamespaceType::User);
@@ -137,7 +145,7 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
         Vec::new()
     };
     let dir_ref = undo.dir.as_ref().context("state directory vanished")?;
-    let mut parent_fds = vec![dir_ref.lock_fd().as_raw_fd(), parent_ch.raw_fd()];
+    let mut parent_fds = vec![dir_ref.fd().as_raw_fd(), parent_ch.raw_fd()];
     for stream in console_stream.iter().chain(pidfd_stream.iter()) {
         parent_fds.push(stream.as_raw_fd());
     }
@@ -159,7 +167,6 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
         channel: &child_ch,
         exec_fifo: &exec_fifo,
         start_error: &start_error,
-        state_root: &state_root,
         parent_fds: &parent_fds,
         no_pivot: req.no_pivot,
         no_new_keyring: req.no_new_keyring,
@@ -186,33 +193,44 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
 
     let (start_time, _) = state::process_start_time(init_pid)
         .context("the container's init exited before it could be set up")?;
-    let mut idmapped_trees = Vec::new();
-    if namespaces.is_new(LinuxNamespaceType::User) {
-        namespaces::write_id_mappings(init_pid, spec)?;
-        idmapped_trees = rootfs::premake_idmapped_trees(spec, &bundle.dir, init_pid)?;
-    }
-    // The init is in the container's cgroup before it may proceed, so everything it does (and
-    // its cgroup namespace root) is inside it: it was born in the cgroup2 directory and moves
-    // itself into the v1 ones, unless it could not (a new user namespace may not write the
-    // host's cgroup files), and then hutch moves it, the slow way.
-    if !self_join {
-        cgroup.join(init_pid)?;
-    } else if !spawned.in_cgroup {
-        cgroup.join_unified(init_pid)?;
-    }
-
-    let mut state = new_state(req.id, &bundle, init_pid, start_time, spec);
-    state.cgroup = Some(cgroup);
+    state.init_pid = init_pid.as_raw();
+    state.init_start_time = start_time;
+    state.init_exe = state::own_exe_identity();
+    state.cgroup = Some(cgroup.clone());
     let dir = undo.dir.as_ref().context("state directory vanished")?;
+    // Recorded at once: from here a killed create leaves an init that `delete` can find.
     dir.save(&state)?;
-    for (index, tree) in &idmapped_trees {
-        parent_ch.send_with_fd(
-            &ToChild::MountTree { index: *index },
-            Some(tree.as_raw_fd()),
-        )?;
+    let proceed = (|| -> Result<()> {
+        let mut idmapped_trees = Vec::new();
+        if namespaces.is_new(LinuxNamespaceType::User) {
+            namespaces::write_id_mappings(init_pid, spec)?;
+            idmapped_trees = rootfs::premake_idmapped_trees(spec, &bundle.dir, init_pid)?;
+        }
+        // The init is in the container's cgroup before it may proceed, so everything it does
+        // (and its cgroup namespace root) is inside it: it was born in the cgroup2 directory
+        // and moves itself into the v1 ones, unless it could not (a new user namespace may not
+        // write the host's cgroup files), and then hutch moves it, the slow way.
+        if !self_join {
+            cgroup.join(init_pid)?;
+        } else if !spawned.in_cgroup {
+            cgroup.join_unified(init_pid)?;
+        }
+        for (index, tree) in &idmapped_trees {
+            parent_ch.send_with_fd(
+                &ToChild::MountTree { index: *index },
+                Some(tree.as_raw_fd()),
+            )?;
+        }
+        parent_ch.send(&ToChild::Proceed)
+    })();
+    if let Err(err) = proceed {
+        // The init may have failed first (it reports, then exits): its reason is the one
+        // that matters, not our broken pipe.
+        if let Some(ToParent::Error(msg)) = parent_ch.try_recv::<ToParent>() {
+            bail!("{msg}");
+        }
+        return Err(err);
     }
-    drop(idmapped_trees);
-    parent_ch.send(&ToChild::Proceed)?;
 
     let console = drive_setup(&parent_ch, &state, spec, console_stream.as_ref(), init_pid)?;
     crate::logging::timing(started, "init ready");
@@ -386,11 +404,11 @@ fn init_exit_reason(pid: Pid) -> String {
     }
 }
 
-fn new_state(id: &str, bundle: &Bundle, pid: Pid, start_time: u64, spec: &Spec) -> State {
+fn new_state(id: &str, bundle: &Bundle, spec: &Spec) -> State {
     State {
         id: id.to_string(),
-        init_pid: pid.as_raw(),
-        init_start_time: start_time,
+        init_pid: 0,
+        init_start_time: 0,
         bundle: bundle.dir.clone(),
         rootfs: bundle.rootfs.clone(),
         created: timefmt::now_rfc3339(),
@@ -409,6 +427,7 @@ fn new_state(id: &str, bundle: &Bundle, pid: Pid, start_time: u64, spec: &Spec) 
             }),
         hooks: spec.hooks().clone(),
         cgroup: None,
+        init_exe: None,
     }
 }
 

@@ -2,9 +2,11 @@
 
 use anyhow::{bail, Result};
 use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 
-use super::kill::{kill, wait_for_exit};
-use super::state::{ContainerDir, State, Status};
+use super::kill::{kill, signal_init, wait_for_exit};
+use super::state::{process_is_alive, ContainerDir, State, Status};
+use crate::cgroups::Manager;
 use crate::hooks;
 
 pub fn delete(dir: ContainerDir, state: &State, force: bool) -> Result<()> {
@@ -32,14 +34,39 @@ pub fn delete(dir: ContainerDir, state: &State, force: bool) -> Result<()> {
             &state.hook_state_json(Status::Stopped),
         );
     }
-    if let Some(cg) = &state.cgroup {
-        // Processes left behind (a shared pid namespace) go with the container, as in runc.
+    release(Some(state), state.cgroup.as_ref())?;
+    dir.destroy()
+}
+
+/// Removes a container whose state cannot be used as it is: left by a `create` that was
+/// killed, or unreadable. Whatever can still be trusted (the state, else the cgroup recorded
+/// apart from it) names the processes and cgroups to remove.
+pub fn remove_leftovers(dir: ContainerDir) -> Result<()> {
+    let state = dir.load().ok();
+    let cgroup = match state.as_ref().and_then(|s| s.cgroup.clone()) {
+        Some(cgroup) => Some(cgroup),
+        None => dir.load_cgroup(),
+    };
+    release(state.as_ref(), cgroup.as_ref())?;
+    dir.destroy()
+}
+
+/// Kills what is left of the container (an init orphaned by a killed `create`, processes
+/// of a shared pid namespace) and removes its cgroup in every hierarchy.
+fn release(state: Option<&State>, cgroup: Option<&Manager>) -> Result<()> {
+    if let Some(state) = state {
+        if process_is_alive(Pid::from_raw(state.init_pid), state.init_start_time) {
+            let _ = signal_init(state, libc::SIGKILL);
+            let _ = wait_for_exit(state, 10_000);
+        }
+    }
+    if let Some(cg) = cgroup {
         if !cg.is_empty() {
             let _ = cg.kill_all(libc::SIGKILL);
         }
         cg.destroy()?;
     }
-    dir.destroy()
+    Ok(())
 }
 
 fn stop(dir: &ContainerDir, state: &State) -> Result<()> {

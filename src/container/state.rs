@@ -7,21 +7,34 @@
 //! - `exec.fifo`: exists from `create` until `start`; the container's init blocks on it.
 //! - `start.err`: empty unless the init failed between `start` and exec.
 //!
-//! Concurrency: every command takes an exclusive `flock` on the directory for as long as it
-//! works on the container, so commands on one id serialize. `create` builds the directory under
-//! a temporary name, locks it, and renames it into place with RENAME_NOREPLACE, so the id never
-//! exists unlocked before its creator holds it, and two creates of one id cannot both succeed.
+//! - `cgroup.json`: the container's cgroup ([`crate::cgroups::Manager`]), written once before
+//!   any cgroup directory exists, so a `delete --force` finds the cgroup even when `create`
+//!   was killed half-way or `state.json` is unreadable.
+//!
+//! Concurrency: commands that change a container (create, start, delete, pause, resume,
+//! update, exec's setup) take an exclusive `flock` on its directory, and verify after locking
+//! that the id still names the directory they locked (a delete and re-create of the id while
+//! they waited would otherwise make them act on another container); they then work through the
+//! locked directory fd. Commands that only read or signal (state, list, ps, events, kill) take
+//! no lock: state.json is replaced atomically, so they see a whole state, and they never wait
+//! behind a slow hook. `create` builds the directory under a hidden temp name, locks it, renames
+//! //! it into place with RENAME_NOREPLACE, so the id never exists unlocked before its creator holds
+//! it, and two creates of one id cannot both succeed; a temp directory whose creator was killed
+//! is removed by `delete --force` of the id.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{ErrorKind, Write};
-use std::os::fd::AsFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use nix::fcntl::{Flock, FlockArg};
+use nix::errno::Errno;
+use nix::fcntl::{openat, renameat, Flock, FlockArg, OFlag};
+use nix::sys::stat::Mode;
 use nix::unistd::Pid;
+use nix::unistd::{unlinkat, UnlinkatFlags};
 use serde::{Deserialize, Serialize};
 
 pub const STATE_FILE: &str = "state.json";
@@ -29,6 +42,9 @@ pub const CONFIG_FILE: &str = "config.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
 /// Where the init reports why it could not exec after `start` (a failed startContainer hook).
 pub const START_ERROR: &str = "start.err";
+pub const CGROUP_FILE: &str = "cgroup.json";
+/// `create` builds a state directory as `<root>/.creating-<id>-<pid>` before publishing it.
+const TEMP_PREFIX: &str = ".creating-";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -81,6 +97,11 @@ pub struct State {
     /// The container's cgroup (every hierarchy), and which directories hutch created.
     #[serde(default)]
     pub cgroup: Option<crate::cgroups::Manager>,
+    /// Device and inode of the executable the init runs until it execs the user's program
+    /// (hutch's own): while exec.fifo exists, an init still running it is waiting for `start`,
+    /// one running anything else was started by a `start` that died before removing the fifo.
+    #[serde(default)]
+    pub init_exe: Option<(u64, u64)>,
 }
 
 /// The OCI state, as runc prints it (field order included).
@@ -124,46 +145,77 @@ impl State {
     }
 }
 
-/// Container ids: letters, digits and `_ + - .`, not `.` or `..`, at most 1024 bytes; they
-/// become directory names under `--root`, so nothing else may pass.
+/// Container ids: letters, digits and `_ + - .`, not starting with `.` (hutch's own entries
+/// under `--root` do, and `list` would hide the container), at most 1024 bytes; they become
+/// directory names under `--root`, so nothing else may pass.
 pub fn validate_id(id: &str) -> Result<()> {
     let ok_chars = id
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'));
-    if id.is_empty() || id == "." || id == ".." || id.len() > 1024 || !ok_chars {
-        bail!("invalid container id {id:?}: use letters, digits and _ + - . only");
+    if id.is_empty() || id.starts_with('.') || id.len() > 1024 || !ok_chars {
+        bail!(
+            "invalid container id {id:?}: use letters, digits and _ + - . only, not starting with ."
+        );
     }
     Ok(())
 }
 
-/// A container's state directory, locked for the lifetime of this value.
+/// A container's state directory: locked for the lifetime of this value, or, for commands
+/// that only read, merely open.
 pub struct ContainerDir {
     pub path: PathBuf,
-    lock: Flock<File>,
+    handle: Handle,
+}
+
+enum Handle {
+    Locked(Flock<File>),
+    Unlocked(File),
+}
+
+/// The state directory's files, laid down before the directory is published under the id.
+pub struct Initial<'a> {
+    pub config: &'a [u8],
+    pub state: &'a State,
 }
 
 impl ContainerDir {
-    /// Opens and locks an existing container.
+    /// Opens and locks an existing container, waiting for any command working on it.
     pub fn open(root: &Path, id: &str) -> Result<Self> {
         validate_id(id)?;
         let path = root.join(id);
-        let dir = match open_dir(&path) {
-            Ok(dir) => dir,
-            Err(err) if err.kind() == ErrorKind::NotFound => {
-                bail!("container does not exist")
+        // A delete (and maybe a create of the same id) may run while we wait for the lock: the
+        // directory we locked must still be the one the id names. Bounded, in case something
+        // outside hutch keeps replacing it.
+        for _ in 0..8 {
+            let dir = open_existing(&path)?;
+            let locked = Flock::lock(dir, FlockArg::LockExclusive)
+                .map_err(|(_, e)| e)
+                .with_context(|| format!("locking {}", path.display()))?;
+            if names_same_dir(&path, &*locked)? {
+                return Ok(ContainerDir {
+                    path,
+                    handle: Handle::Locked(locked),
+                });
             }
-            Err(err) => {
-                return Err(err).with_context(|| format!("opening {}", path.display()));
-            }
-        };
-        let lock = Flock::lock(dir, FlockArg::LockExclusive)
-            .map_err(|(_, e)| e)
-            .with_context(|| format!("locking {}", path.display()))?;
-        Ok(ContainerDir { path, lock })
+        }
+        bail!("container {id} is being replaced concurrently; try again")
     }
 
-    /// Creates, locks and publishes the state directory of a new container.
-    pub fn create(root: &Path, id: &str) -> Result<Self> {
+    /// Opens an existing container without locking it, for commands that only read it or
+    /// signal its processes and so must never wait behind a hook.
+    pub fn open_unlocked(root: &Path, id: &str) -> Result<Self> {
+        validate_id(id)?;
+        let path = root.join(id);
+        let dir = open_existing(&path)?;
+        Ok(ContainerDir {
+            path,
+            handle: Handle::Unlocked(dir),
+        })
+    }
+
+    /// Creates, locks and publishes the state directory of a new container, with its
+    /// config and first state already in it.
+    pub fn create(root: &Path, id: &str, initial: &Initial) -> Result<Self> {
         validate_id(id)?;
         fs::DirBuilder::new()
             .recursive(true)
@@ -174,20 +226,37 @@ impl ContainerDir {
         if path.exists() {
             remove_if_stale(&path)?;
         }
-        let temp = root.join(format!(".creating-{id}-{}", std::process::id()));
+        let temp = root.join(format!("{TEMP_PREFIX}{id}-{}", std::process::id()));
         fs::DirBuilder::new()
             .mode(0o711)
             .create(&temp)
             .with_context(|| format!("creating state directory {}", temp.display()))?;
-        let lock = match open_dir(&temp).map_err(anyhow::Error::from).and_then(|d| {
+        let mut dir = match open_dir(&temp).map_err(anyhow::Error::from).and_then(|d| {
             Flock::lock(d, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| anyhow::Error::from(e))
         }) {
-            Ok(lock) => lock,
+            Ok(lock) => ContainerDir {
+                path: temp.clone(),
+                handle: Handle::Locked(lock),
+            },
             Err(err) => {
                 let _ = fs::remove_dir_all(&temp);
                 return Err(err.context(format!("locking {}", temp.display())));
             }
         };
+        let filled = dir
+            .write_file(CONFIG_FILE, initial.config, 0o600)
+            .and_then(|_| match &initial.state.cgroup {
+                Some(cgroup) => {
+                    let data = serde_json::to_vec(cgroup).context("encoding the cgroup")?;
+                    dir.write_file(CGROUP_FILE, &data, 0o600)
+                }
+                None => Ok(()),
+            })
+            .and_then(|_| dir.save(initial.state));
+        if let Err(err) = filled {
+            let _ = fs::remove_dir_all(&temp);
+            return Err(err);
+        }
         if let Err(err) = nix::fcntl::renameat2(
             nix::fcntl::AT_FDCWD,
             &temp,
@@ -202,58 +271,164 @@ impl ContainerDir {
             return Err(err)
                 .with_context(|| format!("publishing state directory {}", path.display()));
         }
-        Ok(ContainerDir { path, lock })
+        dir.path = path;
+        Ok(dir)
     }
 
     pub fn load(&self) -> Result<State> {
         let file = self.path.join(STATE_FILE);
-        let data = match fs::read(&file) {
+        let data = match self.read_file(STATE_FILE) {
             Ok(d) => d,
             Err(err) if err.kind() == ErrorKind::NotFound => bail!("container does not exist"),
             Err(err) => return Err(err).with_context(|| format!("reading {}", file.display())),
         };
-        serde_json::from_slice(&data).with_context(|| format!("parsing {}", file.display()))
+        serde_json::from_slice(&data).map_err(|err| {
+            anyhow::anyhow!(
+                "container {}: its state file {} is corrupt ({err}); `delete --force` removes \
+                 the container",
+                self.id(),
+                file.display()
+            )
+        })
+    }
+
+    /// The cgroup recorded apart from the state, for cleaning up when the state is unreadable.
+    pub fn load_cgroup(&self) -> Option<crate::cgroups::Manager> {
+        serde_json::from_slice(&self.read_file(CGROUP_FILE).ok()?).ok()
     }
 
     pub fn save(&self, state: &State) -> Result<()> {
         let data = serde_json::to_vec(state).context("encoding container state")?;
-        write_atomic(&self.path.join(STATE_FILE), &data, 0o600)
+        self.write_file(STATE_FILE, &data, 0o600)
     }
 
     /// The status, derived from the init process rather than from anything recorded.
     pub fn status(&self, state: &State) -> Status {
-        derive_status(&self.path, state)
+        let holding_lock = matches!(self.handle, Handle::Locked(_));
+        // While we hold the lock no creator can be at work: a state still marked as being
+        // created was left by one that died.
+        derive_status_with(&self.path, state, || {
+            !holding_lock && creator_at_work(self.fd())
+        })
     }
 
     /// Removes the state directory; the lock goes with it.
     pub fn destroy(self) -> Result<()> {
         fs::remove_dir_all(&self.path)
             .with_context(|| format!("removing state directory {}", self.path.display()))?;
-        drop(self.lock);
+        drop(self.handle);
         Ok(())
     }
 
-    pub fn lock_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.lock.as_fd()
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        match &self.handle {
+            Handle::Locked(lock) => lock.as_fd(),
+            Handle::Unlocked(dir) => dir.as_fd(),
+        }
     }
+
+    fn id(&self) -> String {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    fn read_file(&self, name: &str) -> std::io::Result<Vec<u8>> {
+        let fd = openat(
+            self.fd(),
+            name,
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+            Mode::empty(),
+        )?;
+        let mut data = Vec::new();
+        File::from(fd).read_to_end(&mut data)?;
+        Ok(data)
+    }
+
+    /// Writes a file of the directory through its fd: a temp file renamed over the name, so
+    /// readers see the old or the new content, never a mix.
+    fn write_file(&self, name: &str, data: &[u8], mode: u32) -> Result<()> {
+        let temp = format!(".{name}.{}", std::process::id());
+        let result = (|| -> nix::Result<()> {
+            let fd = openat(
+                self.fd(),
+                temp.as_str(),
+                OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(mode),
+            )?;
+            File::from(fd)
+                .write_all(data)
+                .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+            renameat(self.fd(), temp.as_str(), self.fd(), name)
+        })();
+        if let Err(err) = result {
+            let _ = unlinkat(self.fd(), temp.as_str(), UnlinkatFlags::NoRemoveDir);
+            return Err(err).with_context(|| format!("writing {}", self.path.join(name).display()));
+        }
+        Ok(())
+    }
+}
+
+fn open_existing(path: &Path) -> Result<File> {
+    match open_dir(path) {
+        Ok(dir) => Ok(dir),
+        Err(err) if err.kind() == ErrorKind::NotFound => bail!("container does not exist"),
+        Err(err) => Err(err).with_context(|| format!("opening {}", path.display())),
+    }
+}
+
+/// Whether `path` still names the directory `dir` was opened from (and it was not removed).
+fn names_same_dir(path: &Path, dir: &impl AsFd) -> Result<bool> {
+    let held = nix::sys::stat::fstat(dir.as_fd()).context("fstat of a state directory")?;
+    if held.st_nlink == 0 {
+        return Ok(false);
+    }
+    match fs::symlink_metadata(path) {
+        Ok(meta) => Ok(meta.ino() == held.st_ino && meta.dev() == held.st_dev),
+        Err(err) if err.kind() == ErrorKind::NotFound => bail!("container does not exist"),
+        Err(err) => Err(err).with_context(|| format!("checking {}", path.display())),
+    }
+}
+
+/// Whether some command holds the directory's lock (for a state marked as being created: its
+/// creator, still at work).
+fn creator_at_work(dir: BorrowedFd) -> bool {
+    let Ok(fd) = openat(
+        dir,
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return false;
+    };
+    // A separate open file description: its lock conflicts with the holder's. Released on drop.
+    Flock::lock(File::from(fd), FlockArg::LockSharedNonblock).is_err()
 }
 
 /// The status of the container whose state directory is `dir`: stopped when its init is gone
 /// (or the pid now names another process), created while exec.fifo waits for `start`.
 pub fn derive_status(dir: &Path, state: &State) -> Status {
-    if state.init_pid <= 0 {
-        return if state.creating {
-            Status::Creating
-        } else {
-            Status::Stopped
-        };
+    derive_status_with(dir, state, || {
+        open_dir(dir).is_ok_and(|d| creator_at_work(d.as_fd()))
+    })
+}
+
+fn derive_status_with(dir: &Path, state: &State, creator_at_work: impl Fn() -> bool) -> Status {
+    if state.creating {
+        // A creator that died (SIGKILL) leaves its state marked as being created: the
+        // container will never be created, whatever is left of it.
+        if !creator_at_work() {
+            return Status::Stopped;
+        }
+        return Status::Creating;
     }
-    if !process_is_alive(Pid::from_raw(state.init_pid), state.init_start_time) {
+    if state.init_pid <= 0
+        || !process_is_alive(Pid::from_raw(state.init_pid), state.init_start_time)
+    {
         return Status::Stopped;
     }
-    let status = if state.creating {
-        Status::Creating
-    } else if dir.join(EXEC_FIFO).exists() {
+    let status = if dir.join(EXEC_FIFO).exists() && !init_has_execed(state) {
         Status::Created
     } else {
         Status::Running
@@ -264,11 +439,30 @@ pub fn derive_status(dir: &Path, state: &State) -> Status {
             .as_ref()
             .is_some_and(|c| c.is_frozen().unwrap_or(false))
     };
-    if matches!(status, Status::Running | Status::Created) && frozen() {
+    if frozen() {
         Status::Paused
     } else {
         status
     }
+}
+
+/// Whether the init runs something other than hutch: the user's program, which a `start` that
+/// died before removing exec.fifo released.
+fn init_has_execed(state: &State) -> bool {
+    let Some(recorded) = state.init_exe else {
+        return false;
+    };
+    match fs::metadata(format!("/proc/{}/exe", state.init_pid)) {
+        Ok(meta) => (meta.dev(), meta.ino()) != recorded,
+        Err(_) => false,
+    }
+}
+
+/// The (device, inode) of this process's executable, which a freshly cloned init shares.
+pub fn own_exe_identity() -> Option<(u64, u64)> {
+    fs::metadata("/proc/self/exe")
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
 }
 
 fn open_dir(path: &Path) -> std::io::Result<File> {
@@ -279,7 +473,8 @@ fn open_dir(path: &Path) -> std::io::Result<File> {
 }
 
 /// A directory left by a `create` that died: its lock is free and it never finished. Anything
-/// else is a live container, and the id is taken.
+/// else is a live container, and the id is taken. What the dead create made (cgroups, an
+/// orphaned init) goes with it.
 fn remove_if_stale(path: &Path) -> Result<()> {
     let id = path
         .file_name()
@@ -291,22 +486,49 @@ fn remove_if_stale(path: &Path) -> Result<()> {
     let Ok(lock) = Flock::lock(dir, FlockArg::LockExclusiveNonblock) else {
         bail!("container with id {id} already exists");
     };
-    let stale = match fs::read(path.join(STATE_FILE)) {
-        Err(_) => true,
-        Ok(data) => match serde_json::from_slice::<State>(&data) {
-            Ok(state) => {
-                state.creating
-                    && !process_is_alive(Pid::from_raw(state.init_pid), state.init_start_time)
-            }
-            Err(_) => false,
-        },
+    let dir = ContainerDir {
+        path: path.to_path_buf(),
+        handle: Handle::Locked(lock),
+    };
+    if !names_same_dir(path, &dir.fd())? {
+        bail!("container with id {id} already exists");
+    }
+    let stale = match dir.load() {
+        Ok(state) => state.creating,
+        Err(_) => dir
+            .read_file(STATE_FILE)
+            .is_err_and(|e| e.kind() == ErrorKind::NotFound),
     };
     if !stale {
         bail!("container with id {id} already exists");
     }
-    fs::remove_dir_all(path).with_context(|| format!("removing stale {}", path.display()))?;
-    drop(lock);
-    Ok(())
+    super::delete::remove_leftovers(dir)
+        .with_context(|| format!("removing what a killed create of {id} left"))
+}
+
+/// Temp directories of creates of `id` that died before publishing it (their lock is free).
+/// Nothing else was made yet: no cgroup, no process.
+pub fn remove_stale_temp_dirs(root: &Path, id: &str) {
+    let Ok(entries) = fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let ours = name
+            .strip_prefix(TEMP_PREFIX)
+            .and_then(|rest| rest.rsplit_once('-'))
+            .is_some_and(|(owner, pid)| owner == id && pid.parse::<u32>().is_ok());
+        if !ours {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(dir) = open_dir(&path) else { continue };
+        if let Ok(lock) = Flock::lock(dir, FlockArg::LockExclusiveNonblock) {
+            let _ = fs::remove_dir_all(&path);
+            drop(lock);
+        }
+    }
 }
 
 /// Writes `data` to a temp file beside `path` and renames it over `path`, so readers see the
@@ -368,7 +590,9 @@ mod tests {
         for ok in ["a", "abc-1_2.3+x", "A9"] {
             assert!(validate_id(ok).is_ok(), "{ok}");
         }
-        for bad in ["", ".", "..", "../x", "a/b", "a b", "x\0", "é"] {
+        for bad in [
+            "", ".", "..", "../x", ".hidden", ".tmp", "a/b", "a b", "x\0", "é",
+        ] {
             assert!(validate_id(bad).is_err(), "{bad:?}");
         }
     }

@@ -3,7 +3,11 @@
 //! One SOCK_SEQPACKET socketpair joins the hutch process running `create` (the parent) and the
 //! container's init (the child); an intermediate process, when namespaces must be joined by
 //! path, uses the child's end first and exits before the init reads from it. Each message is
-//! one JSON-encoded packet; a pty master travels as SCM_RIGHTS beside its message.
+//! JSON, framed as one or more packets: the first starts with the payload's length (u64, little
+//! endian), and payloads larger than a packet continue in the packets that follow, so a message
+//! of any size (megabytes of annotations in the state handed to hooks) arrives whole, and a
+//! truncated packet is an error, never a silently shortened message. A pty master (or another
+//! fd) travels as SCM_RIGHTS with the first packet.
 //!
 //! ```text
 //!  parent                                   intermediate (only for joins)    init
@@ -32,7 +36,7 @@
 //! (the state directory), then exits: a killed `create` leaves nothing behind.
 
 use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use anyhow::{bail, Context, Result};
 use nix::sys::socket::{
@@ -77,7 +81,12 @@ pub struct Channel {
     fd: OwnedFd,
 }
 
-const MAX_MESSAGE: usize = 64 * 1024;
+/// Payload bytes per packet: well below a SEQPACKET socket's default send buffer, so a send
+/// never fails with EMSGSIZE.
+const CHUNK: usize = 32 * 1024;
+const HEADER: usize = std::mem::size_of::<u64>();
+/// A sanity bound on one message: a config larger than this is refused long before.
+const MAX_MESSAGE: u64 = 256 * 1024 * 1024;
 
 pub fn pair() -> Result<(Channel, Channel)> {
     let (a, b) = socketpair(
@@ -95,13 +104,18 @@ impl Channel {
         self.fd.as_raw_fd()
     }
 
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
     pub fn send<T: Serialize>(&self, msg: &T) -> Result<()> {
         self.send_with_fd(msg, None)
     }
 
     pub fn send_with_fd<T: Serialize>(&self, msg: &T, fd: Option<RawFd>) -> Result<()> {
         let data = serde_json::to_vec(msg).context("encoding a sync message")?;
-        let iov = [IoSlice::new(&data)];
+        let header = (data.len() as u64).to_le_bytes();
+        let (first, rest) = data.split_at(data.len().min(CHUNK));
         let fds;
         let cmsgs: &[ControlMessage] = match fd {
             Some(fd) => {
@@ -110,28 +124,95 @@ impl Channel {
             }
             None => &[],
         };
-        sendmsg::<()>(
-            self.fd.as_raw_fd(),
-            &iov,
-            cmsgs,
-            MsgFlags::MSG_NOSIGNAL,
-            None,
-        )
-        .context("sending a sync message")?;
+        self.send_packet(&[IoSlice::new(&header), IoSlice::new(first)], cmsgs)?;
+        for chunk in rest.chunks(CHUNK) {
+            self.send_packet(&[IoSlice::new(chunk)], &[])?;
+        }
         Ok(())
+    }
+
+    fn send_packet(&self, iov: &[IoSlice], cmsgs: &[ControlMessage]) -> Result<()> {
+        loop {
+            match sendmsg::<()>(
+                self.fd.as_raw_fd(),
+                iov,
+                cmsgs,
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(err) => return Err(err).context("sending a sync message"),
+            }
+        }
     }
 
     /// Receives one message; `Ok(None)` means the other side is gone.
     pub fn recv<T: for<'de> Deserialize<'de>>(&self) -> Result<Option<(T, Option<OwnedFd>)>> {
-        let mut buf = vec![0u8; MAX_MESSAGE];
+        self.recv_flags(MsgFlags::empty())
+    }
+
+    /// A message that is already waiting, if any (the error a process sent before it exited,
+    /// when a send to it failed).
+    pub fn try_recv<T: for<'de> Deserialize<'de>>(&self) -> Option<T> {
+        match self.recv_flags(MsgFlags::MSG_DONTWAIT) {
+            Ok(Some((msg, _))) => Some(msg),
+            _ => None,
+        }
+    }
+
+    fn recv_flags<T: for<'de> Deserialize<'de>>(
+        &self,
+        flags: MsgFlags,
+    ) -> Result<Option<(T, Option<OwnedFd>)>> {
+        let mut packet = vec![0u8; HEADER + CHUNK];
+        let (len, fd) = self.recv_packet(&mut packet, flags)?;
+        if len == 0 {
+            return Ok(None);
+        }
+        if len < HEADER {
+            bail!("sync protocol: a {len}-byte packet has no length header");
+        }
+        let mut header = [0u8; HEADER];
+        header.copy_from_slice(&packet[..HEADER]);
+        let total = u64::from_le_bytes(header);
+        if total > MAX_MESSAGE {
+            bail!("sync protocol: a message of {total} bytes is larger than {MAX_MESSAGE}");
+        }
+        let total = total as usize;
+        let mut data = Vec::with_capacity(total);
+        data.extend_from_slice(&packet[HEADER..len]);
+        while data.len() < total {
+            // The rest of a message follows its first packet at once: wait for it.
+            let (len, _) = self.recv_packet(&mut packet, MsgFlags::empty())?;
+            if len == 0 {
+                bail!(
+                    "sync protocol: the other side exited after {} of {total} bytes of a message",
+                    data.len()
+                );
+            }
+            data.extend_from_slice(&packet[..len]);
+        }
+        if data.len() != total {
+            bail!(
+                "sync protocol: a message of {} bytes where the header said {total}",
+                data.len()
+            );
+        }
+        let msg = serde_json::from_slice(&data).context("decoding a sync message")?;
+        Ok(Some((msg, fd)))
+    }
+
+    /// One packet into `buf`; a packet or its fds cut short by the kernel is an error.
+    fn recv_packet(&self, buf: &mut [u8], flags: MsgFlags) -> Result<(usize, Option<OwnedFd>)> {
         let mut cmsg_space = nix::cmsg_space!([RawFd; 1]);
-        let (len, fd) = loop {
-            let mut iov = [IoSliceMut::new(&mut buf)];
+        loop {
+            let mut iov = [IoSliceMut::new(buf)];
             match recvmsg::<()>(
                 self.fd.as_raw_fd(),
                 &mut iov,
                 Some(&mut cmsg_space),
-                MsgFlags::MSG_CMSG_CLOEXEC,
+                flags | MsgFlags::MSG_CMSG_CLOEXEC,
             ) {
                 Ok(msg) => {
                     let mut received = None;
@@ -145,24 +226,62 @@ impl Channel {
                             }
                         }
                     }
-                    break (msg.bytes, received);
+                    if msg.flags.contains(MsgFlags::MSG_TRUNC) {
+                        bail!("sync protocol: a packet was truncated");
+                    }
+                    if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
+                        bail!("sync protocol: the fds sent with a message were truncated");
+                    }
+                    return Ok((msg.bytes, received));
                 }
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(err) => return Err(err).context("receiving a sync message"),
             }
-        };
-        if len == 0 {
-            return Ok(None);
         }
-        let msg = serde_json::from_slice(&buf[..len]).context("decoding a sync message")?;
-        Ok(Some((msg, fd)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_of_any_size_arrive_whole() {
+        let (a, b) = pair().expect("socketpair");
+        let big = "x".repeat(5 * 1024 * 1024 + 7);
+        let sent = ToChild::Commit { state: big.clone() };
+        let writer = std::thread::spawn(move || a.send(&sent).map(|_| a));
+        let (msg, fd) = b.recv::<ToChild>().expect("receive").expect("a message");
+        assert!(fd.is_none());
+        match msg {
+            ToChild::Commit { state } => assert_eq!(state, big),
+            other => panic!("got {other:?}"),
+        }
+        writer.join().expect("writer thread").expect("send");
     }
 
-    /// Receives a message the protocol requires now; the other side's exit is an error.
-    pub fn expect<T: for<'de> Deserialize<'de>>(&self, what: &str) -> Result<(T, Option<OwnedFd>)> {
-        match self.recv()? {
-            Some(m) => Ok(m),
-            None => bail!("the other side of the sync socket exited while waiting for {what}"),
-        }
+    #[test]
+    fn an_oversized_packet_is_an_error_not_a_short_message() {
+        let (a, b) = pair().expect("socketpair");
+        let mut raw = (40_000u64).to_le_bytes().to_vec();
+        raw.extend(std::iter::repeat_n(b' ', HEADER + CHUNK));
+        sendmsg::<()>(
+            a.raw_fd(),
+            &[IoSlice::new(&raw)],
+            &[],
+            MsgFlags::empty(),
+            None,
+        )
+        .expect("raw send");
+        let err = b.recv::<ToChild>().expect_err("a truncated packet");
+        assert!(format!("{err:#}").contains("truncated"), "{err:#}");
+    }
+
+    #[test]
+    fn end_of_file_is_none() {
+        let (a, b) = pair().expect("socketpair");
+        drop(a);
+        assert!(b.recv::<ToChild>().expect("eof").is_none());
+        assert!(b.try_recv::<ToChild>().is_none());
     }
 }

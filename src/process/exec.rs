@@ -46,7 +46,6 @@ fn run(ctx: &ExecContext) -> Result<()> {
     join_own_cgroups(ctx.cgroup_tasks)?;
     let link = Link {
         channel: ctx.channel,
-        state_dir: None,
     };
     match link.receive("the parent's go-ahead")? {
         ToChild::Proceed => {}

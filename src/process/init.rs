@@ -5,7 +5,7 @@
 //! is safe here. The steps follow the protocol in `channel.rs`; each step's error names it, is
 //! sent to the parent, and ends the init.
 
-use std::ffi::{CString, OsStr};
+use std::ffi::CString;
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -41,8 +41,6 @@ pub struct InitContext<'a> {
     pub exec_fifo: &'a OwnedFd,
     /// start.err, for a failure between `start` and exec (which `start` waits for).
     pub start_error: &'a File,
-    /// `--root`, to remove the state directory if the parent dies mid-create.
-    pub state_root: &'a File,
     /// Descriptors of the parent's that the init must not keep (the state lock above all:
     /// holding it would block every later command on this container).
     pub parent_fds: &'a [RawFd],
@@ -298,16 +296,15 @@ fn load_seccomp(link: &Link, spec: &Spec, program: &crate::seccomp::Program) -> 
     Ok(())
 }
 
-/// The child's end of the sync socket, and what to clean up if the parent dies.
+/// The child's end of the sync socket.
 pub(super) struct Link<'a> {
     pub channel: &'a Channel,
-    /// `--root` and the container id: a parent that dies mid-create leaves a state directory
-    /// that only the init can remove.
-    pub state_dir: Option<(&'a File, &'a str)>,
 }
 
 impl Link<'_> {
-    /// Receives the next message; if the parent is gone, cleans up and exits.
+    /// Receives the next message. If the parent is gone, the container will never be created:
+    /// exit. What the parent made is recorded in the state directory, for `delete` (the init
+    /// holds no host path to clean up itself, and in a user namespace could not).
     pub fn receive(&self, what: &str) -> Result<ToChild> {
         self.receive_with_fd(what).map(|(msg, _)| msg)
     }
@@ -315,12 +312,7 @@ impl Link<'_> {
     pub fn receive_with_fd(&self, what: &str) -> Result<(ToChild, Option<OwnedFd>)> {
         match self.channel.recv::<ToChild>() {
             Ok(Some(msg)) => Ok(msg),
-            Ok(None) => {
-                if let Some((root, id)) = self.state_dir {
-                    remove_state_dir(root, id);
-                }
-                std::process::exit(1);
-            }
+            Ok(None) => std::process::exit(1),
             Err(err) => Err(err.context(format!("waiting for {what}"))),
         }
     }
@@ -330,7 +322,6 @@ impl InitContext<'_> {
     fn link(&self) -> Link<'_> {
         Link {
             channel: self.channel,
-            state_dir: Some((self.state_root, self.id)),
         }
     }
 }
@@ -439,32 +430,4 @@ fn to_cstrings(items: &[String], field: &str) -> Result<Vec<CString>> {
                 .with_context(|| format!("{field}: {s:?} contains a NUL byte"))
         })
         .collect()
-}
-
-/// Removes `<root>/<id>` through the root directory's fd (the init may no longer see the
-/// path), best effort.
-fn remove_state_dir(root: &File, id: &str) {
-    use nix::dir::Dir;
-    use nix::fcntl::OFlag;
-    use nix::sys::stat::Mode;
-    use nix::unistd::UnlinkatFlags;
-    let name = OsStr::new(id);
-    if let Ok(mut dir) = Dir::openat(
-        root.as_fd(),
-        name,
-        OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    ) {
-        let entries: Vec<CString> = dir
-            .iter()
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_owned())
-            .filter(|n| n.as_bytes() != b"." && n.as_bytes() != b"..")
-            .collect();
-        let dir_fd = dir.as_fd();
-        for entry in entries {
-            let _ = nix::unistd::unlinkat(dir_fd, entry.as_c_str(), UnlinkatFlags::NoRemoveDir);
-        }
-    }
-    let _ = nix::unistd::unlinkat(root.as_fd(), name, UnlinkatFlags::RemoveDir);
 }

@@ -4,15 +4,16 @@
 //! (CLONE_PARENT) and reports its pid.
 
 use std::convert::Infallible;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd};
 
 use anyhow::{bail, Context, Result};
-use nix::sys::wait::waitpid;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
 use super::channel::{Channel, ToParent};
 use crate::namespaces::NamespacePlan;
-use crate::syscall::process::{clone3_fork, clone_fork, CloneResult};
+use crate::syscall::process::{clone3_fork, clone_fork, pidfd_open, CloneResult};
 
 pub struct Spawned {
     pub pid: Pid,
@@ -69,15 +70,55 @@ pub fn spawn(
         }
         CloneResult::Parent(pid) => pid,
     };
-    let reply = parent_ch.expect::<ToParent>("the container process's pid");
+    let reply = await_intermediate(parent_ch, intermediate);
     let _ = waitpid(intermediate, None);
-    match reply?.0 {
+    match reply? {
         ToParent::InitPid { pid, in_cgroup } => Ok(Spawned {
             pid: Pid::from_raw(pid),
             in_cgroup,
         }),
         ToParent::Error(msg) => bail!("{msg}"),
         other => bail!("sync protocol: expected the process's pid, got {other:?}"),
+    }
+}
+
+/// The intermediate's report. Its copy of the child's socket end is not the only one (hutch
+/// holds one for the child it clones), so an intermediate that dies without a word (killed,
+/// crashed) never shows as end-of-file: its exit is watched through a pidfd beside the socket.
+fn await_intermediate(ch: &Channel, intermediate: Pid) -> Result<ToParent> {
+    let pidfd = pidfd_open(intermediate).context("opening a pidfd of the intermediate process")?;
+    let mut fds = [
+        PollFd::new(ch.as_fd(), PollFlags::POLLIN),
+        PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+    ];
+    loop {
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(err) => return Err(err).context("waiting for the intermediate process"),
+        }
+        let message_waiting = fds[0].any().unwrap_or(false);
+        let exited = fds[1].any().unwrap_or(false);
+        if message_waiting || exited {
+            // A report is sent before the intermediate exits: if there is none now, there
+            // never will be.
+            return match ch.try_recv::<ToParent>() {
+                Some(msg) => Ok(msg),
+                None => bail!("{}", intermediate_exit_reason(intermediate)),
+            };
+        }
+    }
+}
+
+fn intermediate_exit_reason(pid: Pid) -> String {
+    match waitpid(pid, None) {
+        Ok(WaitStatus::Signaled(_, sig, _)) => {
+            format!("the process joining the container's namespaces was killed by {sig}")
+        }
+        Ok(WaitStatus::Exited(_, code)) => {
+            format!("the process joining the container's namespaces exited with status {code} without reporting")
+        }
+        _ => "the process joining the container's namespaces exited without reporting".to_string(),
     }
 }
 

@@ -195,6 +195,31 @@ pub fn set_no_new_privs() -> io::Result<()> {
     Ok(())
 }
 
+/// prctl(PR_SET_PDEATHSIG, SIGKILL), then a check that the parent is still `parent`: a child
+/// of hutch's that must not outlive it (a hook) dies with it, even when hutch is SIGKILLed,
+/// and one whose parent died before the prctl exits at once. Async-signal-safe (pre_exec).
+pub fn die_with_parent(parent: libc::pid_t) -> io::Result<()> {
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number.
+    let ret = unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: getppid cannot fail.
+    if unsafe { libc::getppid() } != parent {
+        // SAFETY: _exit is async-signal-safe and ends only this process.
+        unsafe { libc::_exit(1) };
+    }
+    Ok(())
+}
+
 /// prctl(PR_SET_KEEPCAPS): keep permitted capabilities across the switch to a non-root uid.
 pub fn set_keep_caps(keep: bool) -> io::Result<()> {
     // SAFETY: PR_SET_KEEPCAPS takes 0 or 1.
