@@ -14,6 +14,7 @@ mod cli;
 mod console;
 mod errors;
 mod exec;
+mod hardening;
 mod hooks;
 mod lifecycle;
 mod mounts;

@@ -108,10 +108,14 @@ impl NamespacePlan {
                 self.check_sysctl(key)?;
             }
         }
-        if spec.hostname().as_ref().is_some_and(|h| !h.is_empty())
-            && !self.has(LinuxNamespaceType::Uts)
-        {
-            bail!("config.json: hostname: setting the hostname requires a uts namespace");
+        // Both names live in the uts namespace: without one of the container's own, setting
+        // either would rename the host (runc 1.2 refuses domainname too).
+        for (field, value) in [("hostname", spec.hostname()), ("domainname", spec.domainname())] {
+            if value.as_ref().is_some_and(|v| !v.is_empty())
+                && (!self.has(LinuxNamespaceType::Uts) || self.joins_own(LinuxNamespaceType::Uts))
+            {
+                bail!("config.json: {field}: setting the {field} requires a uts namespace of the container's own");
+            }
         }
         Ok(())
     }
