@@ -36,3 +36,72 @@ fn domainname_without_uts_namespace_is_refused() {
     out.assert_fail_with("domainname");
     c.rt(&["state", &c.id]).assert_fail_with("does not exist");
 }
+
+/// (uid_t)-1 to the set*id calls means "unchanged": the container would keep the runtime's root.
+#[test]
+fn user_id_minus_one_is_refused() {
+    for (field, key) in [
+        ("process.user.uid", "uid"),
+        ("process.user.gid", "gid"),
+        ("process.user.additionalGids[1]", "additionalGids"),
+    ] {
+        let mut c = Ctr::new("uid-minus-one");
+        c.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        c.config["process"]["user"][key] = if key == "additionalGids" {
+            json!([10, u32::MAX])
+        } else {
+            json!(u32::MAX)
+        };
+        c.sh("id");
+        let out = c.run();
+        assert!(
+            !out.ok(),
+            "{key} = 4294967295 ran the container (as: {}):\n{out}",
+            out.stdout.trim()
+        );
+        hutch_only!("hutch's wording");
+        out.assert_fail_with(field);
+    }
+}
+
+#[test]
+fn exec_user_id_minus_one_is_refused() {
+    let mut c = Ctr::new("exec-uid-minus-one");
+    c.args(&["sleep", "60"]);
+    c.create_ok();
+    c.start_ok();
+    for user in ["4294967295", "1000:4294967295"] {
+        let out = c.rt_piped(&["exec", "-u", user, &c.id, "id"]);
+        assert!(!out.ok(), "exec -u {user} ran:\n{out}");
+        hutch_only!("hutch's wording");
+        out.assert_fail_with("process.user");
+    }
+    let out = c.rt_piped(&["exec", "-u", "1000", "-g", "4294967295", &c.id, "id"]);
+    out.assert_fail_with("process.user.additionalGids[0]");
+}
+
+#[test]
+fn user_id_unmapped_in_the_user_namespace_is_refused() {
+    hutch_only!("hutch's wording");
+    for (key, value, field) in [
+        ("uid", json!(70000), "process.user.uid"),
+        ("gid", json!(70000), "process.user.gid"),
+        (
+            "additionalGids",
+            json!([70000]),
+            "process.user.additionalGids[0]",
+        ),
+    ] {
+        let mut c = Ctr::new("uid-unmapped");
+        c.set_ns("user", None);
+        c.config["linux"]["uidMappings"] =
+            json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c.config["linux"]["gidMappings"] =
+            json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c.config["process"]["user"][key] = value;
+        let out = c.create();
+        out.assert_fail_with(field);
+        assert!(out.stderr.contains("not mapped"), "{out}");
+        c.rt(&["state", &c.id]).assert_fail_with("does not exist");
+    }
+}

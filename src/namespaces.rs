@@ -110,7 +110,10 @@ impl NamespacePlan {
         }
         // Both names live in the uts namespace: without one of the container's own, setting
         // either would rename the host (runc 1.2 refuses domainname too).
-        for (field, value) in [("hostname", spec.hostname()), ("domainname", spec.domainname())] {
+        for (field, value) in [
+            ("hostname", spec.hostname()),
+            ("domainname", spec.domainname()),
+        ] {
             if value.as_ref().is_some_and(|v| !v.is_empty())
                 && (!self.has(LinuxNamespaceType::Uts) || self.joins_own(LinuxNamespaceType::Uts))
             {

@@ -73,6 +73,7 @@ pub fn exec(
     };
     let base = spec.process().clone().unwrap_or_default();
     let process = build(&base)?;
+    config::check_user(&process, &spec)?;
     let terminal = process.terminal().unwrap_or(false);
     match (terminal, req.console_socket.is_some(), req.detach) {
         (true, false, true) => {
