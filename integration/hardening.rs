@@ -105,3 +105,35 @@ fn user_id_unmapped_in_the_user_namespace_is_refused() {
         c.rt(&["state", &c.id]).assert_fail_with("does not exist");
     }
 }
+
+/// An empty PATH, or an empty or relative element, must not make the working directory a
+/// place commands are found (runc: Go's exec.LookPath refuses results relative to ".").
+#[test]
+fn empty_path_does_not_search_the_working_directory() {
+    for path in [
+        "PATH=",
+        "PATH=/nonexistent:",
+        "PATH=.",
+        "PATH=/nonexistent::/none",
+    ] {
+        let mut c = Ctr::new("path-empty");
+        fs::write(c.rootfs.join("planted"), "#!/bin/sh\necho planted-ran\n").unwrap();
+        fs::set_permissions(
+            c.rootfs.join("planted"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        c.config["process"]["env"] = json!([path]);
+        c.config["process"]["cwd"] = json!("/");
+        c.args(&["planted"]);
+        let out = c.run();
+        assert!(
+            !out.stdout.contains("planted-ran"),
+            "{path}: the working directory was searched:\n{out}"
+        );
+        out.assert_fail();
+        if is_hutch() {
+            out.assert_fail_with("executable file not found");
+        }
+    }
+}
