@@ -137,3 +137,44 @@ fn empty_path_does_not_search_the_working_directory() {
         }
     }
 }
+
+/// Runs `cmd` with the caller's umask set to `mask`.
+fn with_umask(cmd: &mut std::process::Command, mask: libc::mode_t) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: umask is async-signal-safe and cannot fail.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::umask(mask);
+            Ok(())
+        })
+    }
+}
+
+#[test]
+fn callers_umask_does_not_leak_in() {
+    let mut c = Ctr::new("umask-caller");
+    c.args(&["sleep", "60"]);
+    c.save();
+    let mut cmd = c.cmd();
+    cmd.args(["create", "--bundle"])
+        .arg(&c.bundle)
+        .arg("--pid-file")
+        .arg(c.pid_file())
+        .arg(&c.id);
+    exec_files(with_umask(&mut cmd, 0o077), CMD_TIMEOUT).assert_ok();
+    c.pid();
+    c.start_ok();
+    let mut exec = c.cmd();
+    exec.args([
+        "exec",
+        &c.id,
+        "sh",
+        "-c",
+        "umask; touch /tmp/f; stat -c %a /tmp/f",
+    ]);
+    let out = exec_timeout(with_umask(&mut exec, 0o077), CMD_TIMEOUT);
+    assert_eq!(out.stdout, "0022\n644\n", "exec:\n{out}");
+    let init = c.pid();
+    let status = fs::read_to_string(format!("/proc/{init}/status")).unwrap();
+    assert_eq!(status_field(&status, "Umask"), Some("0022"), "init");
+}
