@@ -2,6 +2,7 @@
 //! container must not be able to do to the host or to the caller.
 
 use std::fs;
+use std::os::fd::AsRawFd;
 
 use serde_json::json;
 
@@ -177,4 +178,138 @@ fn callers_umask_does_not_leak_in() {
     let init = c.pid();
     let status = fs::read_to_string(format!("/proc/{init}/status")).unwrap();
     assert_eq!(status_field(&status, "Umask"), Some("0022"), "init");
+}
+
+static TIOCSTI_FIXTURE: std::sync::OnceLock<Result<std::path::PathBuf, String>> =
+    std::sync::OnceLock::new();
+
+/// Builds `fixtures/tiocsti.c` once per run (static, for the busybox rootfs).
+fn tiocsti_fixture() -> Result<&'static std::path::Path, &'static str> {
+    TIOCSTI_FIXTURE
+        .get_or_init(|| {
+            let src = repo_dir().join("integration/fixtures/tiocsti.c");
+            let _ = fs::create_dir_all(run_dir());
+            let bin = run_dir().join("tiocsti");
+            let out = std::process::Command::new("gcc")
+                .args(["-static", "-O2", "-o"])
+                .arg(&bin)
+                .arg(&src)
+                .output()
+                .map_err(|e| format!("gcc not available: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "gcc -static failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+            Ok(bin)
+        })
+        .as_ref()
+        .map(|p| p.as_path())
+        .map_err(|e| e.as_str())
+}
+
+/// A pty pair: the master stays with the test, the peer becomes the caller's terminal.
+struct Pty {
+    master: std::os::fd::OwnedFd,
+    peer: fs::File,
+}
+
+fn open_pty() -> Pty {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain libc pty calls on an fd we own; ptsname_r writes into a live buffer.
+    unsafe {
+        let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        assert!(m >= 0, "posix_openpt");
+        let master = std::os::fd::OwnedFd::from_raw_fd(m);
+        assert_eq!(libc::grantpt(m), 0, "grantpt");
+        assert_eq!(libc::unlockpt(m), 0, "unlockpt");
+        let mut name = [0 as libc::c_char; 128];
+        assert_eq!(libc::ptsname_r(m, name.as_mut_ptr(), name.len()), 0);
+        let name = std::ffi::CStr::from_ptr(name.as_ptr()).to_str().unwrap();
+        let peer = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOCTTY)
+            .open(name)
+            .unwrap();
+        Pty { master, peer }
+    }
+}
+
+use std::os::unix::fs::OpenOptionsExt;
+
+/// The caller runs in a session whose controlling terminal is a pty (an interactive shell).
+/// The container (uid 1000, no capabilities) must be in a session of its own: no controlling
+/// terminal, /dev/tty refused, and TIOCSTI cannot push a command into the caller's terminal.
+#[test]
+fn container_gets_its_own_session_not_the_callers_terminal() {
+    let fixture = match tiocsti_fixture() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("SKIP: cannot build integration/fixtures/tiocsti.c: {e}");
+            return;
+        }
+    };
+    let pty = open_pty();
+    for sub in ["run", "exec"] {
+        let mut c = Ctr::new("session");
+        fs::copy(fixture, c.rootfs.join("bin/tiocsti")).unwrap();
+        c.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        let probe = "read -r _ _ _ _ _ sid tty _ < /proc/$$/stat; \
+                     echo \"pid=$$ sid=$sid tty=$tty\"; \
+                     (echo hi > /dev/tty) 2>/dev/null && echo devtty=open || echo devtty=refused; \
+                     tiocsti 'echo INJECTED'";
+        let mut cmd = c.cmd();
+        if sub == "run" {
+            c.sh(probe);
+            c.save();
+            cmd.args(["run", "--bundle"]).arg(&c.bundle).arg(&c.id);
+        } else {
+            c.args(&["sleep", "60"]);
+            c.create_ok();
+            c.start_ok();
+            c.pid();
+            cmd.args(["exec", &c.id, "sh", "-c", probe]);
+        }
+        cmd.stdin(pty.peer.try_clone().unwrap());
+        // SAFETY: setsid and ioctl are async-signal-safe; fd 0 is the pty peer by now.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let out = exec_files(&mut cmd, CMD_TIMEOUT);
+        out.assert_ok();
+        let lines = out.stdout_lines();
+        let ids = lines.first().copied().unwrap_or_default();
+        let pid = ids
+            .split(' ')
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("pid=");
+        assert!(
+            ids == format!("pid={pid} sid={pid} tty=0"),
+            "{sub}: the container is not the leader of a session without a terminal:\n{out}"
+        );
+        assert_eq!(lines.get(1), Some(&"devtty=refused"), "{sub}:\n{out}");
+        assert_ne!(
+            lines.get(2),
+            Some(&"tiocsti=ok"),
+            "{sub}: TIOCSTI worked:\n{out}"
+        );
+        // Nothing waits in the caller's terminal's input queue.
+        let mut pending: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int.
+        let rc = unsafe { libc::ioctl(pty.peer.as_raw_fd(), libc::FIONREAD, &mut pending) };
+        assert_eq!(rc, 0);
+        assert_eq!(
+            pending, 0,
+            "{sub}: input was injected into the caller's terminal"
+        );
+    }
+    drop(pty.master);
 }

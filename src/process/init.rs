@@ -75,6 +75,9 @@ fn run(ctx: &InitContext) -> Result<Never> {
     }
     // Until execve, /proc/<init> must not be openable by other processes in the container.
     sys::set_dumpable(false).context("prctl(PR_SET_DUMPABLE)")?;
+    // A session of its own, terminal or not: in the caller's session the container could open
+    // the caller's terminal as /dev/tty, push input into it (TIOCSTI) and signal its jobs.
+    nix::unistd::setsid().context("setsid: a new session for the container")?;
     join_own_cgroups(ctx.cgroup_tasks)?;
 
     let mut premade = Vec::new();
