@@ -313,3 +313,57 @@ fn container_gets_its_own_session_not_the_callers_terminal() {
     }
     drop(pty.master);
 }
+
+/// The ids of the fds in `ls -l /proc/PID/fd` output.
+fn listed_fds(out: &str) -> Vec<u32> {
+    let mut v: Vec<u32> = out
+        .lines()
+        .filter_map(|l| l.split_once(" -> "))
+        .filter_map(|(left, _)| left.split_whitespace().last()?.parse().ok())
+        .collect();
+    v.sort();
+    v
+}
+
+/// CVE-2024-21626 class: when close_range is unavailable (here: denied by the container's own
+/// seccomp profile, loaded early since noNewPrivileges is false), the sweep of inherited fds must
+/// not stop at the container's RLIMIT_NOFILE: a host fd at 2000 must not reach the container.
+#[test]
+fn high_inherited_fd_does_not_reach_the_container_without_close_range() {
+    let mut c = Ctr::new("fd-high");
+    c.config["process"]["noNewPrivileges"] = json!(false);
+    c.config["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 1024}]);
+    c.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": ["close_range"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+    });
+    c.sh("ls -l /proc/$$/fd");
+    c.save();
+    let host = fs::File::create(c.dir.join("host-secret")).unwrap();
+    let mut cmd = c.cmd();
+    cmd.args(["run", "--bundle"]).arg(&c.bundle).arg(&c.id);
+    with_inherited_fd(&mut cmd, host.as_raw_fd(), 2000);
+    let out = exec_timeout(&mut cmd, CMD_TIMEOUT);
+    out.assert_ok();
+    assert_eq!(
+        listed_fds(&out.stdout),
+        [0, 1, 2],
+        "run: leaked fds:\n{out}"
+    );
+
+    c.args(&["sleep", "60"]);
+    c.create_ok();
+    c.start_ok();
+    c.pid();
+    let mut cmd = c.cmd();
+    cmd.args(["exec", &c.id, "sh", "-c", "ls -l /proc/$$/fd"]);
+    with_inherited_fd(&mut cmd, host.as_raw_fd(), 2000);
+    let out = exec_timeout(&mut cmd, CMD_TIMEOUT);
+    out.assert_ok();
+    assert_eq!(
+        listed_fds(&out.stdout),
+        [0, 1, 2],
+        "exec: leaked fds:\n{out}"
+    );
+}

@@ -174,6 +174,7 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
         unified.as_ref().map(|f| f.as_fd()),
         &parent_ch,
         &child_ch,
+        ctx.preserve_fds,
         || namespaces.unshare_time(spec),
         || -> Infallible { container_init(&ctx) },
     )?;

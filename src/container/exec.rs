@@ -129,6 +129,7 @@ pub fn exec(
         unified.as_ref().map(|f| f.as_fd()),
         &parent_ch,
         &child_ch,
+        req.preserve_fds,
         || Ok(()),
         || -> Infallible { exec_child(&ctx) },
     )?;

@@ -12,7 +12,7 @@ use nix::unistd::Pid;
 
 use super::channel::{Channel, ToParent};
 use crate::namespaces::NamespacePlan;
-use crate::syscall::process::{clone3_fork, clone_fork, CloneResult};
+use crate::syscall::process::{cloexec_inherited_from, clone3_fork, clone_fork, CloneResult};
 
 pub struct Spawned {
     pub pid: Pid,
@@ -22,7 +22,8 @@ pub struct Spawned {
 
 /// Clones the process that runs `child` (which never returns: it execs or exits). `before_clone` runs in the
 /// intermediate after the joins (e.g. creating the time namespace). `child_ch` is the child's
-/// end of the sync socket, used by the intermediate to report.
+/// end of the sync socket, used by the intermediate to report. Every fd hutch inherited above
+/// stdio and the `preserve_fds` passed on is marked close-on-exec first.
 // `child()` returns an uninhabited type, so rustc flags the `match` around it as unreachable.
 #[allow(unreachable_code)]
 pub fn spawn(
@@ -30,9 +31,12 @@ pub fn spawn(
     cgroup: Option<BorrowedFd>,
     parent_ch: &Channel,
     child_ch: &Channel,
+    preserve_fds: u32,
     before_clone: impl FnOnce() -> Result<()>,
     child: impl FnOnce() -> Infallible,
 ) -> Result<Spawned> {
+    cloexec_inherited_from(3 + preserve_fds)
+        .context("marking inherited file descriptors close-on-exec")?;
     let flags = namespaces.clone_flags().bits();
     if !namespaces.needs_intermediate() {
         let (result, in_cgroup) = clone_into(flags, cgroup);
