@@ -367,3 +367,40 @@ fn high_inherited_fd_does_not_reach_the_container_without_close_range() {
         "exec: leaked fds:\n{out}"
     );
 }
+
+/// Kubernetes sets oomScoreAdj on every container; in a user namespace mapped to non-root host
+/// ids it failed (the init's /proc files belong to host root once it is non-dumpable).
+/// Checked from outside, for the init and an exec'd process.
+#[test]
+fn oom_score_adj_in_a_user_namespace() {
+    let adj = 678;
+    let mut c = Ctr::new("oom-userns");
+    c.set_ns("user", None);
+    c.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c.config["process"]["oomScoreAdj"] = json!(adj);
+    c.args(&["sleep", "60"]);
+    c.create().assert_ok();
+    let pid = c.pid();
+    let read = |pid: i32| {
+        fs::read_to_string(format!("/proc/{pid}/oom_score_adj"))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(read(pid), adj.to_string(), "init");
+    c.start_ok();
+    let pid_file = c.dir.join("exec.pid");
+    let pid_arg = pid_file.to_str().unwrap().to_string();
+    let out = c.rt(&["exec", "-d", "--pid-file", &pid_arg, &c.id, "sleep", "30"]);
+    out.assert_ok();
+    let exec_pid: i32 = fs::read_to_string(&pid_file)
+        .unwrap()
+        .parse()
+        .expect("exec pid");
+    c.track(exec_pid);
+    assert_eq!(read(exec_pid), adj.to_string(), "exec'd process");
+    // Re-parented to this test (a subreaper): reap it so the killed init can finish.
+    c.rt(&["delete", "--force", &c.id.clone()]).assert_ok();
+    wait_dead(exec_pid, 0, CMD_TIMEOUT).unwrap();
+}

@@ -185,6 +185,7 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     drop(exec_fifo);
     drop(start_error);
 
+    attributes::set_oom_score_adj(init_pid, process.oom_score_adj())?;
     let (start_time, _) = state::process_start_time(init_pid)
         .context("the container's init exited before it could be set up")?;
     let mut idmapped_trees = Vec::new();

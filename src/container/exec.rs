@@ -136,6 +136,9 @@ pub fn exec(
     let pid = spawned.pid;
     let mut undo = Undo(Some(pid));
     drop(child_ch);
+    // A --process without the field gets the container's, as in runc.
+    let oom = process.oom_score_adj().or(base.oom_score_adj());
+    attributes::set_oom_score_adj(pid, oom)?;
 
     if let Some(cgroup) = &state.cgroup {
         let moved = if !self_join {

@@ -102,11 +102,6 @@ fn run(ctx: &InitContext) -> Result<Never> {
         .process()
         .as_ref()
         .context("config.json: process: the field is required")?;
-    if let Some(adj) = process.oom_score_adj() {
-        // Host /proc is still ours: no container mount has been made yet.
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .with_context(|| format!("process.oomScoreAdj: writing {adj}"))?;
-    }
     set_hostname(ctx.spec)?;
 
     let rootfs = rootfs::prepare(&RootfsConfig {
