@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::os::fd::AsRawFd;
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -403,4 +404,50 @@ fn oom_score_adj_in_a_user_namespace() {
     // Re-parented to this test (a subreaper): reap it so the killed init can finish.
     c.rt(&["delete", "--force", &c.id.clone()]).assert_ok();
     wait_dead(exec_pid, 0, CMD_TIMEOUT).unwrap();
+}
+
+/// While `exec` sets its process up inside the container (and the intermediate that joins the
+/// namespaces), a container process racing over /proc/<pid>/fd of every process it sees (as
+/// container root without CAP_SYS_PTRACE, the default) must never reach a host file: no cgroup
+/// directory or tasks file, nothing of the state directory.
+#[test]
+fn exec_exposes_no_host_fd_to_the_container() {
+    let mut c = Ctr::new("exec-race");
+    c.sh("while [ ! -e /tmp/stop ]; do ls -l /proc/[0-9]*/fd/ 2>/dev/null | grep -F ' -> ' >> /tmp/seen; done; touch /tmp/finished");
+    c.create_ok();
+    c.start_ok();
+    c.pid();
+    for _ in 0..40 {
+        // The exec'd program holds a file of its own: proof the scanner reaches new processes.
+        c.rt(&["exec", &c.id, "sh", "-c", "exec 7</etc/hostname; sleep 0.1"])
+            .assert_ok();
+    }
+    fs::write(c.rootfs.join("tmp/stop"), "").unwrap();
+    wait_for_file(&c.rootfs.join("tmp/finished"), Duration::from_secs(20));
+    let seen = fs::read_to_string(c.rootfs.join("tmp/seen")).unwrap_or_default();
+    assert!(
+        seen.contains("/etc/hostname"),
+        "the scanner never saw an exec'd process's fds"
+    );
+    let root = c.root.to_string_lossy().into_owned();
+    // Stdio are the caller's files by design; anything above is hutch's or the container's.
+    let above_stdio = |l: &&str| {
+        l.split_once(" -> ")
+            .and_then(|(left, _)| left.split_whitespace().last()?.parse::<u32>().ok())
+            .is_some_and(|fd| fd > 2)
+    };
+    // The container's own stdio files, which its shell duplicates above 9 for redirections.
+    let own_stdio = [c.stdout_file(), c.stderr_file()].map(|p| p.to_string_lossy().into_owned());
+    let host = |l: &&str| {
+        let target = l.split_once(" -> ").map(|(_, t)| t).unwrap_or_default();
+        !own_stdio.iter().any(|p| p == target)
+            && (target.starts_with("/sys/fs/cgroup")
+                || target.contains(&root)
+                || target.starts_with(env!("CARGO_MANIFEST_DIR")))
+    };
+    let bad: Vec<&str> = seen.lines().filter(above_stdio).filter(host).collect();
+    assert!(
+        bad.is_empty(),
+        "host files reached from the container: {bad:#?}"
+    );
 }

@@ -23,7 +23,7 @@ use crate::hooks;
 use crate::namespaces::{self, NamespacePlan};
 use crate::process::channel::{self, Channel, ToChild, ToParent};
 use crate::process::init::{container_init, InitContext};
-use crate::process::spawn::spawn;
+use crate::process::spawn::{spawn, SpawnFds};
 use crate::process::{attributes, identity};
 use crate::rootfs;
 use crate::syscall::process::pidfd_open;
@@ -174,7 +174,10 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
         unified.as_ref().map(|f| f.as_fd()),
         &parent_ch,
         &child_ch,
-        ctx.preserve_fds,
+        &SpawnFds {
+            preserve: ctx.preserve_fds,
+            parent_only: &parent_fds,
+        },
         || namespaces.unshare_time(spec),
         || -> Infallible { container_init(&ctx) },
     )?;

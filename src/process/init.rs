@@ -268,10 +268,12 @@ pub(super) fn exec_process(
 
 /// A single-threaded process moving itself ("0" into `tasks`) skips the kernel's global cgroup
 /// threadgroup lock, which moving it from outside must take (an RCU grace period).
+/// The files are the host's: closed as soon as they served (this process never drops them).
 pub(super) fn join_own_cgroups(task_files: &[File]) -> Result<()> {
     for mut file in task_files {
         file.write_all(b"0")
             .context("joining the container's cgroup: writing 0 to a v1 tasks file")?;
+        let _ = nix::unistd::close(file.as_raw_fd());
     }
     Ok(())
 }
