@@ -181,33 +181,37 @@ fn callers_umask_does_not_leak_in() {
     assert_eq!(status_field(&status, "Umask"), Some("0022"), "init");
 }
 
-static TIOCSTI_FIXTURE: std::sync::OnceLock<Result<std::path::PathBuf, String>> =
-    std::sync::OnceLock::new();
+static TIOCSTI_FIXTURE: Fixture = std::sync::OnceLock::new();
+static MNTNS_PROBE_FIXTURE: Fixture = std::sync::OnceLock::new();
 
-/// Builds `fixtures/tiocsti.c` once per run (static, for the busybox rootfs).
-fn tiocsti_fixture() -> Result<&'static std::path::Path, &'static str> {
-    TIOCSTI_FIXTURE
-        .get_or_init(|| {
-            let src = repo_dir().join("integration/fixtures/tiocsti.c");
-            let _ = fs::create_dir_all(run_dir());
-            let bin = run_dir().join("tiocsti");
-            let out = std::process::Command::new("gcc")
-                .args(["-static", "-O2", "-o"])
-                .arg(&bin)
-                .arg(&src)
-                .output()
-                .map_err(|e| format!("gcc not available: {e}"))?;
-            if !out.status.success() {
-                return Err(format!(
-                    "gcc -static failed: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                ));
-            }
-            Ok(bin)
-        })
-        .as_ref()
-        .map(|p| p.as_path())
-        .map_err(|e| e.as_str())
+type Fixture = std::sync::OnceLock<Result<std::path::PathBuf, String>>;
+
+/// Builds `fixtures/NAME.c` once per run (static, so that it also runs in the busybox rootfs).
+fn build_fixture(
+    cell: &'static Fixture,
+    name: &str,
+) -> Result<&'static std::path::Path, &'static str> {
+    cell.get_or_init(|| {
+        let src = repo_dir().join(format!("integration/fixtures/{name}.c"));
+        let _ = fs::create_dir_all(run_dir());
+        let bin = run_dir().join(name);
+        let out = std::process::Command::new("gcc")
+            .args(["-static", "-O2", "-o"])
+            .arg(&bin)
+            .arg(&src)
+            .output()
+            .map_err(|e| format!("gcc not available: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "gcc -static failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(bin)
+    })
+    .as_ref()
+    .map(|p| p.as_path())
+    .map_err(|e| e.as_str())
 }
 
 /// A pty pair: the master stays with the test, the peer becomes the caller's terminal.
@@ -245,7 +249,7 @@ use std::os::unix::fs::OpenOptionsExt;
 /// terminal, /dev/tty refused, and TIOCSTI cannot push a command into the caller's terminal.
 #[test]
 fn container_gets_its_own_session_not_the_callers_terminal() {
-    let fixture = match tiocsti_fixture() {
+    let fixture = match build_fixture(&TIOCSTI_FIXTURE, "tiocsti") {
         Ok(p) => p,
         Err(e) => {
             eprintln!("SKIP: cannot build integration/fixtures/tiocsti.c: {e}");
@@ -450,4 +454,59 @@ fn exec_exposes_no_host_fd_to_the_container() {
         bad.is_empty(),
         "host files reached from the container: {bad:#?}"
     );
+}
+
+/// `--no-pivot` chroots instead of pivot_root: the host's full /proc and /sys mounts must not
+/// stay in the container's mount namespace (hidden by the chroot, but still "visible" to the
+/// kernel's procfs/sysfs mount checks). Counted from outside with listmount(2), which sees the
+/// whole namespace.
+#[test]
+fn no_pivot_leaves_no_host_proc_or_sys_in_the_namespace() {
+    let probe = match build_fixture(&MNTNS_PROBE_FIXTURE, "mntns_probe") {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("SKIP: cannot build integration/fixtures/mntns_probe.c: {e}");
+            return;
+        }
+    };
+    let mut c = Ctr::new("no-pivot-proc");
+    c.args(&["sleep", "60"]);
+    c.create_with(&["--no-pivot"]).assert_ok();
+    let pid = c.pid();
+    let out = exec_timeout(
+        std::process::Command::new(probe).arg(pid.to_string()),
+        CMD_TIMEOUT,
+    );
+    if out.code() == 3 {
+        eprintln!("SKIP: the kernel has no listmount/statmount");
+        return;
+    }
+    out.assert_ok();
+    let whole = |fstype: &str| {
+        out.stdout
+            .lines()
+            .filter(|l| *l == format!("{fstype} /"))
+            .count()
+    };
+    // The container's own /proc and /sys, nothing else.
+    assert_eq!(
+        whole("proc"),
+        1,
+        "full procfs mounts in the namespace:\n{out}"
+    );
+    assert_eq!(
+        whole("sysfs"),
+        1,
+        "full sysfs mounts in the namespace:\n{out}"
+    );
+    // And the container itself still has both.
+    c.start_ok();
+    let inside = c.rt_piped(&[
+        "exec",
+        &c.id,
+        "sh",
+        "-c",
+        "cat /proc/self/stat >/dev/null && ls /sys/kernel >/dev/null && echo ok",
+    ]);
+    assert_eq!(inside.stdout, "ok\n", "{inside}");
 }
