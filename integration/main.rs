@@ -16,6 +16,7 @@ mod errors;
 mod exec;
 mod hardening;
 mod hooks;
+mod isolation;
 mod lifecycle;
 mod mounts;
 mod namespaces;

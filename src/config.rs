@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxIdMapping, Process, Spec};
 
 pub struct Bundle {
     /// Absolute bundle directory.
@@ -105,6 +105,7 @@ fn validate(spec: &Spec) -> Result<()> {
     let Some(linux) = spec.linux() else {
         bail!("config.json: linux: the field is required on Linux");
     };
+    check_user(process, spec).context("config.json")?;
     for (field, paths) in [
         ("linux.maskedPaths", linux.masked_paths()),
         ("linux.readonlyPaths", linux.readonly_paths()),
@@ -122,6 +123,44 @@ fn validate(spec: &Spec) -> Result<()> {
                 dev.path()
             );
         }
+    }
+    Ok(())
+}
+
+/// The ids the process will take (`create` and `exec`): (uid_t)-1 means "leave unchanged" to
+/// the set*id calls, so the process would silently stay root; and in a user namespace of the
+/// container's own an unmapped id can only fail later, less clearly.
+pub fn check_user(process: &Process, spec: &Spec) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    let uid_maps = linux
+        .and_then(|l| l.uid_mappings().as_deref())
+        .unwrap_or_default();
+    let gid_maps = linux
+        .and_then(|l| l.gid_mappings().as_deref())
+        .unwrap_or_default();
+    let user = process.user();
+    check_id("process.user.uid", user.uid(), uid_maps, "uidMappings")?;
+    check_id("process.user.gid", user.gid(), gid_maps, "gidMappings")?;
+    for (i, gid) in user.additional_gids().iter().flatten().enumerate() {
+        check_id(
+            &format!("process.user.additionalGids[{i}]"),
+            *gid,
+            gid_maps,
+            "gidMappings",
+        )?;
+    }
+    Ok(())
+}
+
+fn check_id(field: &str, id: u32, maps: &[LinuxIdMapping], maps_field: &str) -> Result<()> {
+    if id == u32::MAX {
+        bail!("{field}: {id} is not a valid id (the kernel reads it as -1, \"leave unchanged\")");
+    }
+    let mapped = maps
+        .iter()
+        .any(|m| id >= m.container_id() && u64::from(id - m.container_id()) < u64::from(m.size()));
+    if !maps.is_empty() && !mapped {
+        bail!("{field}: {id} is not mapped in the container's user namespace (linux.{maps_field})");
     }
     Ok(())
 }

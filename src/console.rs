@@ -107,9 +107,9 @@ pub fn forward_master(
     }
 }
 
-/// Makes the pty peer the controlling terminal and stdio of this (new session's) process.
+/// Makes the pty peer the controlling terminal and stdio of this process, which is already
+/// the leader of a session of its own (every container process is).
 pub fn become_console_owner(peer: &OwnedFd) -> Result<()> {
-    nix::unistd::setsid().context("setsid for the container's terminal")?;
     tty::set_controlling_terminal(peer.as_fd())
         .context("making the pty the controlling terminal")?;
     nix::unistd::dup2_stdin(peer).context("connecting stdin to the pty")?;

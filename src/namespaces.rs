@@ -13,8 +13,9 @@
 //! after being placed in its cgroup, so that cgroup becomes the namespace's root.
 
 use std::fs::File;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use anyhow::{bail, Context, Result};
 use nix::sched::CloneFlags;
@@ -30,6 +31,9 @@ pub struct NamespacePlan {
     pub new: CloneFlags,
     /// Namespaces joined by path, in the order they must be entered (user first).
     pub joins: Vec<(LinuxNamespaceType, PathBuf)>,
+    /// For `exec`: a pidfd of the process whose namespaces `joins` names (the container's init).
+    /// They are entered through it, all at once, so a recycled pid cannot redirect the join.
+    pub owner: Option<Rc<OwnedFd>>,
 }
 
 impl NamespacePlan {
@@ -37,6 +41,7 @@ impl NamespacePlan {
         let mut plan = NamespacePlan {
             new: CloneFlags::empty(),
             joins: Vec::new(),
+            owner: None,
         };
         let mut seen = Vec::new();
         let namespaces = spec
@@ -71,11 +76,13 @@ impl NamespacePlan {
         Ok(plan)
     }
 
-    /// Only joins (for `exec`, which enters an existing container).
-    pub fn for_joins(joins: Vec<(LinuxNamespaceType, PathBuf)>) -> Result<Self> {
+    /// Only joins (for `exec`, which enters an existing container): the namespaces of the
+    /// process `owner` (a pidfd) that differ from hutch's, named by their /proc paths.
+    pub fn for_joins(joins: Vec<(LinuxNamespaceType, PathBuf)>, owner: OwnedFd) -> Result<Self> {
         let mut plan = NamespacePlan {
             new: CloneFlags::empty(),
             joins,
+            owner: Some(Rc::new(owner)),
         };
         plan.joins.sort_by_key(|(typ, _)| join_order(*typ));
         Ok(plan)
@@ -108,10 +115,17 @@ impl NamespacePlan {
                 self.check_sysctl(key)?;
             }
         }
-        if spec.hostname().as_ref().is_some_and(|h| !h.is_empty())
-            && !self.has(LinuxNamespaceType::Uts)
-        {
-            bail!("config.json: hostname: setting the hostname requires a uts namespace");
+        // Both names live in the uts namespace: without one of the container's own, setting
+        // either would rename the host (runc 1.2 refuses domainname too).
+        for (field, value) in [
+            ("hostname", spec.hostname()),
+            ("domainname", spec.domainname()),
+        ] {
+            if value.as_ref().is_some_and(|v| !v.is_empty())
+                && (!self.has(LinuxNamespaceType::Uts) || self.joins_own(LinuxNamespaceType::Uts))
+            {
+                bail!("config.json: {field}: setting the {field} requires a uts namespace of the container's own");
+            }
         }
         Ok(())
     }
@@ -182,14 +196,38 @@ impl NamespacePlan {
         self.new - CloneFlags::CLONE_NEWCGROUP - NEWTIME
     }
 
-    /// Enters every namespace given by path. Files are all opened first: entering a mount
+    /// Enters every namespace to be joined: through the owner's pidfd when there is one
+    /// (setns(pidfd), kernel 5.8), else by path. Files are all opened first: entering a mount
     /// namespace would hide the paths of the others.
     pub fn join_all(&self) -> Result<()> {
+        if let Some(owner) = &self.owner {
+            let flags = self
+                .joins
+                .iter()
+                .fold(CloneFlags::empty(), |f, (typ, _)| f | clone_flag(*typ));
+            if flags.is_empty() {
+                return Ok(());
+            }
+            match nix::sched::setns(owner.as_fd(), flags) {
+                Ok(()) => return Ok(()),
+                // Kernels before 5.8 take only namespace fds: the paths below, checked after.
+                Err(nix::errno::Errno::EINVAL) => {}
+                Err(err) => {
+                    return Err(err)
+                        .context("joining the container's namespaces (setns on its pidfd)")
+                }
+            }
+        }
         let mut files = Vec::new();
         for (typ, path) in &self.joins {
             let file = File::open(path)
                 .with_context(|| format!("opening {typ} namespace {}", path.display()))?;
             files.push((*typ, path, file));
+        }
+        if let Some(owner) = &self.owner {
+            // Still alive after the opens: the pid was not recycled, the files are its own.
+            crate::syscall::process::pidfd_send_signal(owner.as_fd(), 0)
+                .context("container not running (its init exited while exec joined it)")?;
         }
         for (typ, path, file) in files {
             nix::sched::setns(file.as_fd(), clone_flag(typ))

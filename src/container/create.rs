@@ -23,7 +23,7 @@ use crate::hooks;
 use crate::namespaces::{self, NamespacePlan};
 use crate::process::channel::{self, Channel, ToChild, ToParent};
 use crate::process::init::{container_init, InitContext};
-use crate::process::spawn::spawn;
+use crate::process::spawn::{spawn, SpawnFds};
 use crate::process::{attributes, identity};
 use crate::rootfs;
 use crate::syscall::process::pidfd_open;
@@ -181,6 +181,10 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
         unified.as_ref().map(|f| f.as_fd()),
         &parent_ch,
         &child_ch,
+        &SpawnFds {
+            preserve: ctx.preserve_fds,
+            parent_only: &parent_fds,
+        },
         || namespaces.unshare_time(spec),
         || -> Infallible { container_init(&ctx) },
     )?;
@@ -191,6 +195,7 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     drop(exec_fifo);
     drop(start_error);
 
+    attributes::set_oom_score_adj(init_pid, process.oom_score_adj())?;
     let (start_time, _) = state::process_start_time(init_pid)
         .context("the container's init exited before it could be set up")?;
     state.init_pid = init_pid.as_raw();

@@ -23,7 +23,7 @@ use crate::namespaces::NamespacePlan;
 use crate::process::channel::{self, Channel, ToChild, ToParent};
 use crate::process::exec::{exec_child, ExecContext};
 use crate::process::foreground::{block_signals, forward_and_wait};
-use crate::process::spawn::spawn;
+use crate::process::spawn::{spawn, SpawnFds};
 use crate::process::{attributes, identity};
 use crate::syscall::process::pidfd_open;
 
@@ -73,6 +73,7 @@ pub fn exec(
     };
     let base = spec.process().clone().unwrap_or_default();
     let process = build(&base)?;
+    config::check_user(&process, &spec)?;
     let terminal = process.terminal().unwrap_or(false);
     match (terminal, req.console_socket.is_some(), req.detach) {
         (true, false, true) => {
@@ -128,12 +129,19 @@ pub fn exec(
         unified.as_ref().map(|f| f.as_fd()),
         &parent_ch,
         &child_ch,
+        &SpawnFds {
+            preserve: req.preserve_fds,
+            parent_only: &parent_fds,
+        },
         || Ok(()),
         || -> Infallible { exec_child(&ctx) },
     )?;
     let pid = spawned.pid;
     let mut undo = Undo(Some(pid));
     drop(child_ch);
+    // A --process without the field gets the container's, as in runc.
+    let oom = process.oom_score_adj().or(base.oom_score_adj());
+    attributes::set_oom_score_adj(pid, oom)?;
 
     if let Some(cgroup) = &state.cgroup {
         let moved = if !self_join {
@@ -170,9 +178,17 @@ pub fn exec(
     }
 }
 
-/// Every namespace of the container's init that differs from hutch's own, by path.
+/// Every namespace of the container's init that differs from hutch's own, entered through a
+/// pidfd of the init (by path only on kernels without setns(pidfd)).
 fn container_namespaces(state: &State) -> Result<NamespacePlan> {
     let init = state.init_pid;
+    // The pidfd pins the process: once it is open and the start time still matches, everything
+    // read below is the init's, however long exec takes.
+    let pidfd =
+        pidfd_open(Pid::from_raw(init)).map_err(|_| anyhow::anyhow!("container not running"))?;
+    if !super::state::process_is_alive(Pid::from_raw(init), state.init_start_time) {
+        bail!("container not running");
+    }
     let kinds = [
         LinuxNamespaceType::User,
         LinuxNamespaceType::Ipc,
@@ -196,11 +212,10 @@ fn container_namespaces(state: &State) -> Result<NamespacePlan> {
             joins.push((typ, theirs));
         }
     }
-    // The init must still be the process the state names, or the paths are someone else's.
-    if !super::state::process_is_alive(Pid::from_raw(init), state.init_start_time) {
-        bail!("container not running");
-    }
-    NamespacePlan::for_joins(joins)
+    // Still alive now: the /proc files compared above were the init's.
+    crate::syscall::process::pidfd_send_signal(pidfd.as_fd(), 0)
+        .map_err(|_| anyhow::anyhow!("container not running"))?;
+    NamespacePlan::for_joins(joins, pidfd)
 }
 
 fn drive(

@@ -18,6 +18,18 @@ use oci_spec::runtime::{
 use crate::rootfs::procfs::Procfs;
 use crate::syscall::process::{self as sys, SchedAttr};
 
+/// `process.oomScoreAdj`, written by hutch into /proc/<pid> of the new container process (its
+/// unreaped child) before the process may proceed. The process cannot do it itself: once it is
+/// non-dumpable in a user namespace its /proc files belong to host root, and lowering the value
+/// needs CAP_SYS_RESOURCE on the host.
+pub fn set_oom_score_adj(pid: nix::unistd::Pid, adj: Option<i32>) -> Result<()> {
+    let Some(adj) = adj else {
+        return Ok(());
+    };
+    std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
+        .with_context(|| format!("process.oomScoreAdj: writing {adj}"))
+}
+
 pub fn apparmor_enabled() -> bool {
     std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
         .is_ok_and(|s| s.trim() == "Y")

@@ -42,6 +42,8 @@ fn run(ctx: &ExecContext) -> Result<()> {
     }
     // Other processes in the container must not reach hutch's /proc files before execve.
     sys::set_dumpable(false).context("prctl(PR_SET_DUMPABLE)")?;
+    // Never in the caller's session (its terminal, its jobs): see the init.
+    nix::unistd::setsid().context("setsid: a new session for the process")?;
     attributes::apply_exec_cpu_affinity(ctx.process, attributes::AffinityStage::Initial)?;
     join_own_cgroups(ctx.cgroup_tasks)?;
     let link = Link {

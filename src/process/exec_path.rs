@@ -18,8 +18,10 @@ pub fn find_executable(arg0: &str, env: &[String]) -> Result<CString> {
         .rev()
         .find_map(|kv| kv.strip_prefix("PATH="))
         .unwrap_or_default();
-    for dir in path_var.split(':') {
-        let dir = if dir.is_empty() { "." } else { dir };
+    // An empty element means "." to a shell, and a relative one is relative to the cwd: both
+    // would run whatever the working directory holds. Go's exec.LookPath (runc) refuses a
+    // result found that way, so only absolute directories are searched.
+    for dir in path_var.split(':').filter(|d| d.starts_with('/')) {
         let candidate = format!("{dir}/{arg0}");
         if let Ok(meta) = std::fs::metadata(&candidate) {
             if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {

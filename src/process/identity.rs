@@ -150,10 +150,10 @@ pub fn switch_identity(
             }
         }
     }
-    if let Some(mask) = user.umask() {
-        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
-            mask as libc::mode_t,
-        ));
-    }
+    // Unset means runc's 0022, never the caller's umask (which would otherwise leak in).
+    let mask = user.umask().unwrap_or(0o022);
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+        mask as libc::mode_t,
+    ));
     Ok(())
 }

@@ -73,6 +73,9 @@ fn run(ctx: &InitContext) -> Result<Never> {
     }
     // Until execve, /proc/<init> must not be openable by other processes in the container.
     sys::set_dumpable(false).context("prctl(PR_SET_DUMPABLE)")?;
+    // A session of its own, terminal or not: in the caller's session the container could open
+    // the caller's terminal as /dev/tty, push input into it (TIOCSTI) and signal its jobs.
+    nix::unistd::setsid().context("setsid: a new session for the container")?;
     join_own_cgroups(ctx.cgroup_tasks)?;
 
     let mut premade = Vec::new();
@@ -97,11 +100,6 @@ fn run(ctx: &InitContext) -> Result<Never> {
         .process()
         .as_ref()
         .context("config.json: process: the field is required")?;
-    if let Some(adj) = process.oom_score_adj() {
-        // Host /proc is still ours: no container mount has been made yet.
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .with_context(|| format!("process.oomScoreAdj: writing {adj}"))?;
-    }
     set_hostname(ctx.spec)?;
 
     let rootfs = rootfs::prepare(&RootfsConfig {
@@ -268,10 +266,12 @@ pub(super) fn exec_process(
 
 /// A single-threaded process moving itself ("0" into `tasks`) skips the kernel's global cgroup
 /// threadgroup lock, which moving it from outside must take (an RCU grace period).
+/// The files are the host's: closed as soon as they served (this process never drops them).
 pub(super) fn join_own_cgroups(task_files: &[File]) -> Result<()> {
     for mut file in task_files {
         file.write_all(b"0")
             .context("joining the container's cgroup: writing 0 to a v1 tasks file")?;
+        let _ = nix::unistd::close(file.as_raw_fd());
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! (CLONE_PARENT) and reports its pid.
 
 use std::convert::Infallible;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 
 use anyhow::{bail, Context, Result};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -13,7 +13,19 @@ use nix::unistd::Pid;
 
 use super::channel::{Channel, ToParent};
 use crate::namespaces::NamespacePlan;
-use crate::syscall::process::{clone3_fork, clone_fork, pidfd_open, CloneResult};
+use crate::syscall::process::{
+    self as sys, cloexec_inherited_from, clone3_fork, clone_fork, pidfd_open, CloneResult,
+};
+
+/// What `spawn` does with hutch's descriptors.
+pub struct SpawnFds<'a> {
+    /// The caller's fds 3 .. 3+preserve go on to the container; every one above is marked
+    /// close-on-exec before the clone.
+    pub preserve: u32,
+    /// hutch's own descriptors the container process must never hold (the state lock, the
+    /// parent's end of the sync socket, the console sockets): closed before any join.
+    pub parent_only: &'a [RawFd],
+}
 
 pub struct Spawned {
     pub pid: Pid,
@@ -23,7 +35,8 @@ pub struct Spawned {
 
 /// Clones the process that runs `child` (which never returns: it execs or exits). `before_clone` runs in the
 /// intermediate after the joins (e.g. creating the time namespace). `child_ch` is the child's
-/// end of the sync socket, used by the intermediate to report.
+/// end of the sync socket, used by the intermediate to report. Every fd hutch inherited above
+/// stdio and the `preserve_fds` passed on is marked close-on-exec first.
 // `child()` returns an uninhabited type, so rustc flags the `match` around it as unreachable.
 #[allow(unreachable_code)]
 pub fn spawn(
@@ -31,9 +44,20 @@ pub fn spawn(
     cgroup: Option<BorrowedFd>,
     parent_ch: &Channel,
     child_ch: &Channel,
+    fds: &SpawnFds,
     before_clone: impl FnOnce() -> Result<()>,
     child: impl FnOnce() -> Infallible,
 ) -> Result<Spawned> {
+    cloexec_inherited_from(3 + fds.preserve)
+        .context("marking inherited file descriptors close-on-exec")?;
+    // The cgroup directory is a host fd the container process must not hold: it only served
+    // the clone.
+    let child = || -> Infallible {
+        if let Some(fd) = cgroup {
+            let _ = nix::unistd::close(fd.as_raw_fd());
+        }
+        child()
+    };
     let flags = namespaces.clone_flags().bits();
     if !namespaces.needs_intermediate() {
         let (result, in_cgroup) = clone_into(flags, cgroup);
@@ -45,8 +69,17 @@ pub fn spawn(
     let intermediate = match clone_fork(0).context("forking to join namespaces")? {
         CloneResult::Child => {
             let mut in_cgroup = false;
-            let result = namespaces
-                .join_all()
+            // Joined namespaces hold the container's processes, which must reach nothing of
+            // hutch's: not its /proc files (non-dumpable from here on, and the process it
+            // clones inherits that), nor the descriptors only the parent needs.
+            let result = sys::set_dumpable(false)
+                .context("prctl(PR_SET_DUMPABLE)")
+                .map(|_| {
+                    for fd in fds.parent_only {
+                        let _ = nix::unistd::close(*fd);
+                    }
+                })
+                .and_then(|_| namespaces.join_all())
                 .and_then(|_| before_clone())
                 .and_then(|_| {
                     let (result, born_in) = clone_into(flags | libc::CLONE_PARENT, cgroup);

@@ -50,7 +50,7 @@ pub struct HostCgroupMount {
     pub super_opts: Vec<String>,
 }
 
-fn unescape(s: &str) -> String {
+pub(super) fn unescape(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -139,6 +139,7 @@ impl Rootfs {
     pub fn pivot(self, no_pivot: bool) -> Result<()> {
         nix::unistd::fchdir(&self.root).context("chdir to rootfs")?;
         if no_pivot {
+            hide_host_proc_and_sys(&self.root)?;
             nix::mount::mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
                 .context("move rootfs onto /")?;
             nix::unistd::chroot(".").context("chroot")?;
@@ -160,6 +161,66 @@ impl Rootfs {
         nix::unistd::chdir("/").context("chdir /")?;
         Ok(())
     }
+}
+
+/// With `--no-pivot` the host's mounts stay in the container's mount namespace, only out of
+/// its chroot's reach. Full procfs and sysfs mounts among them would still count for the
+/// kernel's "already visible" check, letting a container with CAP_SYS_ADMIN in its user
+/// namespace mount an unmasked procfs: as runc does, detach each one outside the rootfs (or
+/// cover it with an empty tmpfs when it cannot be unmounted) before the chroot.
+fn hide_host_proc_and_sys(root: &OwnedFd) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let rootfs = std::fs::read_link(format!("/proc/self/fd/{}", root.as_raw_fd()))
+        .context("--no-pivot: reading the rootfs path")?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .context("--no-pivot: reading /proc/self/mountinfo")?;
+    let mut targets = Vec::new();
+    for line in mountinfo.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let fields: Vec<&str> = left.split(' ').collect();
+        let fstype = right.split(' ').next().unwrap_or_default();
+        if fields.len() < 5 || fields[3] != "/" || !matches!(fstype, "proc" | "sysfs") {
+            continue;
+        }
+        let mount_point = PathBuf::from(cgroupfs::unescape(fields[4]));
+        if !mount_point.starts_with(&rootfs) {
+            targets.push(mount_point);
+        }
+    }
+    for target in targets {
+        // Slave first: an rshared root (rootfsPropagation) would carry the unmount to the host.
+        match nix::mount::mount(
+            None::<&str>,
+            &target,
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        ) {
+            // Already gone with a parent detached before it.
+            Err(nix::errno::Errno::ENOENT | nix::errno::Errno::EINVAL) => continue,
+            other => other.with_context(|| {
+                format!("--no-pivot: making {} a slave mount", target.display())
+            })?,
+        }
+        match nix::mount::umount2(&target, MntFlags::MNT_DETACH) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::EINVAL | nix::errno::Errno::EPERM) => nix::mount::mount(
+                Some("tmpfs"),
+                &target,
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY,
+                None::<&str>,
+            )
+            .with_context(|| format!("--no-pivot: covering {}", target.display()))?,
+            Err(err) => {
+                return Err(err)
+                    .with_context(|| format!("--no-pivot: unmounting {}", target.display()))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// After pivot_root: sysctls, readonly paths, masked paths, readonly root.

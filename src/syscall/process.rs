@@ -95,7 +95,9 @@ pub fn clone3_fork(flags: libc::c_int, cgroup: BorrowedFd) -> io::Result<CloneRe
 /// Marks every fd from `first` upwards close-on-exec, so nothing the caller leaked (containerd's
 /// shim passes its socket as fd 3) reaches the container or a hook (CVE-2024-21626). Marking
 /// rather than closing keeps fds the caller still uses until exec (std's exec-error pipe).
-/// Async-signal-safe (no allocation): it runs between fork and exec.
+/// Async-signal-safe (no allocation): it runs between fork and exec. The fallback only covers
+/// fds below the current RLIMIT_NOFILE: inherited fds were already marked by
+/// [`cloexec_inherited_from`] before the clone, this catches what the process opened since.
 pub fn cloexec_from(first: u32) -> io::Result<()> {
     // SAFETY: close_range only changes flags on the calling process's descriptor table.
     let ret = unsafe {
@@ -116,6 +118,39 @@ pub fn cloexec_from(first: u32) -> io::Result<()> {
         .min(i32::MAX as u64) as i32;
     for fd in first as i32..limit {
         // SAFETY: F_SETFD on a number that may not be open just fails with EBADF.
+        unsafe {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+    }
+    Ok(())
+}
+
+/// Marks every fd from `first` upwards close-on-exec in hutch itself, before any container
+/// process is cloned: the table, the rlimits and /proc are still the caller's, so the sweep
+/// cannot be cut short by anything the config controls (a container RLIMIT_NOFILE below an
+/// inherited fd, a seccomp profile denying close_range). Not for use between fork and exec
+/// (it allocates).
+pub fn cloexec_inherited_from(first: u32) -> io::Result<()> {
+    // SAFETY: close_range only changes flags on the calling process's descriptor table.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if ret == 0 {
+        return Ok(());
+    }
+    // Kernels before 5.11: the open fds, exactly, from /proc (the directory's own fd is listed
+    // too; marking it is harmless).
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd >= first as i32)
+        .collect();
+    for fd in fds {
+        // SAFETY: F_SETFD on a number that may have been closed meanwhile just fails (EBADF).
         unsafe {
             libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
         }
