@@ -37,7 +37,8 @@ fn start_of(pid: i32) -> u64 {
 }
 
 /// An exclusive flock on a container's state directory, as a command working on it holds.
-struct DirLock(fs::File);
+/// Held for its lock only: dropping it releases the lock.
+struct DirLock(#[allow(dead_code)] fs::File);
 
 impl DirLock {
     fn take(path: &std::path::Path) -> DirLock {
