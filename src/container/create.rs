@@ -81,7 +81,9 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     let mut bundle = config::load_bundle(req.bundle)?;
     crate::logging::timing(started, "config loaded");
     let listen_fds = activation::listen_fds();
-    activation::apply(&mut bundle.spec, listen_fds);
+    let state_dir = std::path::absolute(root.join(req.id))
+        .with_context(|| format!("resolving the state directory under {}", root.display()))?;
+    let notify = activation::apply(&mut bundle.spec, listen_fds, &state_dir)?;
     let spec = &bundle.spec;
     let namespaces = NamespacePlan::from_spec(spec)?;
     let process = spec
@@ -105,6 +107,9 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     };
     let dir_path = dir.path.clone();
     undo.dir = Some(dir);
+    if notify {
+        super::notify::make_dir(&dir_path)?;
+    }
 
     fs::write(dir_path.join(CONFIG_FILE), &bundle.raw)
         .with_context(|| format!("saving config to {}", dir_path.display()))?;
