@@ -504,3 +504,77 @@ fn notify_with_a_long_state_dir_path() {
     c.track(pid);
     assert_eq!(HostNotify::lines(&host.take()), ready_lines(pid));
 }
+
+/// A container with its own user namespace (whose root cannot traverse the runtime's state
+/// root) still gets the notify socket, read-only, and its READY=1 is forwarded.
+#[test]
+fn notify_in_a_user_namespace() {
+    let mut c = Ctr::new("nuser");
+    install_sd_notify(&c);
+    let host = HostNotify::at_path(&c.dir.join("notify.sock"));
+    c.set_ns("user", None);
+    c.config["linux"]["uidMappings"] =
+        serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c.config["linux"]["gidMappings"] =
+        serde_json::json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    // The rootfs belongs to the container's root, as a user-namespaced rootfs does (so /run/notify
+    // can be made in it).
+    let chown = Command::new("chown")
+        .args(["-R", "100000:200000"])
+        .arg(&c.rootfs)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    c.sh(
+        "grep ' /run/notify ' /proc/self/mountinfo | cut -d' ' -f6; \
+          sd_notify 'STATUS=evil' READY=1",
+    );
+    c.save();
+    let mut cmd = c.cmd();
+    cmd.env("NOTIFY_SOCKET", &host.env)
+        .args(["run", "--bundle", c.bundle.to_str().unwrap(), &c.id])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let runtime_pid = child.id() as i32;
+    let (status, stdout, stderr) = wait_child(&mut child, CMD_TIMEOUT, "run");
+    assert!(status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout
+            .lines()
+            .next()
+            .is_some_and(|l| l.split(',').any(|o| o == "ro")),
+        "/run/notify is not read-only:\n{stdout}"
+    );
+    let got = host.take();
+    assert_eq!(HostNotify::lines(&got), ready_lines(runtime_pid), "{got:?}");
+}
+
+/// A foreground `run` whose container sends READY=1 as its very last act still forwards it
+/// before returning (the runtime does not exit with the message unread). Several rounds, since
+/// the container's exit races the forwarding.
+#[test]
+fn notify_ready_right_before_exit_is_forwarded() {
+    for round in 0..5 {
+        let mut c = Ctr::new("nlast");
+        install_sd_notify(&c);
+        let host = HostNotify::at_path(&c.dir.join("notify.sock"));
+        c.args(&["sd_notify", "READY=1"]);
+        c.save();
+        let mut cmd = c.cmd();
+        cmd.env("NOTIFY_SOCKET", &host.env)
+            .args(["run", "--bundle", c.bundle.to_str().unwrap(), &c.id])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let runtime_pid = child.id() as i32;
+        let (status, stdout, stderr) = wait_child(&mut child, CMD_TIMEOUT, "run");
+        assert!(status.success(), "{stdout}\n{stderr}");
+        let got = host.take();
+        assert_eq!(
+            HostNotify::lines(&got),
+            ready_lines(runtime_pid),
+            "round {round}: {got:?}"
+        );
+    }
+}

@@ -55,24 +55,31 @@ pub fn run(global: &GlobalOpts, args: RunArgs) -> Result<i32> {
     }
     // Other commands (state, kill) must reach the container while it runs.
     drop(created.dir);
-    if let Some(proxy) = notify {
-        // hutch stays the process to supervise. Waiting in a thread, signals keep being
-        // forwarded (it inherits their blocked mask, so the signalfd below still gets them).
+    // hutch stays the process to supervise. Waiting in a thread, signals keep being forwarded
+    // (it inherits their blocked mask, so the signalfd below still gets them).
+    let waiter = notify.and_then(|proxy| {
         let me = Pid::this();
-        let waiter = std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name("notify".into())
             .spawn(move || {
                 if let Err(err) = proxy.forward_ready(init, init_start_time, me) {
                     logging::warn(&format!("{err:#}"));
                 }
             });
-        if let Err(err) = waiter {
-            logging::warn(&format!(
-                "NOTIFY_SOCKET: starting the READY=1 waiter: {err}"
-            ));
-        }
-    }
+        spawned
+            .map_err(|err| {
+                logging::warn(&format!(
+                    "NOTIFY_SOCKET: starting the READY=1 waiter: {err}"
+                ))
+            })
+            .ok()
+    });
     let code = forward_and_wait(init, &mask, created.console)?;
+    // A READY=1 sent just before the container exited is still forwarded: once the init has
+    // exited, the waiter reads what is left and returns.
+    if let Some(waiter) = waiter {
+        let _ = waiter.join();
+    }
     if !args.keep {
         let removed = ContainerDir::open(&global.root, &args.create.id)
             .and_then(|dir| delete(dir, &created.state, true));

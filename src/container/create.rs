@@ -195,6 +195,9 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     if namespaces.is_new(LinuxNamespaceType::User) {
         namespaces::write_id_mappings(init_pid, spec)?;
         idmapped_trees = rootfs::premake_idmapped_trees(spec, &bundle.dir, init_pid)?;
+        if notify {
+            idmapped_trees.extend(super::notify::premade_tree(spec, &state_dir)?);
+        }
     }
     // The init is in the container's cgroup before it may proceed, so everything it does (and
     // its cgroup namespace root) is inside it: it was born in the cgroup2 directory and moves

@@ -24,7 +24,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, ErrorKind};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -39,6 +39,7 @@ use oci_spec::runtime::{MountBuilder, Spec};
 
 use super::state;
 use crate::logging;
+use crate::syscall::fs as sysfs;
 use crate::syscall::process::pidfd_open;
 
 /// The directory in the container's state directory that the container sees at
@@ -51,6 +52,9 @@ const CONTAINER_SOCKET: &str = "/run/notify/notify.sock";
 /// Longest datagram read whole; sd_notify messages are a few lines. A longer one is truncated,
 /// and only READY=1 within what was read counts.
 const MAX_MESSAGE: usize = 16 * 1024;
+
+/// How long a send to the host's socket may block (its receive queue full).
+const HOST_SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The caller's service manager socket, from `NOTIFY_SOCKET`.
 #[derive(Clone, Debug)]
@@ -143,6 +147,23 @@ pub fn make_dir(state_dir: &Path) -> Result<()> {
         .with_context(|| format!("NOTIFY_SOCKET: creating {}", dir.display()))
 }
 
+/// `create` of a container with a new user namespace: its init cannot reach the state directory
+/// (only host root may traverse `--root`), so hutch clones the notify directory's mount for it,
+/// as it does for idmapped mounts; the init attaches the tree at the mount's place, applying
+/// the mount's options. Returns the mount's index with the tree.
+pub fn premade_tree(spec: &Spec, state_dir: &Path) -> Result<Option<(usize, OwnedFd)>> {
+    let source = state_dir.join(NOTIFY_DIR);
+    let mounts = spec.mounts().as_deref().unwrap_or_default();
+    let Some(index) = mounts.iter().rposition(|m| {
+        m.destination() == Path::new(CONTAINER_DIR) && m.source().as_deref() == Some(&source)
+    }) else {
+        return Ok(None);
+    };
+    let tree = sysfs::open_tree(sysfs::cwd_fd(), &source, libc::OPEN_TREE_CLONE)
+        .with_context(|| format!("NOTIFY_SOCKET: open_tree {}", source.display()))?;
+    Ok(Some((index, tree)))
+}
+
 /// hutch's end of the container's notify socket, bound and not yet waited on.
 pub struct Proxy {
     socket: UnixDatagram,
@@ -196,20 +217,17 @@ impl Proxy {
     /// Returns whether READY was forwarded.
     pub fn forward_ready(self, init: Pid, init_start_time: u64, main_pid: Pid) -> Result<bool> {
         let pidfd = match pidfd_open(init) {
-            Ok(fd) => fd,
-            Err(err) if err.raw_os_error() == Some(libc::ESRCH) => return Ok(false),
+            Ok(fd) => Some(fd),
+            Err(err) if err.raw_os_error() == Some(libc::ESRCH) => None,
             Err(err) => {
                 return Err(err).context("NOTIFY_SOCKET: opening a pidfd of the container's init")
             }
         };
-        // The pidfd pins the pid: if it still names the init now, it is the init.
-        if !state::process_is_alive(init, init_start_time) {
-            return Ok(false);
-        }
+        // The pidfd pins the pid: if it still names the init now, it is the init. An init
+        // already gone may still have sent READY=1 first: the socket is read once more.
+        let mut init_exited = pidfd.is_none() || !state::process_is_alive(init, init_start_time);
         let mut buf = vec![0u8; MAX_MESSAGE];
-        let mut init_exited = false;
         loop {
-            // What the container sent before it exited still counts.
             loop {
                 match self.socket.recv(&mut buf) {
                     Ok(n) => {
@@ -225,9 +243,9 @@ impl Proxy {
                     }
                 }
             }
-            if init_exited {
+            let Some(pidfd) = pidfd.as_ref().filter(|_| !init_exited) else {
                 return Ok(false);
-            }
+            };
             let mut fds = [
                 PollFd::new(self.socket.as_fd(), PollFlags::POLLIN),
                 PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
@@ -244,6 +262,10 @@ impl Proxy {
 
     fn notify_host(&self, main_pid: Pid) -> Result<()> {
         let socket = UnixDatagram::unbound().context("NOTIFY_SOCKET: creating a socket")?;
+        // A service manager whose queue stays full must not hold the runtime forever.
+        socket
+            .set_write_timeout(Some(HOST_SEND_TIMEOUT))
+            .context("NOTIFY_SOCKET: setting a send timeout")?;
         for message in ["READY=1\n".to_string(), format!("MAINPID={main_pid}\n")] {
             self.host
                 .send(&socket, message.as_bytes())
