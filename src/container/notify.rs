@@ -4,6 +4,8 @@
 //! - `create`, with `NOTIFY_SOCKET` set, makes `<state dir>/notify/` and bind-mounts it read-only
 //!   at `/run/notify` in the container, whose `NOTIFY_SOCKET` becomes `/run/notify/notify.sock`.
 //!   Nothing is bound there yet: a message sent before `start` fails (ENOENT) and goes nowhere.
+//!   (An init in a new user namespace cannot reach the state directory: hutch clones the mount
+//!   for it, as for idmapped mounts.)
 //! - `start` and `run` bind `notify.sock` in that directory before the container's process is
 //!   released, then wait for a datagram with a line `READY=1`. The host's socket (the
 //!   `NOTIFY_SOCKET` of *that* command, a path or an abstract `@name`: hutch sends from the
@@ -17,7 +19,8 @@
 //!   success, having sent nothing), as runc does: a `Type=notify` unit relies on the runtime's
 //!   command not returning before the service is ready, and its `TimeoutStartSec` bounds the
 //!   wait. A foreground `run` waits in a thread, so it keeps forwarding signals and returns when
-//!   the container exits (runc 1.1 waits there forever).
+//!   the container exits (runc 1.1 waits there forever), after forwarding a READY=1 the
+//!   container sent just before it exited.
 //! - The wait runs with the container's state lock released, so `state`, `kill` and `delete`
 //!   are not held up by a container that is slow to get ready.
 //! - The socket lives in the state directory, which `delete` removes.
