@@ -1,9 +1,17 @@
 //! What a service manager passes through the runtime: socket activation (`LISTEN_FDS`) and
 //! the readiness socket (`NOTIFY_SOCKET`).
 
+use std::io::IoSliceMut;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::linux::net::SocketAddrExt;
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::net::UnixDatagram;
-use std::process::Command;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr};
 
 use crate::common::*;
 
@@ -51,19 +59,200 @@ fn listen_fds_for_another_pid_are_ignored() {
     assert_eq!(out.stdout_lines()[1..], ["0", "1", "2", "3"], "{out}");
 }
 
-/// With NOTIFY_SOCKET set, the container gets the caller's socket (the same inode, bind-mounted)
-/// and NOTIFY_SOCKET pointing at it.
+// ---------------------------------------------------------------------------------------------
+// NOTIFY_SOCKET: the runtime proxies the container's sd_notify messages; only READY=1 (and the
+// MAINPID the runtime adds) reaches the host, and only after `start`.
+//
+// The containers have short names: runc binds its socket by the state directory's path, which
+// must fit in a socket address (108 bytes); hutch has no such limit (see the long-id test).
+// ---------------------------------------------------------------------------------------------
+
+/// What the host's "service manager" socket got: one entry per datagram, with the number of fds
+/// it carried.
+type Received = Vec<(String, usize)>;
+
+/// The test's stand-in for the service manager: a datagram socket, at a path or abstract.
+struct HostNotify {
+    socket: UnixDatagram,
+    /// The value NOTIFY_SOCKET gets.
+    env: String,
+    /// Kept so the drop can remove the socket file.
+    path: Option<PathBuf>,
+}
+
+impl HostNotify {
+    fn at_path(path: &Path) -> HostNotify {
+        let socket = UnixDatagram::bind(path).unwrap();
+        socket.set_nonblocking(true).unwrap();
+        HostNotify {
+            socket,
+            env: path.to_str().unwrap().to_string(),
+            path: Some(path.to_path_buf()),
+        }
+    }
+
+    fn abstract_named(name: &str) -> HostNotify {
+        let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let socket = UnixDatagram::bind_addr(&addr).unwrap();
+        socket.set_nonblocking(true).unwrap();
+        HostNotify {
+            socket,
+            env: format!("@{name}"),
+            path: None,
+        }
+    }
+
+    /// Every datagram queued now, with the fds it carried (which are closed).
+    fn take(&self) -> Received {
+        let mut got = Vec::new();
+        loop {
+            let mut buf = [0u8; 4096];
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            let mut cmsg = nix::cmsg_space!([RawFd; 16]);
+            let msg = match recvmsg::<UnixAddr>(
+                self.socket.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Ok(m) => m,
+                Err(nix::errno::Errno::EAGAIN) => return got,
+                Err(e) => panic!("recvmsg on the host notify socket: {e}"),
+            };
+            let mut fds = 0;
+            for c in msg.cmsgs().unwrap() {
+                if let ControlMessageOwned::ScmRights(v) = c {
+                    fds += v.len();
+                    for fd in v {
+                        let _ = nix::unistd::close(fd);
+                    }
+                }
+            }
+            let n = msg.bytes;
+            got.push((String::from_utf8_lossy(&buf[..n]).into_owned(), fds));
+        }
+    }
+
+    /// Every line received, in order, after checking that no datagram carried an fd.
+    #[track_caller]
+    fn lines(got: &Received) -> Vec<String> {
+        assert!(
+            got.iter().all(|(_, fds)| *fds == 0),
+            "fds reached the host's notify socket: {got:?}"
+        );
+        got.iter()
+            .flat_map(|(m, _)| m.lines().map(str::to_string).collect::<Vec<_>>())
+            .filter(|l| !l.is_empty())
+            .collect()
+    }
+}
+
+impl Drop for HostNotify {
+    fn drop(&mut self) {
+        if let Some(p) = &self.path {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+static SD_NOTIFY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+
+/// Installs `fixtures/sd_notify.c` (built static once per run) as /bin/sd_notify in the
+/// container: it sends each argument as a datagram to $NOTIFY_SOCKET, each with an fd attached.
+fn install_sd_notify(c: &Ctr) {
+    let bin = SD_NOTIFY.get_or_init(|| {
+        let _ = std::fs::create_dir_all(run_dir());
+        let bin = run_dir().join("sd_notify");
+        let out = Command::new("gcc")
+            .args(["-static", "-O2", "-o"])
+            .arg(&bin)
+            .arg(repo_dir().join("integration/fixtures/sd_notify.c"))
+            .output()
+            .map_err(|e| format!("gcc: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(bin)
+    });
+    match bin {
+        Ok(bin) => {
+            std::fs::copy(bin, c.rootfs.join("bin/sd_notify")).unwrap();
+        }
+        Err(e) => panic!("building integration/fixtures/sd_notify.c (gcc -static): {e}"),
+    }
+}
+
+/// `create --pid-file` with NOTIFY_SOCKET set; the container's stdout and stderr go to
+/// `c.stdout_file()` / `c.stderr_file()`. Returns the init's pid.
+fn create_with_notify(c: &mut Ctr, host: &HostNotify) -> i32 {
+    c.save();
+    let mut cmd = c.cmd();
+    cmd.env("NOTIFY_SOCKET", &host.env)
+        .args(["create", "--bundle"])
+        .arg(&c.bundle)
+        .arg("--pid-file")
+        .arg(c.pid_file())
+        .arg(&c.id)
+        .stdout(std::fs::File::create(c.stdout_file()).unwrap())
+        .stderr(std::fs::File::create(c.stderr_file()).unwrap());
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + CMD_TIMEOUT;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("create timed out");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(
+        status.success(),
+        "create failed: {}",
+        std::fs::read_to_string(c.stderr_file()).unwrap_or_default()
+    );
+    let pid = read_pid(&c.pid_file());
+    c.track(pid);
+    pid
+}
+
+fn read_pid(path: &Path) -> i32 {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// The container's hostile messages, then READY=1, then more after it.
+const HOSTILE_THEN_READY: &str = "sd_notify 'MAINPID=1\nFDSTORE=1\nSTATUS=evil' \
+     'EXTEND_TIMEOUT_USEC=1000000000' 'STOPPING=1' 'BARRIER=1'; \
+     sd_notify READY=1; echo ready-sent; \
+     sd_notify 'STATUS=after' 'MAINPID=1\nREADY=1'; sleep 1";
+
+/// What the runtime sends the host once the container is ready: `READY=1` and the pid the
+/// service manager should watch (runc 1.1 sends both, as two datagrams).
+fn ready_lines(main_pid: i32) -> Vec<String> {
+    vec!["READY=1".to_string(), format!("MAINPID={main_pid}")]
+}
+
+/// The container's NOTIFY_SOCKET is the runtime's own socket (not the caller's), in a read-only
+/// mount at /run/notify.
 #[test]
-fn notify_socket_is_passed_through() {
-    hutch_only!("runc proxies NOTIFY_SOCKET through its own socket instead of the caller's");
-    let mut c = Ctr::new("notify-socket");
-    let host_socket = c.dir.join("notify.sock");
-    let _listener = UnixDatagram::bind(&host_socket).unwrap();
-    let inode = std::fs::metadata(&host_socket).unwrap().ino();
-    c.sh("echo notify=$NOTIFY_SOCKET; stat -c 'inode=%i type=%F' $NOTIFY_SOCKET");
+fn notify_socket_is_the_runtimes_own() {
+    let mut c = Ctr::new("nsock");
+    install_sd_notify(&c);
+    let host = HostNotify::at_path(&c.dir.join("notify.sock"));
+    let inode = std::fs::metadata(c.dir.join("notify.sock")).unwrap().ino();
+    c.sh("echo notify=$NOTIFY_SOCKET; \
+          stat -c 'inode=%i' $(dirname $NOTIFY_SOCKET)/*; \
+          grep ' /run/notify ' /proc/self/mountinfo | cut -d' ' -f6; \
+          sd_notify READY=1");
     c.save();
     let out = exec_timeout(
-        c.cmd().env("NOTIFY_SOCKET", &host_socket).args([
+        c.cmd().env("NOTIFY_SOCKET", &host.env).args([
             "run",
             "--bundle",
             c.bundle.to_str().unwrap(),
@@ -72,12 +261,320 @@ fn notify_socket_is_passed_through() {
         CMD_TIMEOUT,
     );
     out.assert_ok();
+    let lines = out.stdout_lines();
+    assert_eq!(lines[0], "notify=/run/notify/notify.sock", "{out}");
     assert!(
-        out.stdout.contains("notify=/run/notify/notify.sock"),
-        "{out}"
+        !out.stdout.contains(&format!("inode={inode}\n")),
+        "the caller's socket is in the container:\n{out}"
     );
     assert!(
-        out.stdout.contains(&format!("inode={inode} type=socket")),
-        "{out}"
+        lines[2].split(',').any(|o| o == "ro"),
+        "/run/notify is not read-only:\n{out}"
     );
+    let got = HostNotify::lines(&host.take());
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0], "READY=1", "{got:?}");
+}
+
+/// create + start: nothing reaches the host before start (the container's own process does not
+/// run yet, and a process exec'd into the created container has no one to talk to); start returns
+/// once the container sent READY=1, and the host gets READY=1 and MAINPID=<init>, none of the
+/// other messages, no fd, and nothing the container sends after READY.
+#[test]
+fn notify_forwards_only_ready_after_start() {
+    let mut c = Ctr::new("nstart");
+    install_sd_notify(&c);
+    let host = HostNotify::at_path(&c.dir.join("notify.sock"));
+    c.sh(HOSTILE_THEN_READY);
+    let pid = create_with_notify(&mut c, &host);
+    let early = c.rt(&[
+        "exec",
+        "--env",
+        "NOTIFY_SOCKET=/run/notify/notify.sock",
+        &c.id,
+        "sd_notify",
+        "READY=1",
+        "MAINPID=1",
+    ]);
+    assert!(
+        !early.ok(),
+        "a notify message before start found a listener:\n{early}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(HostNotify::take(&host), Vec::new(), "before start");
+
+    let start = exec_files(
+        c.cmd()
+            .env("NOTIFY_SOCKET", &host.env)
+            .args(["start", &c.id]),
+        CMD_TIMEOUT,
+    );
+    start.assert_ok();
+    // start waited for READY=1: it is already there.
+    let mut got = host.take();
+    assert!(
+        HostNotify::lines(&got).iter().any(|l| l == "READY=1"),
+        "start returned before READY=1 reached the host: {got:?}"
+    );
+    c.wait_status("stopped", Duration::from_secs(20));
+    got.extend(host.take());
+    assert_eq!(HostNotify::lines(&got), ready_lines(pid), "{got:?}");
+    assert!(c.ctr_stdout().contains("ready-sent"), "{}", c.ctr_stdout());
+}
+
+/// `run -d` returns once the container is ready (READY=1 comes a second after it starts) and
+/// the host gets MAINPID=<init>; a foreground `run` stays the process to watch: MAINPID=<itself>.
+#[test]
+fn notify_run_detached_and_foreground() {
+    let mut c = Ctr::new("nrund");
+    install_sd_notify(&c);
+    let host = HostNotify::at_path(&c.dir.join("notify.sock"));
+    c.sh("sd_notify 'STATUS=evil'; sleep 1; sd_notify READY=1; sleep 1");
+    c.save();
+    let out = exec_files(
+        c.cmd()
+            .env("NOTIFY_SOCKET", &host.env)
+            .args(["run", "-d", "--pid-file"])
+            .arg(c.pid_file())
+            .args(["--bundle", c.bundle.to_str().unwrap(), &c.id]),
+        CMD_TIMEOUT,
+    );
+    out.assert_ok();
+    let got = host.take();
+    let pid = read_pid(&c.pid_file());
+    c.track(pid);
+    assert_eq!(HostNotify::lines(&got), ready_lines(pid), "{got:?}");
+    c.wait_status("stopped", Duration::from_secs(20));
+
+    let mut c = Ctr::new("nrun");
+    install_sd_notify(&c);
+    let host = HostNotify::at_path(&c.dir.join("notify.sock"));
+    c.sh(HOSTILE_THEN_READY);
+    c.save();
+    let mut cmd = c.cmd();
+    cmd.env("NOTIFY_SOCKET", &host.env)
+        .args(["run", "--bundle", c.bundle.to_str().unwrap(), &c.id])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let runtime_pid = child.id() as i32;
+    let (status, stdout, stderr) = wait_child(&mut child, CMD_TIMEOUT, "run");
+    assert!(status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("ready-sent"), "{stdout}\n{stderr}");
+    let got = host.take();
+    assert_eq!(HostNotify::lines(&got), ready_lines(runtime_pid), "{got:?}");
+}
+
+/// An abstract host socket (`@name`) works: the runtime sends from the host.
+#[test]
+fn notify_abstract_host_socket() {
+    let mut c = Ctr::new("nabs");
+    install_sd_notify(&c);
+    let host = HostNotify::abstract_named(&format!("hutch-test-notify-{}", c.id));
+    c.sh("sd_notify 'STATUS=evil'; sd_notify READY=1; sleep 1");
+    c.save();
+    let out = exec_files(
+        c.cmd()
+            .env("NOTIFY_SOCKET", &host.env)
+            .args(["run", "-d", "--pid-file"])
+            .arg(c.pid_file())
+            .args(["--bundle", c.bundle.to_str().unwrap(), &c.id]),
+        CMD_TIMEOUT,
+    );
+    out.assert_ok();
+    let pid = read_pid(&c.pid_file());
+    c.track(pid);
+    assert_eq!(HostNotify::lines(&host.take()), ready_lines(pid));
+    c.wait_status("stopped", Duration::from_secs(20));
+}
+
+/// A container that never sends READY=1: `start` waits until its init exits, then succeeds,
+/// having sent the host nothing (a Type=notify unit then fails, as it must).
+#[test]
+fn notify_start_waits_for_ready_until_the_init_exits() {
+    let mut c = Ctr::new("nnever");
+    install_sd_notify(&c);
+    let host = HostNotify::at_path(&c.dir.join("notify.sock"));
+    c.sh("sd_notify 'STATUS=not yet'; sleep 2");
+    let pid = create_with_notify(&mut c, &host);
+    let (_, start_time) = proc_stat(pid).unwrap();
+    // The init comes back to this test (a subreaper) when it exits: reap it as a service
+    // manager would, since runc waits until /proc/<pid> is gone, zombie included.
+    let reaper = std::thread::spawn(move || wait_dead(pid, start_time, CMD_TIMEOUT));
+    let began = Instant::now();
+    exec_files(
+        c.cmd()
+            .env("NOTIFY_SOCKET", &host.env)
+            .args(["start", &c.id]),
+        CMD_TIMEOUT,
+    )
+    .assert_ok();
+    assert!(
+        !alive(pid, start_time),
+        "start returned after {:?} while the container runs without READY=1",
+        began.elapsed()
+    );
+    reaper.join().unwrap().unwrap();
+    assert_eq!(HostNotify::lines(&host.take()), Vec::<String>::new());
+}
+
+/// A foreground `run` whose container never sends READY=1 still returns (with the container's
+/// status) when the container exits; runc 1.1 waits for READY forever there.
+#[test]
+fn notify_foreground_run_without_ready_returns() {
+    hutch_only!(
+        "runc 1.1.5 `run` with NOTIFY_SOCKET hangs until READY=1, even after the container exited"
+    );
+    let mut c = Ctr::new("nnevfg");
+    let host = HostNotify::at_path(&c.dir.join("notify.sock"));
+    c.sh("exit 3");
+    c.save();
+    let out = exec_timeout(
+        c.cmd().env("NOTIFY_SOCKET", &host.env).args([
+            "run",
+            "--bundle",
+            c.bundle.to_str().unwrap(),
+            &c.id,
+        ]),
+        Duration::from_secs(20),
+    );
+    assert_eq!(out.code(), 3, "{out}");
+    assert_eq!(HostNotify::lines(&host.take()), Vec::<String>::new());
+}
+
+/// While `start` waits for READY=1, the container's lock is free: `state` answers at once.
+#[test]
+fn notify_wait_does_not_block_other_commands() {
+    let mut c = Ctr::new("nlock");
+    install_sd_notify(&c);
+    let host = HostNotify::at_path(&c.dir.join("notify.sock"));
+    c.sh("touch /waiting; while [ ! -e /go ]; do sleep 0.05; done; sd_notify READY=1; sleep 1");
+    let pid = create_with_notify(&mut c, &host);
+    let mut start = Proc::spawn(
+        c.cmd()
+            .env("NOTIFY_SOCKET", &host.env)
+            .args(["start", &c.id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    wait_for_file(&c.rootfs.join("waiting"), Duration::from_secs(20));
+    let state = exec_timeout(c.cmd().args(["state", &c.id]), Duration::from_secs(5));
+    state.assert_ok();
+    assert_eq!(parse_json(&state.stdout)["status"], "running", "{state}");
+    assert!(
+        start.child.try_wait().unwrap().is_none(),
+        "start returned before READY=1"
+    );
+    std::fs::write(c.rootfs.join("go"), "").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(st) = start.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "start did not return after READY=1"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success());
+    assert_eq!(HostNotify::lines(&host.take()), ready_lines(pid));
+}
+
+/// A state directory path longer than a socket address can hold (a long id) still gets its
+/// notify socket: hutch binds it through the directory's fd.
+#[test]
+fn notify_with_a_long_state_dir_path() {
+    hutch_only!("runc 1.1.5 binds by path: bind fails with EINVAL past 108 bytes");
+    let mut c = Ctr::new(&"n".repeat(200));
+    install_sd_notify(&c);
+    let host = HostNotify::at_path(&run_dir().join("nlong.sock"));
+    c.sh("sd_notify READY=1");
+    c.save();
+    let out = exec_files(
+        c.cmd()
+            .env("NOTIFY_SOCKET", &host.env)
+            .args(["run", "-d", "--pid-file"])
+            .arg(c.pid_file())
+            .args(["--bundle", c.bundle.to_str().unwrap(), &c.id]),
+        CMD_TIMEOUT,
+    );
+    out.assert_ok();
+    let pid = read_pid(&c.pid_file());
+    c.track(pid);
+    assert_eq!(HostNotify::lines(&host.take()), ready_lines(pid));
+}
+
+/// A container with its own user namespace (whose root cannot traverse the runtime's state
+/// root) still gets the notify socket, read-only, and its READY=1 is forwarded.
+#[test]
+fn notify_in_a_user_namespace() {
+    let mut c = Ctr::new("nuser");
+    install_sd_notify(&c);
+    let host = HostNotify::at_path(&c.dir.join("notify.sock"));
+    c.set_ns("user", None);
+    c.config["linux"]["uidMappings"] =
+        serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c.config["linux"]["gidMappings"] =
+        serde_json::json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    // The rootfs belongs to the container's root, as a user-namespaced rootfs does (so /run/notify
+    // can be made in it).
+    let chown = Command::new("chown")
+        .args(["-R", "100000:200000"])
+        .arg(&c.rootfs)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    c.sh(
+        "grep ' /run/notify ' /proc/self/mountinfo | cut -d' ' -f6; \
+          sd_notify 'STATUS=evil' READY=1",
+    );
+    c.save();
+    let mut cmd = c.cmd();
+    cmd.env("NOTIFY_SOCKET", &host.env)
+        .args(["run", "--bundle", c.bundle.to_str().unwrap(), &c.id])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let runtime_pid = child.id() as i32;
+    let (status, stdout, stderr) = wait_child(&mut child, CMD_TIMEOUT, "run");
+    assert!(status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout
+            .lines()
+            .next()
+            .is_some_and(|l| l.split(',').any(|o| o == "ro")),
+        "/run/notify is not read-only:\n{stdout}"
+    );
+    let got = host.take();
+    assert_eq!(HostNotify::lines(&got), ready_lines(runtime_pid), "{got:?}");
+}
+
+/// A foreground `run` whose container sends READY=1 as its very last act still forwards it
+/// before returning (the runtime does not exit with the message unread). Several rounds, since
+/// the container's exit races the forwarding.
+#[test]
+fn notify_ready_right_before_exit_is_forwarded() {
+    for round in 0..5 {
+        let mut c = Ctr::new("nlast");
+        install_sd_notify(&c);
+        let host = HostNotify::at_path(&c.dir.join("notify.sock"));
+        c.args(&["sd_notify", "READY=1"]);
+        c.save();
+        let mut cmd = c.cmd();
+        cmd.env("NOTIFY_SOCKET", &host.env)
+            .args(["run", "--bundle", c.bundle.to_str().unwrap(), &c.id])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let runtime_pid = child.id() as i32;
+        let (status, stdout, stderr) = wait_child(&mut child, CMD_TIMEOUT, "run");
+        assert!(status.success(), "{stdout}\n{stderr}");
+        let got = host.take();
+        assert_eq!(
+            HostNotify::lines(&got),
+            ready_lines(runtime_pid),
+            "round {round}: {got:?}"
+        );
+    }
 }

@@ -82,7 +82,9 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     let mut bundle = config::load_bundle(req.bundle)?;
     crate::logging::timing(started, "config loaded");
     let listen_fds = activation::listen_fds();
-    activation::apply(&mut bundle.spec, listen_fds);
+    let state_dir = std::path::absolute(root.join(req.id))
+        .with_context(|| format!("resolving the state directory under {}", root.display()))?;
+    let notify = activation::apply(&mut bundle.spec, listen_fds, &state_dir)?;
     let spec = &bundle.spec;
     let namespaces = NamespacePlan::from_spec(spec)?;
     let process = spec
@@ -123,6 +125,9 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     };
     let dir_path = dir.path.clone();
     undo.dir = Some(dir);
+    if notify {
+        super::notify::make_dir(&dir_path)?;
+    }
 
     let exec_fifo = make_exec_fifo(&dir_path.join(EXEC_FIFO))?;
     let start_error = fs::OpenOptions::new()
@@ -210,6 +215,9 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
         if namespaces.is_new(LinuxNamespaceType::User) {
             namespaces::write_id_mappings(init_pid, spec)?;
             idmapped_trees = rootfs::premake_idmapped_trees(spec, &bundle.dir, init_pid)?;
+            if notify {
+                idmapped_trees.extend(super::notify::premade_tree(spec, &state_dir)?);
+            }
         }
         // The init is in the container's cgroup before it may proceed, so everything it does
         // (and its cgroup namespace root) is inside it: it was born in the cgroup2 directory
