@@ -8,7 +8,6 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr};
@@ -155,31 +154,10 @@ impl Drop for HostNotify {
     }
 }
 
-static SD_NOTIFY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-
-/// Installs `fixtures/sd_notify.c` (built static once per run) as /bin/sd_notify in the
-/// container: it sends each argument as a datagram to $NOTIFY_SOCKET, each with an fd attached.
+/// Installs `fixtures/sd_notify.c` as /bin/sd_notify in the container: it sends each argument
+/// as a datagram to $NOTIFY_SOCKET, each with an fd attached.
 fn install_sd_notify(c: &Ctr) {
-    let bin = SD_NOTIFY.get_or_init(|| {
-        let _ = std::fs::create_dir_all(run_dir());
-        let bin = run_dir().join("sd_notify");
-        let out = Command::new("gcc")
-            .args(["-static", "-O2", "-o"])
-            .arg(&bin)
-            .arg(repo_dir().join("integration/fixtures/sd_notify.c"))
-            .output()
-            .map_err(|e| format!("gcc: {e}"))?;
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-        }
-        Ok(bin)
-    });
-    match bin {
-        Ok(bin) => {
-            std::fs::copy(bin, c.rootfs.join("bin/sd_notify")).unwrap();
-        }
-        Err(e) => panic!("building integration/fixtures/sd_notify.c (gcc -static): {e}"),
-    }
+    std::fs::copy(fixture("sd_notify"), c.rootfs.join("bin/sd_notify")).unwrap();
 }
 
 /// `create --pid-file` with NOTIFY_SOCKET set; the container's stdout and stderr go to

@@ -511,3 +511,30 @@ fn kill_racing_delete_leaves_nothing() {
         assert!(leaks.is_empty(), "{leaks:#?}");
     }
 }
+
+/// The intermediate process that joins a running container's namespaces for `exec` dies
+/// without a word (here: SIGSYS on setns, from a filter the test puts on hutch): hutch must
+/// report it, not wait forever for a message that will never come.
+#[test]
+fn exec_reports_an_intermediate_that_dies_silently() {
+    hutch_only!("hutch's intermediate process");
+    let mut c = Ctr::new("silent-intermediate");
+    c.args(&["sleep", "100"]);
+    c.create_ok();
+    c.start_ok();
+    let filtered = fixture("seccomp_exec");
+    let mut cmd = std::process::Command::new(filtered);
+    cmd.arg(libc::SYS_setns.to_string())
+        .arg("kill")
+        .arg(runtime())
+        .arg("--root")
+        .arg(&c.root)
+        .args(["exec", &c.id, "true"])
+        .stdin(Stdio::null());
+    let out = exec_timeout(&mut cmd, T);
+    out.assert_fail();
+    assert!(
+        out.stderr.contains("joining the container's namespaces"),
+        "the error must say what died: {out}"
+    );
+}

@@ -181,39 +181,6 @@ fn callers_umask_does_not_leak_in() {
     assert_eq!(status_field(&status, "Umask"), Some("0022"), "init");
 }
 
-static TIOCSTI_FIXTURE: Fixture = std::sync::OnceLock::new();
-static MNTNS_PROBE_FIXTURE: Fixture = std::sync::OnceLock::new();
-
-type Fixture = std::sync::OnceLock<Result<std::path::PathBuf, String>>;
-
-/// Builds `fixtures/NAME.c` once per run (static, so that it also runs in the busybox rootfs).
-fn build_fixture(
-    cell: &'static Fixture,
-    name: &str,
-) -> Result<&'static std::path::Path, &'static str> {
-    cell.get_or_init(|| {
-        let src = repo_dir().join(format!("integration/fixtures/{name}.c"));
-        let _ = fs::create_dir_all(run_dir());
-        let bin = run_dir().join(name);
-        let out = std::process::Command::new("gcc")
-            .args(["-static", "-O2", "-o"])
-            .arg(&bin)
-            .arg(&src)
-            .output()
-            .map_err(|e| format!("gcc not available: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "gcc -static failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        Ok(bin)
-    })
-    .as_ref()
-    .map(|p| p.as_path())
-    .map_err(|e| e.as_str())
-}
-
 /// A pty pair: the master stays with the test, the peer becomes the caller's terminal.
 struct Pty {
     master: std::os::fd::OwnedFd,
@@ -249,17 +216,11 @@ use std::os::unix::fs::OpenOptionsExt;
 /// terminal, /dev/tty refused, and TIOCSTI cannot push a command into the caller's terminal.
 #[test]
 fn container_gets_its_own_session_not_the_callers_terminal() {
-    let fixture = match build_fixture(&TIOCSTI_FIXTURE, "tiocsti") {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("SKIP: cannot build integration/fixtures/tiocsti.c: {e}");
-            return;
-        }
-    };
+    let tiocsti = fixture("tiocsti");
     let pty = open_pty();
     for sub in ["run", "exec"] {
         let mut c = Ctr::new("session");
-        fs::copy(fixture, c.rootfs.join("bin/tiocsti")).unwrap();
+        fs::copy(&tiocsti, c.rootfs.join("bin/tiocsti")).unwrap();
         c.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
         let probe = "read -r _ _ _ _ _ sid tty _ < /proc/$$/stat; \
                      echo \"pid=$$ sid=$sid tty=$tty\"; \
@@ -462,13 +423,7 @@ fn exec_exposes_no_host_fd_to_the_container() {
 /// whole namespace.
 #[test]
 fn no_pivot_leaves_no_host_proc_or_sys_in_the_namespace() {
-    let probe = match build_fixture(&MNTNS_PROBE_FIXTURE, "mntns_probe") {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("SKIP: cannot build integration/fixtures/mntns_probe.c: {e}");
-            return;
-        }
-    };
+    let probe = fixture("mntns_probe");
     let mut c = Ctr::new("no-pivot-proc");
     c.args(&["sleep", "60"]);
     c.create_with(&["--no-pivot"]).assert_ok();

@@ -946,3 +946,36 @@ pub fn cap_mask(names: &[&str]) -> u64 {
 pub fn cstr(s: &str) -> CString {
     CString::new(s).unwrap()
 }
+
+/// `integration/fixtures/NAME.c`, built once per run with `gcc -static` (so it also runs inside
+/// the busybox rootfs). A fixture that cannot be built fails the test: CI installs gcc.
+#[track_caller]
+pub fn fixture(name: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<(String, Result<PathBuf, String>)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|(n, _)| n == name) {
+        let src = repo_dir().join(format!("integration/fixtures/{name}.c"));
+        let _ = fs::create_dir_all(run_dir());
+        let bin = run_dir().join(format!("fixture-{name}"));
+        let result = Command::new("gcc")
+            .args(["-static", "-O2", "-o"])
+            .arg(&bin)
+            .arg(&src)
+            .output()
+            .map_err(|e| format!("gcc not available: {e}"))
+            .and_then(|out| {
+                if out.status.success() {
+                    Ok(bin)
+                } else {
+                    Err(String::from_utf8_lossy(&out.stderr).into_owned())
+                }
+            });
+        built.push((name.to_string(), result));
+    }
+    match built.iter().find(|(n, _)| n == name) {
+        Some((_, Ok(bin))) => bin.clone(),
+        Some((_, Err(e))) => panic!("building integration/fixtures/{name}.c (gcc -static): {e}"),
+        None => unreachable!("just built"),
+    }
+}
