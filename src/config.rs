@@ -69,6 +69,10 @@ pub fn parse_spec(raw: &[u8]) -> Result<Spec> {
             anyhow::anyhow!("{path}: {inner}")
         }
     })?;
+    // The deserializer stops after one value: anything but whitespace after it is a config
+    // that was not meant (a concatenation, a half-written edit), so it is refused.
+    de.end()
+        .map_err(|err| anyhow::anyhow!("after the JSON object: {err}"))?;
     check_oci_version(spec.version())?;
     Ok(spec)
 }
@@ -124,4 +128,38 @@ fn validate(spec: &Spec) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minimal() -> Vec<u8> {
+        serde_json::to_vec(&Spec::default()).expect("the default spec serializes")
+    }
+
+    #[test]
+    fn a_config_parses() {
+        parse_spec(&minimal()).expect("the default spec parses");
+        let mut spaced = minimal();
+        spaced.extend_from_slice(b" \n\t\r\n");
+        parse_spec(&spaced).expect("trailing whitespace is fine");
+    }
+
+    #[test]
+    fn trailing_garbage_is_refused() {
+        for tail in [
+            &b"x"[..],
+            b" {}",
+            b"\n{\"ociVersion\":\"1.0.0\"}",
+            b"]",
+            b"\0",
+        ] {
+            let mut raw = minimal();
+            raw.extend_from_slice(tail);
+            let err = parse_spec(&raw).expect_err("trailing garbage must be refused");
+            let msg = format!("{err:#}");
+            assert!(msg.contains("trailing characters"), "{msg}");
+        }
+    }
 }
