@@ -437,7 +437,7 @@ fn names_id(name: &str, id: &str) -> bool {
 }
 
 /// Every directory named like `id` in the cgroup trees (bounded depth).
-fn cgroup_dirs_named(id: &str) -> Vec<PathBuf> {
+pub fn cgroup_dirs_named(id: &str) -> Vec<PathBuf> {
     fn walk(dir: &Path, id: &str, depth: usize, out: &mut Vec<PathBuf>) {
         if depth == 0 {
             return;
@@ -747,7 +747,11 @@ impl Ctr {
         if let Ok(rd) = fs::read_dir(&self.root) {
             for e in rd.flatten() {
                 let n = e.file_name().to_string_lossy().into_owned();
-                if names_id(&n, &self.id) {
+                // `create` builds the state in a hidden `.creating-ID-PID` before publishing it.
+                let creating = n
+                    .strip_prefix(".creating-")
+                    .is_some_and(|rest| rest.starts_with(&format!("{}-", self.id)));
+                if names_id(&n, &self.id) || creating {
                     problems.push(format!("state left under --root: {}", e.path().display()));
                 }
             }
