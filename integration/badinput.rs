@@ -276,10 +276,62 @@ fn create_logged(c: &mut Ctr) -> Out {
     rt(c, &["create", "--bundle", &b, &id])
 }
 
+/// Rows runc 1.1.5 accepts, and why hutch refuses them: skipped when runc is under test.
+const RUNC_ACCEPTS: &[(&str, &str)] = &[
+    (
+        "trailing-brace",
+        "runc reads one JSON value and ignores the rest (issue 9 item 15)",
+    ),
+    (
+        "trailing-object",
+        "runc reads one JSON value and ignores the rest (issue 9 item 15)",
+    ),
+    (
+        "exec-process-trailing-garbage",
+        "runc reads one JSON value and ignores the rest",
+    ),
+    (
+        "update-resources-trailing-garbage",
+        "runc reads one JSON value and ignores the rest",
+    ),
+    (
+        "oci-version-2",
+        "runc does not check ociVersion; hutch takes any 1.x only",
+    ),
+    ("oci-version-missing", "runc does not check ociVersion"),
+    (
+        "leading-dot",
+        "runc accepts it, then `list` hides it (issue 9 item 11)",
+    ),
+    (
+        "maps-without-userns",
+        "runc ignores id mappings without a user namespace",
+    ),
+    (
+        "unknown-capability",
+        "runc warns and skips unknown capabilities",
+    ),
+    (
+        "arg-index-6",
+        "runc accepts a seccomp argument index past the sixth",
+    ),
+    (
+        "device-access-bogus",
+        "runc accepts unknown device access letters",
+    ),
+    ("signal-empty", "runc takes an empty signal as SIGTERM"),
+];
+
 fn check_rows(group: &str, rows: Vec<Row>) {
     let mut failures = Vec::new();
     let n = rows.len();
     for row in &rows {
+        if let Some((_, why)) = RUNC_ACCEPTS.iter().find(|(n, _)| *n == row.name) {
+            if !is_hutch() {
+                eprintln!("SKIP row {} (hutch-only: {why})", row.name);
+                continue;
+            }
+        }
         let result = catch_unwind(AssertUnwindSafe(|| run_row(row)));
         if let Err(panic) = result {
             let msg = panic
