@@ -19,7 +19,7 @@ fi
 threads=${HUTCH_TEST_THREADS:-4}
 
 echo "== unit tests"
-cargo test --release --bins -- --test-threads="$threads" "$@"
+cargo test --release --lib --bins -- --test-threads="$threads" "$@"
 
 echo "== integration tests (runtime: ${HUTCH_RUNTIME:-hutch})"
 cargo test --release --test integration -- --test-threads="$threads" "$@"

@@ -9,6 +9,7 @@
 mod common;
 
 mod activation;
+mod badinput;
 mod cgroups;
 mod cli;
 mod console;

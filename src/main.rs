@@ -1,27 +1,9 @@
 //! hutch: an OCI container runtime with runc's command line.
 
-mod cgroups;
-mod cli;
-mod config;
-mod console;
-mod container;
-mod hooks;
-mod logging;
-mod namespaces;
-mod process;
-mod rootfs;
-mod sealed_exe;
-mod seccomp;
-mod signal;
-mod syscall;
-mod timefmt;
-
 use clap::Parser;
 
-use cli::{Cli, Command};
-
-/// The runtime-spec version hutch implements, as `--version` and `state` report it.
-pub const OCI_VERSION: &str = "1.2.1";
+use hutch::cli::{self, Cli, Command};
+use hutch::{logging, sealed_exe, OCI_VERSION};
 
 fn main() {
     let args = cli::normalize_args(std::env::args().collect());

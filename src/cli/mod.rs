@@ -198,6 +198,8 @@ pub struct KillArgs {
     /// The container id
     pub id: String,
     /// The signal: a name (TERM, SIGTERM) or a number; default SIGTERM
+    // A negative number reaches the signal parser, which names it, rather than clap's usage.
+    #[arg(allow_negative_numbers = true)]
     pub signal: Option<String>,
 }
 
