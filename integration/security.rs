@@ -380,6 +380,20 @@ fn drain_until(r: &fs::File, deadline: std::time::Instant, mut done: impl FnMut(
     }
 }
 
+/// Copies the dynamic loader and libraries `bin` needs into the same paths under `rootfs`, so
+/// the binary can run in the container (as in an image built for the attack).
+fn copy_shared_libraries(bin: &std::path::Path, rootfs: &std::path::Path) {
+    let out = Command::new("ldd").arg(bin).output().unwrap();
+    for lib in String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter(|w| w.starts_with('/'))
+    {
+        let dest = rootfs.join(lib.trim_start_matches('/'));
+        fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        fs::copy(lib, &dest).unwrap();
+    }
+}
+
 /// The process sleeps in write(2) to its stdout or stderr (`/proc/PID/syscall`: "1 0x1 ..").
 fn blocked_writing_stdio(pid: i32) -> bool {
     let s = fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
@@ -456,21 +470,35 @@ fn runtime_binary_cannot_be_overwritten_during_create_start_and_exec() {
     let mut b = Ctr::new("exe-victim");
     b.set_ns("pid", Some(&format!("/proc/{apid}/ns/pid")));
     b.args(&["/proc/self/exe"]);
+    copy_shared_libraries(&copy, &b.rootfs);
     b.save();
-    let out = exec_files(
-        Command::new(&copy)
-            .arg("--root")
-            .arg(&b.root)
-            .args(["create", "--bundle"])
-            .arg(&b.bundle)
-            .arg("--pid-file")
-            .arg(b.pid_file())
-            .arg(&b.id)
-            .stdout(w.try_clone().unwrap())
-            .stderr(w.try_clone().unwrap()),
-        CMD_TIMEOUT,
-    );
-    out.assert_ok();
+    // Not exec_files: the container's stdio must be the full pipe, and create writes nothing.
+    let mut create = Command::new(&copy);
+    create
+        .arg("--root")
+        .arg(&b.root)
+        .args(["create", "--bundle"])
+        .arg(&b.bundle)
+        .arg("--pid-file")
+        .arg(b.pid_file())
+        .arg(&b.id)
+        .stdin(std::process::Stdio::null())
+        .stdout(w.try_clone().unwrap())
+        .stderr(w.try_clone().unwrap());
+    let mut create = create.spawn().unwrap();
+    let deadline = std::time::Instant::now() + CMD_TIMEOUT;
+    let status = loop {
+        if let Some(st) = create.try_wait().unwrap() {
+            break st;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = create.kill();
+            let _ = create.wait();
+            panic!("create of the victim container timed out");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "create of the victim container failed");
     let bpid = b.pid();
     wait_grab(1, "create");
     b.start_ok();
@@ -673,5 +701,45 @@ fn sysctl_is_written_to_the_real_procfs_not_the_images_proc() {
     assert_eq!(
         image_file, "fake\n",
         "the sysctl was written into the image"
+    );
+}
+
+/// The file case of CVE-2021-30465, checked where the mount lands: /etc/target is an absolute
+/// symlink to a host file under /tmp (a directory the rootfs has too). The bind must be made at
+/// the link's target inside the rootfs, so the container reads the bound file through the link;
+/// bound onto the host file instead, in the container's own mount namespace, it would go unseen
+/// from the host (the test above only checks that the host file was not written). A refusal is
+/// fine too.
+#[test]
+fn symlinked_file_bind_destination_is_mounted_inside_the_rootfs() {
+    let mut c = Ctr::new("symlink-file-inside");
+    let host_file = std::path::PathBuf::from(format!("/tmp/hutch-it-{}", c.id));
+    fs::write(&host_file, "host original\n").unwrap();
+    std::os::unix::fs::symlink(&host_file, c.rootfs.join("etc/target")).unwrap();
+    let src = c.dir.join("srcfile");
+    fs::write(&src, "bound\n").unwrap();
+    c.add_mount(json!({"destination": "/etc/target", "type": "bind", "source": src, "options": ["bind", "ro"]}));
+    c.sh(&format!(
+        "cat /etc/target || echo unreadable; grep -c ' {} ' /proc/self/mountinfo; true",
+        host_file.display()
+    ));
+    let out = c.run();
+    let host_now = fs::read_to_string(&host_file).unwrap();
+    let _ = fs::remove_file(&host_file);
+    assert_eq!(host_now, "host original\n", "host file written: {out}");
+    if !out.ok() {
+        out.assert_fail_with("/etc/target");
+        return;
+    }
+    assert_eq!(
+        out.stdout_lines(),
+        ["bound", "1"],
+        "the bind is not at the symlink's target inside the rootfs: {out}"
+    );
+    assert!(
+        c.rootfs
+            .join(host_file.strip_prefix("/").unwrap())
+            .is_file(),
+        "no mount point was created inside the rootfs"
     );
 }
