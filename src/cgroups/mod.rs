@@ -603,14 +603,15 @@ impl Manager {
         Ok(out)
     }
 
-    /// True when no hierarchy's directory holds a process. Every hierarchy counts: a process
-    /// that was born in the cgroup2 directory may not have moved itself into the v1 ones yet
-    /// (a `create` killed at that moment).
+    /// True when the cgroup exists and has no process.
     pub fn is_empty(&self) -> bool {
-        self.pids_everywhere().is_empty()
+        self.pids().map(|p| p.is_empty()).unwrap_or(true)
     }
 
-    /// Host pids of every process in any hierarchy's directory (and those below).
+    /// Host pids of every process in any hierarchy's directory (and those below). Every
+    /// hierarchy counts when cleaning up: a process born in the cgroup2 directory may not have
+    /// moved itself into the v1 ones yet (a `create` killed at that moment), so the primary
+    /// hierarchy does not list it.
     fn pids_everywhere(&self) -> Vec<i32> {
         let mut out = Vec::new();
         for h in &self.hierarchies {
@@ -703,12 +704,6 @@ impl Manager {
                 let _ = crate::syscall::process::kill_raw(Pid::from_raw(pid), signal);
             }
         }
-        if signal == libc::SIGKILL {
-            // Stragglers outside the primary hierarchy (see is_empty).
-            for pid in self.pids_everywhere() {
-                let _ = crate::syscall::process::kill_raw(Pid::from_raw(pid), signal);
-            }
-        }
         if froze || (was_frozen && signal == libc::SIGKILL) {
             let _ = self.thaw();
         }
@@ -751,13 +746,31 @@ impl Manager {
             std::thread::sleep(Duration::from_millis(10));
         }
         if !self.is_empty() {
-            let pids = self.pids_everywhere();
+            let pids = self.pids().unwrap_or_default();
             bail!(
                 "cgroup {} still has processes {pids:?}",
                 self.primary().path.display()
             );
         }
+        let first = match self.remove_dirs() {
+            Ok(()) => return Ok(()),
+            Err(err) => err,
+        };
+        // A directory still busy may hold a process the primary hierarchy does not list: stop
+        // the stragglers and try once more.
+        let stragglers = self.pids_everywhere();
+        if stragglers.is_empty() {
+            return Err(first);
+        }
+        for &pid in &stragglers {
+            let _ = crate::syscall::process::kill_raw(Pid::from_raw(pid), libc::SIGKILL);
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !self.pids_everywhere().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         self.remove_dirs()
+            .with_context(|| format!("processes {stragglers:?} were left in the cgroup"))
     }
 }
 

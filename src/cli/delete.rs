@@ -16,9 +16,20 @@ pub fn run(global: &GlobalOpts, args: DeleteArgs) -> Result<i32> {
     validate_id(&args.id)?;
     if args.force {
         remove_stale_temp_dirs(&global.root, &args.id);
-        stop_before_locking(global, &args.id);
     }
-    let dir = match ContainerDir::open(&global.root, &args.id) {
+    let locked = match ContainerDir::try_open(&global.root, &args.id) {
+        Ok(Some(dir)) => Ok(dir),
+        Ok(None) => {
+            // Another command holds the container, maybe running a slow hook: with --force,
+            // stop the container first, without the lock, then wait for it.
+            if args.force {
+                stop_before_locking(global, &args.id);
+            }
+            ContainerDir::open(&global.root, &args.id)
+        }
+        Err(err) => Err(err),
+    };
+    let dir = match locked {
         Ok(dir) => dir,
         Err(err) if args.force && is_not_exist(&err) => return Ok(0),
         Err(err) => return Err(err),
@@ -36,8 +47,7 @@ pub fn run(global: &GlobalOpts, args: DeleteArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// The command holding the container's lock may be running a slow hook: the container is
-/// killed first, without the lock, so `--force` never waits behind it to stop the container.
+/// Kills the container without its lock, so `--force` never waits behind a hook to stop it.
 fn stop_before_locking(global: &GlobalOpts, id: &str) {
     let Ok(dir) = ContainerDir::open_unlocked(&global.root, id) else {
         return;

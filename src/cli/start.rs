@@ -12,7 +12,7 @@ pub fn run(global: &GlobalOpts, args: IdArg) -> Result<i32> {
     let dir = ContainerDir::open(&global.root, &args.id)?;
     let state = dir.load()?;
     // Listening before the container's process runs, so its READY=1 cannot be missed.
-    let notify = if dir.status(&state) == Status::Created {
+    let notify = if Proxy::requested() && dir.status(&state) == Status::Created {
         Proxy::listen(&dir.path)?
     } else {
         None

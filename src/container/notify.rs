@@ -177,6 +177,11 @@ impl Proxy {
     /// `start` / `run`, before the container's process is released: binds the socket the
     /// container's `NOTIFY_SOCKET` names. None when this command has no `NOTIFY_SOCKET`, or the
     /// container was created without one.
+    /// Whether the caller set NOTIFY_SOCKET at all (`listen` then checks its value).
+    pub fn requested() -> bool {
+        std::env::var_os("NOTIFY_SOCKET").is_some()
+    }
+
     pub fn listen(state_dir: &Path) -> Result<Option<Proxy>> {
         let Some(host) = HostSocket::from_env() else {
             return Ok(None);

@@ -181,6 +181,18 @@ pub struct Initial<'a> {
 impl ContainerDir {
     /// Opens and locks an existing container, waiting for any command working on it.
     pub fn open(root: &Path, id: &str) -> Result<Self> {
+        match Self::open_locked(root, id, FlockArg::LockExclusive)? {
+            Some(dir) => Ok(dir),
+            None => bail!("locking the state of container {id}: the lock was refused"),
+        }
+    }
+
+    /// Like [`ContainerDir::open`], but `None` at once when another command holds the lock.
+    pub fn try_open(root: &Path, id: &str) -> Result<Option<Self>> {
+        Self::open_locked(root, id, FlockArg::LockExclusiveNonblock)
+    }
+
+    fn open_locked(root: &Path, id: &str, how: FlockArg) -> Result<Option<Self>> {
         validate_id(id)?;
         let path = root.join(id);
         // A delete (and maybe a create of the same id) may run while we wait for the lock: the
@@ -188,14 +200,18 @@ impl ContainerDir {
         // outside hutch keeps replacing it.
         for _ in 0..8 {
             let dir = open_existing(&path)?;
-            let locked = Flock::lock(dir, FlockArg::LockExclusive)
-                .map_err(|(_, e)| e)
-                .with_context(|| format!("locking {}", path.display()))?;
+            let locked = match Flock::lock(dir, how) {
+                Ok(locked) => locked,
+                Err((_, Errno::EWOULDBLOCK)) => return Ok(None),
+                Err((_, err)) => {
+                    return Err(err).with_context(|| format!("locking {}", path.display()))
+                }
+            };
             if names_same_dir(&path, &*locked)? {
-                return Ok(ContainerDir {
+                return Ok(Some(ContainerDir {
                     path,
                     handle: Handle::Locked(locked),
-                });
+                }));
             }
         }
         bail!("container {id} is being replaced concurrently; try again")
@@ -243,16 +259,16 @@ impl ContainerDir {
                 return Err(err.context(format!("locking {}", temp.display())));
             }
         };
-        let filled = dir
-            .write_file(CONFIG_FILE, initial.config, 0o600)
-            .and_then(|_| match &initial.state.cgroup {
-                Some(cgroup) => {
-                    let data = serde_json::to_vec(cgroup).context("encoding the cgroup")?;
-                    dir.write_file(CGROUP_FILE, &data, 0o600)
-                }
-                None => Ok(()),
-            })
-            .and_then(|_| dir.save(initial.state));
+        // Nobody sees the directory before it is published: its files are written in place.
+        let filled = (|| -> Result<()> {
+            dir.write_new_file(CONFIG_FILE, initial.config)?;
+            if let Some(cgroup) = &initial.state.cgroup {
+                let data = serde_json::to_vec(cgroup).context("encoding the cgroup")?;
+                dir.write_new_file(CGROUP_FILE, &data)?;
+            }
+            let data = serde_json::to_vec(initial.state).context("encoding container state")?;
+            dir.write_new_file(STATE_FILE, &data)
+        })();
         if let Err(err) = filled {
             let _ = fs::remove_dir_all(&temp);
             return Err(err);
@@ -344,6 +360,19 @@ impl ContainerDir {
         let mut data = Vec::new();
         File::from(fd).read_to_end(&mut data)?;
         Ok(data)
+    }
+
+    /// Creates a file of a directory nobody else sees yet.
+    fn write_new_file(&self, name: &str, data: &[u8]) -> Result<()> {
+        let written = openat(
+            self.fd(),
+            name,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(std::io::Error::from)
+        .and_then(|fd| File::from(fd).write_all(data));
+        written.with_context(|| format!("writing {}", self.path.join(name).display()))
     }
 
     /// Writes a file of the directory through its fd: a temp file renamed over the name, so
