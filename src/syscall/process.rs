@@ -99,16 +99,7 @@ pub fn clone3_fork(flags: libc::c_int, cgroup: BorrowedFd) -> io::Result<CloneRe
 /// fds below the current RLIMIT_NOFILE: inherited fds were already marked by
 /// [`cloexec_inherited_from`] before the clone, this catches what the process opened since.
 pub fn cloexec_from(first: u32) -> io::Result<()> {
-    // SAFETY: close_range only changes flags on the calling process's descriptor table.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            first,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
-    if ret == 0 {
+    if close_range_cloexec(first) {
         return Ok(());
     }
     // Kernels before 5.11 lack CLOSE_RANGE_CLOEXEC: walk the table up to the descriptor limit.
@@ -125,12 +116,9 @@ pub fn cloexec_from(first: u32) -> io::Result<()> {
     Ok(())
 }
 
-/// Marks every fd from `first` upwards close-on-exec in hutch itself, before any container
-/// process is cloned: the table, the rlimits and /proc are still the caller's, so the sweep
-/// cannot be cut short by anything the config controls (a container RLIMIT_NOFILE below an
-/// inherited fd, a seccomp profile denying close_range). Not for use between fork and exec
-/// (it allocates).
-pub fn cloexec_inherited_from(first: u32) -> io::Result<()> {
+/// close_range(first, ~0, CLOSE_RANGE_CLOEXEC); false where the kernel (before 5.11) or a
+/// seccomp profile refuses it. Async-signal-safe.
+fn close_range_cloexec(first: u32) -> bool {
     // SAFETY: close_range only changes flags on the calling process's descriptor table.
     let ret = unsafe {
         libc::syscall(
@@ -140,7 +128,16 @@ pub fn cloexec_inherited_from(first: u32) -> io::Result<()> {
             libc::CLOSE_RANGE_CLOEXEC,
         )
     };
-    if ret == 0 {
+    ret == 0
+}
+
+/// Marks every fd from `first` upwards close-on-exec in hutch itself, before any container
+/// process is cloned: the table, the rlimits and /proc are still the caller's, so the sweep
+/// cannot be cut short by anything the config controls (a container RLIMIT_NOFILE below an
+/// inherited fd, a seccomp profile denying close_range). Not for use between fork and exec
+/// (it allocates).
+pub fn cloexec_inherited_from(first: u32) -> io::Result<()> {
+    if close_range_cloexec(first) {
         return Ok(());
     }
     // Kernels before 5.11: the open fds, exactly, from /proc (the directory's own fd is listed
