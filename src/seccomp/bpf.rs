@@ -14,6 +14,7 @@ const BPF_JA: u16 = 0x05; // BPF_JMP | BPF_JA
 const BPF_JEQ_K: u16 = 0x05 | 0x10;
 const BPF_JGT_K: u16 = 0x05 | 0x20;
 const BPF_JGE_K: u16 = 0x05 | 0x30;
+const BPF_JSET_K: u16 = 0x05 | 0x40;
 const BPF_RET_K: u16 = 0x06;
 
 /// Offsets into `struct seccomp_data` { int nr; u32 arch; u64 ip; u64 args[6]; }.
@@ -35,6 +36,15 @@ pub(super) fn ret(k: u32) -> sock_filter {
 }
 pub(super) fn jeq(k: u32, jt: u8, jf: u8) -> sock_filter {
     insn(BPF_JEQ_K, jt, jf, k)
+}
+pub(super) fn jgt(k: u32, jt: u8, jf: u8) -> sock_filter {
+    insn(BPF_JGT_K, jt, jf, k)
+}
+pub(super) fn jge(k: u32, jt: u8, jf: u8) -> sock_filter {
+    insn(BPF_JGE_K, jt, jf, k)
+}
+pub(super) fn jset(k: u32, jt: u8, jf: u8) -> sock_filter {
+    insn(BPF_JSET_K, jt, jf, k)
 }
 pub(super) fn ja(k: u32) -> sock_filter {
     insn(BPF_JA, 0, 0, k)
@@ -295,8 +305,101 @@ pub(super) fn interpret(prog: &[sock_filter], arch: u32, nr: u32, args: [u64; 6]
             BPF_JEQ_K => pc += cond(a == i.k),
             BPF_JGT_K => pc += cond(a > i.k),
             BPF_JGE_K => pc += cond(a >= i.k),
+            BPF_JSET_K => pc += cond(a & i.k != 0),
             BPF_RET_K => return i.k,
             c => panic!("unexpected opcode {c:#x}"),
         }
+    }
+}
+
+/// A branch target in [`assemble_tree`]: a block (by position) or a return.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) enum AsmTgt {
+    Ret(u32),
+    Blk(usize),
+}
+
+/// One comparison node: load the word (unless A holds it), mask it, compare, branch.
+pub(super) struct AsmBlock {
+    pub load: Option<u32>,
+    pub and: Option<u32>,
+    pub op: super::db::NodeOp,
+    pub datum: u32,
+    pub jt: AsmTgt,
+    pub jf: AsmTgt,
+}
+
+/// Lays out comparison blocks (each jumping only to later blocks) followed by one `ret` per
+/// action; a conditional jump beyond 255 instructions goes through a `ja` placed right after
+/// its block.
+pub(super) fn assemble_tree(blocks: &[AsmBlock]) -> Result<Vec<sock_filter>, String> {
+    use super::db::NodeOp;
+    let mut rets: Vec<u32> = Vec::new();
+    for b in blocks {
+        for t in [b.jt, b.jf] {
+            if let AsmTgt::Ret(a) = t {
+                if !rets.contains(&a) {
+                    rets.push(a);
+                }
+            }
+        }
+    }
+    let body = |b: &AsmBlock| 1 + usize::from(b.load.is_some()) + usize::from(b.and.is_some());
+    // (block, target) pairs that need a trampoline after the block.
+    let mut tramps: Vec<Vec<AsmTgt>> = vec![Vec::new(); blocks.len()];
+    loop {
+        let mut pos = Vec::with_capacity(blocks.len());
+        let mut p = 0usize;
+        for (i, b) in blocks.iter().enumerate() {
+            pos.push(p);
+            p += body(b) + tramps[i].len();
+        }
+        let ret_pos = |a: u32, p: usize| p + rets.iter().position(|&r| r == a).unwrap_or(0);
+        let target = |t: AsmTgt| match t {
+            AsmTgt::Blk(b) => pos[b],
+            AsmTgt::Ret(a) => ret_pos(a, p),
+        };
+        let mut changed = false;
+        for (i, b) in blocks.iter().enumerate() {
+            let jpos = pos[i] + body(b) - 1;
+            for t in [b.jt, b.jf] {
+                let dist = target(t).checked_sub(jpos + 1).ok_or("backward jump")?;
+                if dist > 255 && !tramps[i].contains(&t) {
+                    tramps[i].push(t);
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            continue;
+        }
+        let mut out = Vec::with_capacity(p + rets.len());
+        for (i, b) in blocks.iter().enumerate() {
+            if let Some(off) = b.load {
+                out.push(ld(off));
+            }
+            if let Some(mask) = b.and {
+                out.push(insn(BPF_ALU_AND_K, 0, 0, mask));
+            }
+            let jpos = out.len();
+            let tramp_base = jpos + 1;
+            let off = |t: AsmTgt| -> u8 {
+                match tramps[i].iter().position(|&x| x == t) {
+                    Some(k) => k as u8,
+                    None => (target(t) - jpos - 1) as u8,
+                }
+            };
+            let code = match b.op {
+                NodeOp::Eq | NodeOp::MaskedEq => BPF_JEQ_K,
+                NodeOp::Gt => BPF_JGT_K,
+                NodeOp::Ge => BPF_JGE_K,
+            };
+            out.push(insn(code, off(b.jt), off(b.jf), b.datum));
+            for (k, &t) in tramps[i].iter().enumerate() {
+                out.push(ja((target(t) - (tramp_base + k) - 1) as u32));
+            }
+        }
+        out.extend(rets.iter().map(|&a| ret(a)));
+        return Ok(out);
     }
 }

@@ -1,0 +1,723 @@
+//! Differential test: hutch's compiler against libseccomp, the library runc uses.
+//!
+//! Random OCI profiles (every action and operator, 64-bit values, several rules per syscall,
+//! the x86 arches) are compiled twice: by [`compile`], and the way runc 1.1 does it, with
+//! libseccomp (a dev-dependency only, linked into the test binary) plus runc's ENOSYS stub.
+//! Random invocations (arch, number, six arguments) then run through a classic-BPF
+//! interpreter on both programs; every decision must be the same, and a profile must be
+//! refused by both or by neither.
+//!
+//! `HUTCH_SECCOMP_DIFF_PROFILES` (default 1500) and `HUTCH_SECCOMP_DIFF_SEED` set the size and
+//! the seed; `hack/seccomp-diff` runs millions of cases that way. A disagreement prints the
+//! profile as JSON and the call, ready to paste into [`regressions`].
+
+use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext};
+use libseccomp::ScmpSyscall;
+use serde_json::{json, Value};
+
+use super::*;
+
+const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
+
+/// splitmix64: small, seedable, good enough to spread cases.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A classic-BPF interpreter for whatever either compiler emits.
+
+/// `struct seccomp_data` as the kernel lays it out on x86 (little endian).
+fn seccomp_data(arch: u32, nr: u32, args: &[u64; 6]) -> [u8; 64] {
+    let mut d = [0u8; 64];
+    d[0..4].copy_from_slice(&nr.to_le_bytes());
+    d[4..8].copy_from_slice(&arch.to_le_bytes());
+    d[8..16].copy_from_slice(&0x7f00_1234_5678u64.to_le_bytes());
+    for (i, a) in args.iter().enumerate() {
+        d[16 + 8 * i..24 + 8 * i].copy_from_slice(&a.to_le_bytes());
+    }
+    d
+}
+
+/// Runs `prog` on one invocation; panics on anything the kernel's checker would refuse
+/// (backward or out-of-range jumps, loads outside seccomp_data, falling off the end).
+fn run_bpf(prog: &[libc::sock_filter], arch: u32, nr: u32, args: &[u64; 6]) -> u32 {
+    let data = seccomp_data(arch, nr, args);
+    let (mut a, mut x, mut pc) = (0u32, 0u32, 0usize);
+    let mut mem = [0u32; 16];
+    loop {
+        let i = *prog.get(pc).unwrap_or_else(|| panic!("fell off the program at {pc}"));
+        if std::env::var_os("BPF_TRACE").is_some() {
+            eprintln!("T {pc:4}: {:04x} {:3} {:3} {:#x}   A={a:#x}", i.code, i.jt, i.jf, i.k);
+        }
+        pc += 1;
+        let src = if i.code & 0x08 != 0 { x } else { i.k };
+        let cond = |t: bool| usize::from(if t { i.jt } else { i.jf });
+        match i.code & 0x07 {
+            0x00 => match i.code {
+                0x20 => {
+                    let k = i.k as usize;
+                    assert!(k % 4 == 0 && k + 4 <= data.len(), "bad load offset {k}");
+                    a = u32::from_le_bytes([data[k], data[k + 1], data[k + 2], data[k + 3]]);
+                }
+                0x00 => a = i.k,
+                0x60 => a = mem[i.k as usize],
+                c => panic!("unsupported ld {c:#x}"),
+            },
+            0x01 => match i.code {
+                0x01 => x = i.k,
+                0x61 => x = mem[i.k as usize],
+                c => panic!("unsupported ldx {c:#x}"),
+            },
+            0x02 => mem[i.k as usize] = a,
+            0x03 => mem[i.k as usize] = x,
+            0x04 => {
+                a = match i.code & 0xf0 {
+                    0x00 => a.wrapping_add(src),
+                    0x10 => a.wrapping_sub(src),
+                    0x20 => a.wrapping_mul(src),
+                    0x40 => a | src,
+                    0x50 => a & src,
+                    0x60 => a.wrapping_shl(src),
+                    0x70 => a.wrapping_shr(src),
+                    0x80 => a.wrapping_neg(),
+                    0xa0 => a ^ src,
+                    c => panic!("unsupported alu {c:#x}"),
+                }
+            }
+            0x05 => {
+                pc += match i.code & 0xf0 {
+                    0x00 => i.k as usize,
+                    0x10 => cond(a == src),
+                    0x20 => cond(a > src),
+                    0x30 => cond(a >= src),
+                    0x40 => cond(a & src != 0),
+                    c => panic!("unsupported jmp {c:#x}"),
+                };
+                assert!(pc < prog.len(), "jump past the end");
+            }
+            0x06 => return if i.code & 0x18 == 0x10 { a } else { i.k },
+            _ => {
+                if i.code == 0x07 {
+                    x = a
+                } else {
+                    a = x
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Random profiles.
+
+const ARCH_NAMES: [&str; 4] = [
+    "SCMP_ARCH_X86_64",
+    "SCMP_ARCH_X86",
+    "SCMP_ARCH_X32",
+    "SCMP_ARCH_AARCH64",
+];
+const OPS: [&str; 7] = [
+    "SCMP_CMP_NE",
+    "SCMP_CMP_LT",
+    "SCMP_CMP_LE",
+    "SCMP_CMP_EQ",
+    "SCMP_CMP_GE",
+    "SCMP_CMP_GT",
+    "SCMP_CMP_MASKED_EQ",
+];
+/// Names with something special: i386 multiplexed socket/ipc calls, names on one ABI only,
+/// different numbers per ABI, x32's own numbers, the highest numbers.
+const SPECIAL_NAMES: &[&str] = &[
+    "socket",
+    "sendmsg",
+    "recvmsg",
+    "recv",
+    "send",
+    "accept",
+    "accept4",
+    "sendmmsg",
+    "recvmmsg",
+    "shmat",
+    "semop",
+    "semtimedop",
+    "msgrcv",
+    "ipc",
+    "socketcall",
+    "arch_prctl",
+    "_llseek",
+    "vm86",
+    "getpid",
+    "mkdir",
+    "personality",
+    "clone",
+    "clone3",
+    "execve",
+    "rt_sigaction",
+    "ioctl",
+    "readv",
+    "getsockopt",
+    "close_range",
+    "epoll_ctl_old",
+    "create_module",
+    "futex_waitv",
+    "no_such_syscall",
+];
+
+fn random_value(rng: &mut Rng, pool: &[u64]) -> u64 {
+    match rng.below(10) {
+        0..=5 => *rng.pick(pool),
+        6 => rng.next() & 0xffff,
+        7 => rng.next() & 0xffff_ffff,
+        8 => rng.next(),
+        _ => rng.pick(pool).wrapping_add(1),
+    }
+}
+
+fn random_action(rng: &mut Rng) -> Value {
+    let action = *rng.pick(&[
+        "SCMP_ACT_ALLOW",
+        "SCMP_ACT_ERRNO",
+        "SCMP_ACT_ERRNO",
+        "SCMP_ACT_ERRNO",
+        "SCMP_ACT_TRACE",
+        "SCMP_ACT_TRAP",
+        "SCMP_ACT_LOG",
+        "SCMP_ACT_KILL",
+        "SCMP_ACT_KILL_THREAD",
+        "SCMP_ACT_KILL_PROCESS",
+        "SCMP_ACT_NOTIFY",
+    ]);
+    let mut v = json!({ "action": action });
+    if matches!(action, "SCMP_ACT_ERRNO" | "SCMP_ACT_TRACE") && rng.chance(70) {
+        v["errnoRet"] = json!(*rng.pick(&[0u64, 1, 1, 13, 38, 43, 44, 45, 0xffff]));
+    }
+    v
+}
+
+fn random_profile(rng: &mut Rng) -> Value {
+    let mut names: Vec<&str> = Vec::new();
+    for _ in 0..1 + rng.below(4) {
+        let name = if rng.chance(50) {
+            *rng.pick(SPECIAL_NAMES)
+        } else {
+            rng.pick(syscalls::SYSCALLS).0
+        };
+        // Syscalls newer than the installed libseccomp's table are a version difference
+        // (runc skips names its libseccomp cannot resolve), not a semantic one.
+        if lookup(name).is_some() && ScmpSyscall::from_name(name).is_err() {
+            continue;
+        }
+        names.push(name);
+    }
+    if names.is_empty() {
+        names.push("getpid");
+    }
+    let pool: Vec<u64> = {
+        let mut p = vec![0, 1, 2, 10, 0xffff_ffff, 0x1_0000_0000, u64::MAX];
+        for _ in 0..3 {
+            p.push(match rng.below(3) {
+                0 => rng.next() & 0xff,
+                1 => rng.next() & 0x3_0000_000f,
+                _ => rng.next(),
+            });
+        }
+        p
+    };
+    let masks = [0u64, 0xff, 0xffff_0000, 0xffff_ffff_0000_0000, u64::MAX, 0x1_0000_00ff];
+
+    let mut rules = Vec::new();
+    for _ in 0..1 + rng.below(7) {
+        let mut rule = random_action(rng);
+        if rule["action"] == "SCMP_ACT_NOTIFY" && rng.chance(70) {
+            rule = json!({"action": "SCMP_ACT_ERRNO", "errnoRet": 43});
+        }
+        let n = 1 + rng.below(2);
+        rule["names"] = json!((0..n).map(|_| *rng.pick(&names)).collect::<Vec<_>>());
+        let mut args = Vec::new();
+        let argc = match rng.below(10) {
+            0..=2 => 0,
+            3..=6 => 1,
+            7..=8 => 2,
+            _ => 3 + rng.below(3),
+        };
+        let narrow = rng.chance(50);
+        for _ in 0..argc {
+            let index = if narrow { rng.below(2) } else { rng.below(6) };
+            let op = *rng.pick(&OPS);
+            let mut arg = json!({"index": index, "op": op});
+            if op == "SCMP_CMP_MASKED_EQ" {
+                let mask = if rng.chance(70) {
+                    *rng.pick(&masks)
+                } else {
+                    random_value(rng, &pool)
+                };
+                arg["value"] = json!(mask);
+                arg["valueTwo"] = json!(random_value(rng, &pool));
+            } else {
+                arg["value"] = json!(random_value(rng, &pool));
+                if rng.chance(10) {
+                    arg["valueTwo"] = json!(random_value(rng, &pool));
+                }
+            }
+            args.push(arg);
+        }
+        if !args.is_empty() {
+            rule["args"] = Value::Array(args);
+        }
+        rules.push(rule);
+    }
+    let mut p = random_action(rng);
+    p["defaultAction"] = p["action"].take();
+    if let Some(e) = p.get("errnoRet").cloned() {
+        p["defaultErrnoRet"] = e;
+    }
+    let mut p = json!({
+        "defaultAction": p["defaultAction"],
+        "defaultErrnoRet": p.get("defaultErrnoRet").cloned().unwrap_or(Value::Null),
+        "syscalls": rules,
+    });
+    if p["defaultAction"] == "SCMP_ACT_NOTIFY" && rng.chance(90) {
+        p["defaultAction"] = json!("SCMP_ACT_KILL_PROCESS");
+    }
+    if p["defaultErrnoRet"].is_null() {
+        p.as_object_mut().map(|o| o.remove("defaultErrnoRet"));
+    }
+    if rng.chance(85) {
+        let mut arches: Vec<&str> = Vec::new();
+        for a in ARCH_NAMES {
+            if rng.chance(if a == "SCMP_ARCH_AARCH64" { 10 } else { 60 }) {
+                arches.push(a);
+            }
+        }
+        p["architectures"] = json!(arches);
+    }
+    p
+}
+
+// ---------------------------------------------------------------------------------------------
+// The reference: what runc 1.1 builds with libseccomp for the same profile.
+
+fn scmp_action(action: &str, errno: Option<u64>) -> ScmpAction {
+    let e = errno.unwrap_or(libc::EPERM as u64);
+    match action {
+        "SCMP_ACT_ALLOW" => ScmpAction::Allow,
+        "SCMP_ACT_ERRNO" => ScmpAction::Errno(e as i32),
+        "SCMP_ACT_TRACE" => ScmpAction::Trace(e as u16),
+        "SCMP_ACT_TRAP" => ScmpAction::Trap,
+        "SCMP_ACT_LOG" => ScmpAction::Log,
+        "SCMP_ACT_KILL" | "SCMP_ACT_KILL_THREAD" => ScmpAction::KillThread,
+        "SCMP_ACT_KILL_PROCESS" => ScmpAction::KillProcess,
+        "SCMP_ACT_NOTIFY" => ScmpAction::Notify,
+        a => panic!("unknown action {a}"),
+    }
+}
+
+fn scmp_arch(name: &str) -> ScmpArch {
+    match name {
+        "SCMP_ARCH_X86_64" => ScmpArch::X8664,
+        "SCMP_ARCH_X86" => ScmpArch::X86,
+        "SCMP_ARCH_X32" => ScmpArch::X32,
+        "SCMP_ARCH_AARCH64" => ScmpArch::Aarch64,
+        a => panic!("unknown arch {a}"),
+    }
+}
+
+fn scmp_op(op: &str, value: u64) -> ScmpCompareOp {
+    match op {
+        "SCMP_CMP_NE" => ScmpCompareOp::NotEqual,
+        "SCMP_CMP_LT" => ScmpCompareOp::Less,
+        "SCMP_CMP_LE" => ScmpCompareOp::LessOrEqual,
+        "SCMP_CMP_EQ" => ScmpCompareOp::Equal,
+        "SCMP_CMP_GE" => ScmpCompareOp::GreaterEqual,
+        "SCMP_CMP_GT" => ScmpCompareOp::Greater,
+        "SCMP_CMP_MASKED_EQ" => ScmpCompareOp::MaskedEqual(value),
+        o => panic!("unknown op {o}"),
+    }
+}
+
+/// runc's -ENOSYS stub (libcontainer/seccomp/patchbpf), as a decision in front of the
+/// libseccomp program: per listed arch, numbers above the highest one the profile names.
+struct Stub {
+    x86_64: Option<u32>,
+    x32: Option<u32>,
+    i386: Option<u32>,
+}
+
+struct Reference {
+    stub: Option<Stub>,
+    prog: Vec<libc::sock_filter>,
+    /// libseccomp 2.5.4 sometimes emits the x86_64+x32 section without loading the syscall
+    /// number, so it compares the arch token with every number and no x86_64/x32 rule can
+    /// match. hutch deliberately filters those calls; they are not compared.
+    x86_64_unloaded: bool,
+}
+
+impl Reference {
+    /// The decision, or None where libseccomp's program is known to be broken.
+    fn decide(&self, arch: u32, nr: u32, args: &[u64; 6]) -> Option<u32> {
+        if let Some(s) = &self.stub {
+            let enosys = RET_ERRNO | libc::ENOSYS as u32;
+            let over = |m: Option<u32>| m.is_some_and(|m| nr > m);
+            match arch {
+                AUDIT_ARCH_X86_64 if nr & X32_SYSCALL_BIT != 0 => {
+                    if over(s.x32) {
+                        return Some(enosys);
+                    }
+                }
+                AUDIT_ARCH_X86_64 => {
+                    if over(s.x86_64) {
+                        return Some(enosys);
+                    }
+                }
+                AUDIT_ARCH_I386 => {
+                    if over(s.i386) {
+                        return Some(enosys);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if arch == AUDIT_ARCH_X86_64 && self.x86_64_unloaded {
+            return None;
+        }
+        Some(run_bpf(&self.prog, arch, nr, args))
+    }
+}
+
+fn libseccomp_program(ctx: &ScmpFilterContext) -> Vec<libc::sock_filter> {
+    let (rd, wr) = nix::unistd::pipe().expect("pipe");
+    let mut wr = std::fs::File::from(wr);
+    ctx.export_bpf(&mut wr).expect("seccomp_export_bpf");
+    drop(wr);
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::fs::File::from(rd), &mut bytes).expect("read bpf");
+    bytes
+        .chunks_exact(8)
+        .map(|c| libc::sock_filter {
+            code: u16::from_le_bytes([c[0], c[1]]),
+            jt: c[2],
+            jf: c[3],
+            k: u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+        })
+        .collect()
+}
+
+fn reference(p: &Value) -> Result<Reference, String> {
+    let errno = |v: &Value, key: &str| v.get(key).and_then(Value::as_u64);
+    let default_name = p["defaultAction"].as_str().unwrap_or_default();
+    let default = scmp_action(default_name, errno(p, "defaultErrnoRet"));
+    let rules = p["syscalls"].as_array().cloned().unwrap_or_default();
+    for r in &rules {
+        let names = r["names"].as_array().cloned().unwrap_or_default();
+        if r["action"] == "SCMP_ACT_NOTIFY" && names.iter().any(|n| n == "write") {
+            return Err("notify on write".into());
+        }
+    }
+    if default == ScmpAction::Notify {
+        return Err("notify default".into());
+    }
+    let mut ctx = ScmpFilterContext::new_filter(default).map_err(|e| e.to_string())?;
+    let arches: Vec<&str> = p["architectures"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    for a in &arches {
+        if !ctx.is_arch_present(scmp_arch(a)).unwrap_or(false) {
+            ctx.add_arch(scmp_arch(a)).map_err(|e| e.to_string())?;
+        }
+    }
+    let all_names: Vec<String> = rules
+        .iter()
+        .flat_map(|r| r["names"].as_array().cloned().unwrap_or_default())
+        .filter_map(|n| n.as_str().map(str::to_string))
+        .collect();
+    if all_names.len() > 32 {
+        let _ = ctx.set_ctl_optimize(2);
+    }
+    for r in &rules {
+        let action = scmp_action(r["action"].as_str().unwrap_or_default(), errno(r, "errnoRet"));
+        if action == default {
+            continue;
+        }
+        let args = r["args"].as_array().cloned().unwrap_or_default();
+        let conds: Vec<ScmpArgCompare> = args
+            .iter()
+            .map(|a| {
+                let v = a["value"].as_u64().unwrap_or(0);
+                let two = a["valueTwo"].as_u64().unwrap_or(0);
+                let op = a["op"].as_str().unwrap_or_default();
+                let datum = if op == "SCMP_CMP_MASKED_EQ" { two } else { v };
+                ScmpArgCompare::new(a["index"].as_u64().unwrap_or(0) as u32, scmp_op(op, v), datum)
+            })
+            .collect();
+        let mut seen = [0; 6];
+        for a in &args {
+            seen[a["index"].as_u64().unwrap_or(0) as usize] += 1;
+        }
+        for name in r["names"].as_array().cloned().unwrap_or_default() {
+            let name = name.as_str().unwrap_or_default();
+            let Ok(nr) = ScmpSyscall::from_name(name) else {
+                continue;
+            };
+            let res = if conds.is_empty() {
+                ctx.add_rule(action, nr)
+            } else if seen.iter().any(|&n| n > 1) {
+                conds
+                    .iter()
+                    .try_for_each(|c| ctx.add_rule_conditional(action, nr, &[*c]))
+            } else {
+                ctx.add_rule_conditional(action, nr, &conds)
+            };
+            res.map_err(|e| format!("adding a rule for {name}: {e}"))?;
+        }
+    }
+    let stub = (!matches!(default_name, "SCMP_ACT_ALLOW" | "SCMP_ACT_LOG" | "SCMP_ACT_TRACE"))
+        .then(|| {
+            let last = |arch: &str| -> Option<u32> {
+                if !arches.contains(&arch) {
+                    return None;
+                }
+                let max = all_names
+                    .iter()
+                    .filter_map(|n| ScmpSyscall::from_name_by_arch(n, scmp_arch(arch)).ok())
+                    .map(i32::from)
+                    .max()
+                    .unwrap_or(0);
+                (max > 0).then_some(max as u32)
+            };
+            Stub {
+                x86_64: last("SCMP_ARCH_X86_64"),
+                x32: last("SCMP_ARCH_X32"),
+                i386: last("SCMP_ARCH_X86"),
+            }
+        });
+    let prog = libseccomp_program(&ctx);
+    let x86_64_unloaded = prog.len() > 2
+        && prog[1].code == 0x15
+        && prog[1].k == AUDIT_ARCH_X86_64
+        && prog[1].jt == 0
+        && prog[2].code != 0x20;
+    Ok(Reference {
+        stub,
+        prog,
+        x86_64_unloaded,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Random invocations.
+
+fn numbers_in(p: &Value) -> Vec<(u32, u32)> {
+    let mut out = Vec::new();
+    for r in p["syscalls"].as_array().into_iter().flatten() {
+        for n in r["names"].as_array().into_iter().flatten() {
+            let Some((_, row, mux)) = n.as_str().and_then(lookup) else {
+                continue;
+            };
+            for abi in [Abi::X86_64, Abi::I386, Abi::X32] {
+                if let Some(nr) = abi.number(row) {
+                    let arch = if abi == Abi::I386 {
+                        AUDIT_ARCH_I386
+                    } else {
+                        AUDIT_ARCH_X86_64
+                    };
+                    out.push((arch, nr));
+                }
+            }
+            if let Some((nr, _)) = multiplexed(*mux) {
+                out.push((AUDIT_ARCH_I386, nr));
+            }
+        }
+    }
+    out
+}
+
+fn values_in(p: &Value) -> Vec<u64> {
+    let mut out = vec![0, 1, u64::MAX, 0xffff_ffff, 0x1_0000_0000];
+    for r in p["syscalls"].as_array().into_iter().flatten() {
+        for a in r["args"].as_array().into_iter().flatten() {
+            for key in ["value", "valueTwo"] {
+                if let Some(v) = a[key].as_u64() {
+                    out.extend([v, v.wrapping_add(1), v.wrapping_sub(1), v & 0xffff_ffff]);
+                    out.push(v ^ 0x1_0000_0000);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn random_call(rng: &mut Rng, numbers: &[(u32, u32)], values: &[u64]) -> (u32, u32, [u64; 6]) {
+    let (mut arch, mut nr) = if !numbers.is_empty() && rng.chance(75) {
+        *rng.pick(numbers)
+    } else {
+        (AUDIT_ARCH_X86_64, rng.below(560) as u32)
+    };
+    match rng.below(20) {
+        0 => arch = AUDIT_ARCH_I386,
+        1 => arch = AUDIT_ARCH_X86_64,
+        2 => nr ^= X32_SYSCALL_BIT,
+        3 => nr = u32::MAX,
+        4 => nr = rng.next() as u32,
+        5 => nr = nr.wrapping_add(1),
+        6 => nr = nr.wrapping_sub(1),
+        7 => nr = (-(100 + rng.below(130) as i32)) as u32,
+        8 => nr = X32_SYSCALL_BIT | (rng.below(600) as u32),
+        _ => {}
+    }
+    let mut args = [0u64; 6];
+    for a in &mut args {
+        *a = match rng.below(8) {
+            0 => rng.next(),
+            1 => rng.next() & 0xff,
+            2 => 0,
+            _ => *rng.pick(values),
+        };
+    }
+    if rng.chance(30) && (nr == 102 || nr == 117) {
+        args[0] = rng.below(25) as u64;
+    }
+    (arch, nr, args)
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// One profile against libseccomp: `Err` describes the first disagreement.
+fn check_profile(p: &Value, calls: &[(u32, u32, [u64; 6])]) -> Result<(), String> {
+    let ours = serde_json::from_value::<LinuxSeccomp>(p.clone())
+        .map_err(|e| format!("profile does not parse: {e}"))
+        .and_then(|s| compile(&s).map_err(|e| format!("{e:#}")));
+    let theirs = reference(p);
+    let (ours, theirs) = match (ours, theirs) {
+        (Ok(o), Ok(t)) => (o, t),
+        (Err(_), Err(_)) => return Ok(()),
+        (Ok(_), Err(e)) => return Err(format!("libseccomp refuses ({e}), hutch accepts")),
+        (Err(e), Ok(_)) => return Err(format!("hutch refuses ({e}), libseccomp accepts")),
+    };
+    for &(arch, nr, args) in calls {
+        let o = run_bpf(ours.instructions(), arch, nr, &args);
+        let Some(t) = theirs.decide(arch, nr, &args) else {
+            continue;
+        };
+        if o != t {
+            return Err(format!(
+                "arch={arch:#x} nr={nr:#x} args={args:x?}: hutch {o:#x}, libseccomp {t:#x}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn env_u64(key: &str, default: u64) -> u64 {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[test]
+fn random_profiles_agree_with_libseccomp() {
+    let profiles = env_u64("HUTCH_SECCOMP_DIFF_PROFILES", 1500);
+    let seed = env_u64("HUTCH_SECCOMP_DIFF_SEED", 0x5ecc_0a11);
+    let calls_per = env_u64("HUTCH_SECCOMP_DIFF_CALLS", 64) as usize;
+    let mut rng = Rng(seed);
+    let mut failures = Vec::new();
+    let mut cases = 0u64;
+    for i in 0..profiles {
+        let p = random_profile(&mut rng);
+        let numbers = numbers_in(&p);
+        let values = values_in(&p);
+        let calls: Vec<_> = (0..calls_per)
+            .map(|_| random_call(&mut rng, &numbers, &values))
+            .collect();
+        cases += calls.len() as u64;
+        if let Err(e) = check_profile(&p, &calls) {
+            failures.push(format!("profile #{i} (seed {seed:#x}): {e}\n  {p}"));
+            if failures.len() >= 5 {
+                break;
+            }
+        }
+    }
+    eprintln!("seccomp diff: {profiles} profiles, {cases} calls, seed {seed:#x}");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+#[test]
+fn probe_tmp() {
+    for e in [4094, 4095, 4096, 65534, 65535] {
+        let r = ScmpFilterContext::new_filter(ScmpAction::Errno(e)).is_ok();
+        let mut c = ScmpFilterContext::new_filter(ScmpAction::Allow).unwrap();
+        let t = c.add_rule(ScmpAction::Trace(e as u16), ScmpSyscall::from_name("getpid").unwrap()).is_ok();
+        let x = c.add_rule(ScmpAction::Errno(e), ScmpSyscall::from_name("getppid").unwrap()).is_ok();
+        eprintln!("errno {e}: default {r} trace {t} rule {x}");
+    }
+}
+#[test]
+fn probe_pfc() {
+    let Ok(j) = std::env::var("PFC") else { return };
+    let p: Value = serde_json::from_str(&j).unwrap();
+    let mut ctx = ScmpFilterContext::new_filter(ScmpAction::Log).unwrap();
+    for a in p["architectures"].as_array().into_iter().flatten() {
+        let _ = ctx.add_arch(scmp_arch(a.as_str().unwrap()));
+    }
+    let _ = (&mut ctx, &p);
+    let r = reference(&p);
+    eprintln!("ref ok: {}", r.is_ok());
+    // rebuild for PFC
+    let default = scmp_action(p["defaultAction"].as_str().unwrap(), p.get("defaultErrnoRet").and_then(Value::as_u64));
+    let mut ctx = ScmpFilterContext::new_filter(default).unwrap();
+    for a in p["architectures"].as_array().into_iter().flatten() {
+        let _ = ctx.add_arch(scmp_arch(a.as_str().unwrap()));
+    }
+    for r in p["syscalls"].as_array().unwrap() {
+        let action = scmp_action(r["action"].as_str().unwrap(), r.get("errnoRet").and_then(Value::as_u64));
+        if action == default { continue; }
+        let args = r["args"].as_array().cloned().unwrap_or_default();
+        let conds: Vec<ScmpArgCompare> = args.iter().map(|a| {
+            let v = a["value"].as_u64().unwrap_or(0);
+            let two = a["valueTwo"].as_u64().unwrap_or(0);
+            let op = a["op"].as_str().unwrap();
+            ScmpArgCompare::new(a["index"].as_u64().unwrap() as u32, scmp_op(op, v), if op == "SCMP_CMP_MASKED_EQ" { two } else { v })
+        }).collect();
+        let mut seen = [0; 6];
+        for a in &args { seen[a["index"].as_u64().unwrap() as usize] += 1; }
+        for name in r["names"].as_array().unwrap() {
+            let Ok(nr) = ScmpSyscall::from_name(name.as_str().unwrap()) else { continue };
+            if conds.is_empty() { ctx.add_rule(action, nr).unwrap(); }
+            else if seen.iter().any(|&n| n > 1) { for c in &conds { ctx.add_rule_conditional(action, nr, &[*c]).unwrap(); } }
+            else { ctx.add_rule_conditional(action, nr, &conds).unwrap(); }
+        }
+    }
+    ctx.export_pfc(&mut std::io::stderr()).unwrap();
+    for (i, x) in libseccomp_program(&ctx).iter().enumerate() {
+        eprintln!("L{i:4}: {:04x} {:3} {:3} {:#x}", x.code, x.jt, x.jf, x.k);
+    }
+    let ours = compile(&serde_json::from_value(p.clone()).unwrap()).unwrap();
+    if let Ok(c) = std::env::var("CALL") {
+        let v: Vec<u64> = c.split_whitespace().map(|x| u64::from_str_radix(x, 16).unwrap()).collect();
+        let args = [v[2], v[3], v[4], v[5], v[6], v[7]];
+        let r = reference(&p).unwrap();
+        for (i, x) in r.prog.iter().enumerate() { eprintln!("R{i:4}: {:04x} {:3} {:3} {:#x}", x.code, x.jt, x.jf, x.k); }
+        eprintln!("CALL: hutch {:#x} ref {:#x} rawlib {:#x}", run_bpf(ours.instructions(), v[0] as u32, v[1] as u32, &args), r.decide(v[0] as u32, v[1] as u32, &args).unwrap_or(1), run_bpf(&r.prog, v[0] as u32, v[1] as u32, &args));
+    }
+    for (i, x) in ours.instructions().iter().enumerate() {
+        eprintln!("{i:4}: {:04x} {:3} {:3} {:#x}", x.code, x.jt, x.jf, x.k);
+    }
+}
