@@ -65,7 +65,9 @@ enum Cmp2 {
 /// A syscall's entry: either an action for every call, or a tree of argument checks.
 #[derive(Clone, Debug)]
 pub(super) struct Syscall {
-    pub num: u32,
+    /// Negative: a pseudo syscall (a name libseccomp knows that this arch lacks), kept in
+    /// the database but never emitted.
+    pub num: i64,
     pub chains: Option<usize>,
     pub action: u32,
     node_cnt: i64,
@@ -335,7 +337,12 @@ impl Db {
 
     /// `_db_tree_prune`: drops the parts of the existing tree that the new one makes
     /// redundant; `state` reports whether the new one is itself redundant.
-    fn tree_prune(&mut self, existing: Option<usize>, new: Option<usize>, state: &mut IterState) -> i64 {
+    fn tree_prune(
+        &mut self,
+        existing: Option<usize>,
+        new: Option<usize>,
+        state: &mut IterState,
+    ) -> i64 {
         let mut cnt = 0;
         let mut state_new = *state;
         let (Some(x0), Some(n_iter)) = (existing, new) else {
@@ -357,12 +364,10 @@ impl Db {
                     state_new.flags |= IST_X_FINISHED;
                 }
                 let (xn, nn) = (&self.nodes[xi], &self.nodes[n_iter]);
-                if (xn.act_t_flg || xn.nxt_t.is_some()) && !(nn.act_t_flg || nn.nxt_t.is_some())
-                {
+                if (xn.act_t_flg || xn.nxt_t.is_some()) && !(nn.act_t_flg || nn.nxt_t.is_some()) {
                     return self.prune_return(state, state_new, cnt);
                 }
-                if (xn.act_f_flg || xn.nxt_f.is_some()) && !(nn.act_f_flg || nn.nxt_f.is_some())
-                {
+                if (xn.act_f_flg || xn.nxt_f.is_some()) && !(nn.act_f_flg || nn.nxt_f.is_some()) {
                     return self.prune_return(state, state_new, cnt);
                 }
                 if state_new.flags & IST_N_FINISHED != 0
@@ -497,7 +502,7 @@ impl Db {
     }
 
     /// `_db_tree_add`: merges the new rule's chain into the tree at `existing`.
-    fn tree_add(&mut self, existing: Loc, new: usize) -> Result<(), Conflict> {
+    fn tree_add(&mut self, existing: Loc, new: usize, sys: usize) -> Result<(), Conflict> {
         let mut x_iter = self.get(existing);
         let n_iter = new;
         while let Some(xi) = x_iter {
@@ -517,13 +522,15 @@ impl Db {
                             return Err(Conflict);
                         }
                         if branch_t {
-                            self.tree_put_at_node_put(Loc::T(xi));
+                            let freed = self.tree_put_at_node_put(Loc::T(xi));
+                            self.syscalls[sys].node_cnt -= freed;
                             let x = &mut self.nodes[xi];
                             x.nxt_t = None;
                             x.act_t = n_act;
                             x.act_t_flg = true;
                         } else {
-                            self.tree_put_at_node_put(Loc::F(xi));
+                            let freed = self.tree_put_at_node_put(Loc::F(xi));
+                            self.syscalls[sys].node_cnt -= freed;
                             let x = &mut self.nodes[xi];
                             x.nxt_f = None;
                             x.act_f = n_act;
@@ -551,7 +558,7 @@ impl Db {
                     };
                     let Some(ns) = n_sub else { continue };
                     if x_sub.is_some() {
-                        self.tree_add(if branch_t { Loc::T(xi) } else { Loc::F(xi) }, ns)?;
+                        self.tree_add(if branch_t { Loc::T(xi) } else { Loc::F(xi) }, ns, sys)?;
                     } else if !x_flg {
                         let v = self.node_get(Some(ns));
                         if branch_t {
@@ -596,13 +603,24 @@ impl Db {
     }
 
     /// `_db_node_put(&x->nxt_t)` as written in `_db_tree_add` (a put, not a tree put).
-    fn tree_put_at_node_put(&mut self, loc: Loc) {
+    fn tree_put_at_node_put(&mut self, loc: Loc) -> i64 {
         let mut v = self.get(loc);
-        self.node_put(&mut v);
+        let cnt = self.node_put(&mut v);
         self.set(loc, v);
+        cnt
     }
 
-    fn new_node(&mut self, arg: u8, hi: bool, op: NodeOp, op_orig: Cmp2, mask: u32, datum: u32, full: u64) -> usize {
+    #[allow(clippy::too_many_arguments)] // one per field of libseccomp's node
+    fn new_node(
+        &mut self,
+        arg: u8,
+        hi: bool,
+        op: NodeOp,
+        op_orig: Cmp2,
+        mask: u32,
+        datum: u32,
+        full: u64,
+    ) -> usize {
         let offset = OFF_ARGS + 8 * u32::from(arg) + if hi { 4 } else { 0 };
         self.nodes.push(Node {
             arg,
@@ -744,7 +762,12 @@ impl Db {
     }
 
     /// `db_rule_add`: adds one rule for syscall `num` with libseccomp's merge.
-    pub(super) fn rule_add(&mut self, num: u32, conds: &[Cond], action: u32) -> Result<(), Conflict> {
+    pub(super) fn rule_add(
+        &mut self,
+        num: i64,
+        conds: &[Cond],
+        action: u32,
+    ) -> Result<(), Conflict> {
         let (mut new_chains, new_cnt) = self.rule_gen(conds, action);
         let pos = self.syscalls.partition_point(|s| s.num < num);
         if pos == self.syscalls.len() || self.syscalls[pos].num != num {
@@ -800,7 +823,7 @@ impl Db {
             break;
         }
         let head = new_chains.unwrap_or_default();
-        let added = self.tree_add(Loc::Chains(s), head);
+        let added = self.tree_add(Loc::Chains(s), head, s);
         self.syscalls[s].node_cnt += new_cnt;
         let freed = self.tree_put(&mut new_chains);
         self.syscalls[s].node_cnt -= freed;
@@ -841,7 +864,11 @@ impl Db {
     /// nodes of a level in order; a branch without action or subtree, or a subtree that
     /// matches nothing, falls through to the next node; past the last node of the top level
     /// comes `default`.
-    pub(super) fn syscall_code(&self, s: usize, default: u32) -> Result<Vec<libc::sock_filter>, String> {
+    pub(super) fn syscall_code(
+        &self,
+        s: usize,
+        default: u32,
+    ) -> Result<Vec<libc::sock_filter>, String> {
         let sys = &self.syscalls[s];
         let Some(head) = sys.chains else {
             return Ok(vec![super::bpf::ret(sys.action)]);
@@ -991,7 +1018,10 @@ impl Db {
     pub(super) fn dump(&self) -> String {
         let mut out = String::new();
         for (i, s) in self.syscalls.iter().enumerate() {
-            out += &format!("syscall {:#x}: action {:#x}\n", s.num, s.action);
+            out += &format!(
+                "syscall {} cnt {}: action {:#x}\n",
+                s.num, s.node_cnt, s.action
+            );
             if let Some(c) = self.syscalls[i].chains {
                 self.dump_level(c, 1, &mut out);
             }

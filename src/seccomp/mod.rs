@@ -31,12 +31,12 @@
 
 mod bpf;
 mod db;
+#[cfg(all(test, target_arch = "x86_64"))]
+mod diff;
 mod notify;
 mod syscalls;
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests;
-#[cfg(all(test, target_arch = "x86_64"))]
-mod diff;
 
 use std::os::fd::{FromRawFd, OwnedFd};
 
@@ -187,6 +187,14 @@ fn lookup(name: &str) -> Option<&'static (&'static str, [i16; 3], u8)> {
     }
 }
 
+/// A name's row in the syscall table (an identity for its pseudo syscall number).
+fn lookup_index(name: &str) -> u32 {
+    let base = syscalls::SYSCALLS.as_ptr() as usize;
+    lookup(name).map_or(0, |row| {
+        ((row as *const _ as usize - base) / std::mem::size_of_val(row)) as u32
+    })
+}
+
 /// i386's multiplexed form of a socket or SysV IPC call (the table's mux column): the
 /// socketcall(2) or ipc(2) syscall number and the call number it takes in argument 0.
 fn multiplexed(mux: u8) -> Option<(u32, u64)> {
@@ -212,6 +220,7 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program> {
         "linux.seccomp.defaultAction",
         "linux.seccomp.defaultErrnoRet",
     )?;
+    check_errno(default, "linux.seccomp.defaultErrnoRet")?;
     // As in runc: a notify default would also notify the runtime's own syscalls after load.
     if seccomp.default_action() == LinuxSeccompAction::ScmpActNotify {
         bail!("linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default action");
@@ -269,7 +278,11 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program> {
         )?;
         let chains = conditions(rule.args().as_deref().unwrap_or_default(), &field)?;
         if rule.action() == LinuxSeccompAction::ScmpActNotify {
-            if let Some(name) = rule.names().iter().find(|n| NOTIFY_REFUSED.contains(&n.as_str())) {
+            if let Some(name) = rule
+                .names()
+                .iter()
+                .find(|n| NOTIFY_REFUSED.contains(&n.as_str()))
+            {
                 // hutch itself makes this call after loading the filter (see NOTIFY_REFUSED).
                 bail!("{field}.action: SCMP_ACT_NOTIFY cannot be used for the {name} syscall");
             }
@@ -298,6 +311,7 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program> {
                 if action == default {
                     continue;
                 }
+                check_errno(action, &format!("{field}.errnoRet"))?;
                 let conflict = |_| {
                     anyhow!(
                         "{field}: the rules for {name} conflict (libseccomp, and so runc, \
@@ -305,12 +319,15 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program> {
                          different actions)"
                     )
                 };
-                let add = |db: &mut db::Db, nr: u32, chains: &[Vec<Cond>]| {
+                let add = |db: &mut db::Db, nr: i64, chains: &[Vec<Cond>]| {
                     if chains.is_empty() {
                         return db.rule_add(nr, &[], action);
                     }
                     chains.iter().try_for_each(|c| db.rule_add(nr, c, action))
                 };
+                // A name this arch lacks is a pseudo syscall to libseccomp: kept in the
+                // database (it counts for the code layout, see db::unloaded), never emitted.
+                let pseudo = -1 - i64::from(lookup_index(name));
                 if *abi == Abi::I386 {
                     // libseccomp's x86 rule: socket and SysV IPC calls also (or only) as their
                     // multiplexed form, socketcall(2)/ipc(2) with the call number replacing
@@ -335,12 +352,15 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program> {
                                 })
                                 .collect()
                         };
-                        add(&mut db[a], mux_nr, &muxed).map_err(conflict)?;
+                        add(&mut db[a], i64::from(mux_nr), &muxed).map_err(conflict)?;
                     }
                     if let Some(nr) = direct {
-                        add(&mut db[a], nr, &chains).map_err(conflict)?;
+                        add(&mut db[a], i64::from(nr), &chains).map_err(conflict)?;
+                    } else if *mux != 0 {
+                        add(&mut db[a], pseudo, &chains).map_err(conflict)?;
                     }
-                } else if let Some(nr) = abi.number(numbers) {
+                } else {
+                    let nr = abi.number(numbers).map_or(pseudo, i64::from);
                     add(&mut db[a], nr, &chains).map_err(conflict)?;
                 }
             }
@@ -377,18 +397,18 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program> {
                 // One section for both ABIs: x32 numbers have the x32 bit.
                 entries.extend(entries_of(&db[i]));
                 entries.sort_by_key(|e| e.0);
-                section(&mut x86_64_code, &[(0, u32::MAX, default)], &entries, default)?;
+                section(
+                    &mut x86_64_code,
+                    &[(0, u32::MAX, default)],
+                    &entries,
+                    default,
+                )?;
             }
             None => {
                 // x32 numbers are a bad arch, except -1 (a tracer skipping the syscall),
                 // which goes through the rules.
                 let mut dispatch = Vec::new();
-                section(
-                    &mut dispatch,
-                    &[(0, u32::MAX, default)],
-                    &entries,
-                    default,
-                )?;
+                section(&mut dispatch, &[(0, u32::MAX, default)], &entries, default)?;
                 x86_64_code.push(bpf::ld(bpf::OFF_NR));
                 x86_64_code.push(bpf::jge(X32_SYSCALL_BIT, 0, 2));
                 x86_64_code.push(bpf::jeq(u32::MAX, 1, 0));
@@ -405,7 +425,12 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program> {
     filter.extend_from_slice(&x86_64_code);
     if let Some(i) = abis.iter().position(|a| *a == Abi::I386) {
         let mut code = Vec::new();
-        section(&mut code, &[(0, u32::MAX, default)], &entries(&db[i]), default)?;
+        section(
+            &mut code,
+            &[(0, u32::MAX, default)],
+            &entries(&db[i]),
+            default,
+        )?;
         filter.push(bpf::jeq(AUDIT_ARCH_I386, 1, 0));
         filter.push(bpf::ja(code.len() as u32));
         filter.extend(code);
@@ -473,7 +498,9 @@ fn enosys_prefix(
     let mut code: Vec<(Option<L>, libc::sock_filter, L, L)> = Vec::new();
     let mut push = |at: Option<L>, i: libc::sock_filter, jt: L, jf: L| code.push((at, i, jt, jf));
     // `jgt max` → ENOSYS, else → the filter; without a max, straight to the filter.
-    let mut check = |push: &mut dyn FnMut(Option<L>, libc::sock_filter, L, L), at: Option<L>, max: Option<u32>| match max {
+    let check = |push: &mut dyn FnMut(Option<L>, libc::sock_filter, L, L),
+                 at: Option<L>,
+                 max: Option<u32>| match max {
         Some(m) => {
             push(at, bpf::jgt(m, 0, 0), L::Enosys, L::Next);
             push(None, bpf::ja(0), L::Filter, L::Next);
@@ -498,7 +525,12 @@ fn enosys_prefix(
         push(Some(L::I386), bpf::ld(bpf::OFF_NR), L::Next, L::Next);
         check(&mut push, None, i386);
     }
-    push(Some(L::Enosys), bpf::ret(RET_ERRNO | libc::ENOSYS as u32), L::Next, L::Next);
+    push(
+        Some(L::Enosys),
+        bpf::ret(RET_ERRNO | libc::ENOSYS as u32),
+        L::Next,
+        L::Next,
+    );
     let end = code.len();
     let pos = |l: L, from: usize| -> usize {
         match l {
@@ -582,7 +614,23 @@ fn entries(db: &db::Db) -> Vec<(u32, &db::Db, usize)> {
 }
 
 fn entries_of(db: &db::Db) -> impl Iterator<Item = (u32, &db::Db, usize)> + '_ {
-    db.syscalls.iter().enumerate().map(move |(i, s)| (s.num, db, i))
+    db.syscalls
+        .iter()
+        .enumerate()
+        .filter_map(move |(i, s)| u32::try_from(s.num).ok().map(|n| (n, db, i)))
+}
+
+/// libseccomp (so runc) refuses SCMP_ACT_ERRNO with an errno from MAX_ERRNO (4095) up, when
+/// the action is used.
+fn check_errno(action: u32, field: &str) -> Result<()> {
+    let errno = action & 0xffff;
+    if action & 0xffff_0000 == RET_ERRNO && errno >= MAX_ERRNO {
+        bail!(
+            "{field}: {errno} is not an errno value (at most {})",
+            MAX_ERRNO - 1
+        );
+    }
+    Ok(())
 }
 
 /// The `SECCOMP_RET_*` value of an OCI action. `errno_ret` is only meaningful for ERRNO and
@@ -599,10 +647,6 @@ fn action_value(
         // SECCOMP_RET_DATA is 16 bits; a larger value would silently change the action.
         if errno > 0xffff {
             bail!("{errno_field}: {errno} does not fit in SECCOMP_RET_DATA (16 bits)");
-        }
-        // libseccomp (so runc) refuses an errno from MAX_ERRNO (4095) up.
-        if base == RET_ERRNO && errno >= MAX_ERRNO {
-            bail!("{errno_field}: {errno} is not an errno value (at most {})", MAX_ERRNO - 1);
         }
         Ok(base | errno)
     };

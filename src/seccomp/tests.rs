@@ -72,8 +72,15 @@ fn docker() -> LinuxSeccomp {
 
 #[test]
 fn allow_list_with_default_errno() {
+    // Without an architectures list runc adds no ENOSYS stub (it only covers listed arches).
+    let bare = prog(json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [{"names": ["getpid", "read"], "action": "SCMP_ACT_ALLOW"}]
+    }));
+    assert_eq!(run0(&bare, Abi::X86_64, "mkdir"), EPERM);
     let p = prog(json!({
         "defaultAction": "SCMP_ACT_ERRNO",
+        "architectures": ["SCMP_ARCH_X86_64"],
         "syscalls": [{"names": ["getpid", "read"], "action": "SCMP_ACT_ALLOW"}]
     }));
     assert_eq!(run0(&p, Abi::X86_64, "getpid"), RET_ALLOW);
@@ -494,6 +501,7 @@ fn enosys_for_syscalls_newer_than_the_profile() {
     );
     // A KILL default gets it too (runc: every non-permissive default).
     let p = prog(json!({"defaultAction": "SCMP_ACT_KILL_PROCESS",
+        "architectures": ["SCMP_ARCH_X86_64"],
         "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ALLOW"}]}));
     assert_eq!(
         interpret(p.instructions(), AUDIT_ARCH_X86_64, 1000, [0; 6]),
@@ -675,6 +683,7 @@ fn exited(status: nix::sys::wait::WaitStatus) -> i32 {
 fn kernel_allow_list_errnos_and_enosys() {
     let s = profile(json!({
         "defaultAction": "SCMP_ACT_ERRNO",
+        "architectures": ["SCMP_ARCH_X86_64"],
         "syscalls": [
             {"names": ["getpid", "exit_group", "exit"], "action": "SCMP_ACT_ALLOW"},
             {"names": ["rmdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 18}
