@@ -20,7 +20,7 @@ use super::bpf::{Cmp, Cond, Op};
 
 /// Comparison a node performs after libseccomp's rewrite (NE/LT/LE become EQ/GE/GT with the
 /// branches swapped).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(super) enum NodeOp {
     Eq,
     MaskedEq,
@@ -53,6 +53,8 @@ pub(super) struct Node {
     pub lvl_prv: Option<usize>,
     pub lvl_nxt: Option<usize>,
     refcnt: u32,
+    /// Freed by libseccomp (its memory may be reused): any later use is a use-after-free.
+    freed: bool,
 }
 
 /// The rule's operator, MASKED_EQ included.
@@ -71,7 +73,13 @@ pub(super) struct Syscall {
     pub chains: Option<usize>,
     pub action: u32,
     node_cnt: i64,
+    /// libseccomp's priority (`_DB_PRI_MASK_CHAIN - node_cnt`, in its unsigned arithmetic):
+    /// the order in which the generator emits the syscalls, which decides which of the
+    /// blocks shared between syscalls gets laid out first (see [`Codegen`]).
+    pub priority: u32,
 }
+
+const PRI_MASK_CHAIN: u32 = 0xffff;
 
 /// The database of one arch.
 #[derive(Default, Clone, Debug)]
@@ -81,6 +89,12 @@ pub(super) struct Db {
     pub syscalls: Vec<Syscall>,
     /// 32-bit arch: arguments are compared on their low word only.
     narrow: bool,
+    /// Set when libseccomp's merge would touch a node it has freed (a use-after-free in the
+    /// C library: what runc's filter then contains is undefined), or walk a level that no
+    /// longer ends. hutch refuses such a profile rather than guess.
+    broken: std::cell::Cell<bool>,
+    /// Steps left for the current rule; a merge that needs more is treated as broken.
+    fuel: std::cell::Cell<u32>,
 }
 
 /// libseccomp refused the rule: two rules end on the same comparison with different
@@ -145,6 +159,33 @@ impl Db {
         n
     }
 
+    /// Whether node `n` may be used: not freed, and the step budget of the current rule
+    /// is not spent. Otherwise the database is marked broken and the caller stops walking.
+    fn alive(&self, n: usize) -> bool {
+        let fuel = self.fuel.get();
+        if self.nodes[n].freed || fuel == 0 {
+            self.broken.set(true);
+            return false;
+        }
+        self.fuel.set(fuel - 1);
+        true
+    }
+
+    /// The first node of `n`'s level, in a database that is not broken.
+    fn first_of_level(&self, mut n: usize) -> usize {
+        let mut steps = self.nodes.len();
+        while let (Some(p), true) = (self.nodes[n].lvl_prv, steps > 0) {
+            n = p;
+            steps -= 1;
+        }
+        n
+    }
+
+    /// libseccomp's merge went wrong on this database (see `broken`).
+    pub(super) fn is_broken(&self) -> bool {
+        self.broken.get()
+    }
+
     fn arg_priority(&self, n: usize) -> u32 {
         let n = &self.nodes[n];
         (u32::from(n.arg) << 1) + u32::from(n.hi)
@@ -191,6 +232,9 @@ impl Db {
 
     fn level_start(&self, mut n: usize) -> usize {
         while let Some(p) = self.nodes[n].lvl_prv {
+            if !self.alive(p) {
+                break;
+            }
             n = p;
         }
         n
@@ -201,6 +245,9 @@ impl Db {
         let start = self.level_start(node);
         let mut n = Some(start);
         while let Some(i) = n {
+            if !self.alive(i) {
+                break;
+            }
             let links = u32::from(self.nodes[i].lvl_prv.is_some())
                 + u32::from(self.nodes[i].lvl_nxt.is_some());
             if self.nodes[i].refcnt > links {
@@ -210,7 +257,7 @@ impl Db {
         }
         let mut cnt = 0;
         let mut n = Some(start);
-        while n.is_some() {
+        while n.is_some() && !self.broken.get() {
             cnt += self.node_put(&mut n);
         }
         cnt
@@ -239,8 +286,13 @@ impl Db {
             return 0;
         };
         let mut cnt = 0;
-        self.nodes[n].refcnt -= 1;
+        if !self.alive(n) {
+            return 0;
+        }
+        // C's unsigned decrement.
+        self.nodes[n].refcnt = self.nodes[n].refcnt.wrapping_sub(1);
         if self.nodes[n].refcnt == 0 {
+            self.nodes[n].freed = true;
             let mut lvl_p = self.nodes[n].lvl_prv;
             let mut lvl_n = self.nodes[n].lvl_nxt;
             let mut nxt_t = self.nodes[n].nxt_t;
@@ -280,6 +332,9 @@ impl Db {
         let mut c = Some(self.level_start(t));
         let mut found = None;
         while let Some(ci) = c {
+            if !self.alive(ci) {
+                break;
+            }
             if ci == node {
                 found = Some(ci);
                 break;
@@ -323,6 +378,9 @@ impl Db {
         };
         let mut c = Some(self.level_start(t));
         while let Some(ci) = c {
+            if !self.alive(ci) {
+                break;
+            }
             let n = &self.nodes[ci];
             if (n.act_t_flg && n.act_t != action) || (n.act_f_flg && n.act_f != action) {
                 return false;
@@ -353,6 +411,9 @@ impl Db {
         }
         let mut x_iter = Some(self.level_start(x0));
         while let Some(xi) = x_iter {
+            if !self.alive(xi) {
+                break;
+            }
             let x_next = self.nodes[xi].lvl_nxt;
             let mut x = Some(xi);
             if self.chain_eq(xi, n_iter) {
@@ -506,6 +567,9 @@ impl Db {
         let mut x_iter = self.get(existing);
         let n_iter = new;
         while let Some(xi) = x_iter {
+            if !self.alive(xi) {
+                break;
+            }
             if self.chain_eq(xi, n_iter) {
                 for branch_t in [true, false] {
                     let (n, x) = (&self.nodes[n_iter], &self.nodes[xi]);
@@ -640,6 +704,7 @@ impl Db {
             lvl_prv: None,
             lvl_nxt: None,
             refcnt: 0,
+            freed: false,
         });
         self.nodes.len() - 1
     }
@@ -768,7 +833,8 @@ impl Db {
         conds: &[Cond],
         action: u32,
     ) -> Result<(), Conflict> {
-        let (mut new_chains, new_cnt) = self.rule_gen(conds, action);
+        self.fuel.set(1 << 22);
+        let (new_chains, new_cnt) = self.rule_gen(conds, action);
         let pos = self.syscalls.partition_point(|s| s.num < num);
         if pos == self.syscalls.len() || self.syscalls[pos].num != num {
             self.syscalls.insert(
@@ -778,11 +844,30 @@ impl Db {
                     chains: new_chains,
                     action,
                     node_cnt: new_cnt,
+                    priority: PRI_MASK_CHAIN.wrapping_sub(new_cnt as u32),
                 },
             );
             return Ok(());
         }
         let s = pos;
+        let added = self.rule_merge(s, new_chains, new_cnt, action);
+        if added.is_ok() {
+            // `add_priority_update` (not reached on failure).
+            let sys = &mut self.syscalls[s];
+            sys.priority =
+                (sys.priority & !PRI_MASK_CHAIN) | PRI_MASK_CHAIN.wrapping_sub(sys.node_cnt as u32);
+        }
+        added
+    }
+
+    /// The part of `db_rule_add` for a syscall that has an entry already.
+    fn rule_merge(
+        &mut self,
+        s: usize,
+        mut new_chains: Option<usize>,
+        new_cnt: i64,
+        action: u32,
+    ) -> Result<(), Conflict> {
         let mut rm_flag = false;
         loop {
             if self.syscalls[s].chains.is_none() {
@@ -838,88 +923,144 @@ enum Tgt {
     Blk(usize),
 }
 
-/// One node's code: `[ld word;] [and mask;] jcond datum, jt, jf`.
-struct NodeCode {
-    node: usize,
-    load: bool,
-    and: Option<u32>,
-    jt: Tgt,
-    jf: Tgt,
-}
-
-/// What the generator assumes the accumulator holds: the word at `offset` (None: unknown)
-/// masked with `mask`. libseccomp skips a load when the assumption says the word is already
-/// there, and it assumes, for a node's subtrees, what it assumed before that node's own load
-/// (and, for the false subtree, what the true subtree's first level left). The assumption
-/// can be wrong; the code then compares another word, and so does the filter runc loads.
+/// What libseccomp's generator believes the accumulator holds: the word at `offset` (None:
+/// unknown, libseccomp's offset -1) masked with `mask`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct Acc {
     offset: Option<u32>,
     mask: u32,
 }
 
-impl Db {
-    /// The argument checks of syscall entry `s` as a self-contained, forward-only BPF block
-    /// (every path ends in `ret`), laid out as libseccomp's generator lays out its blocks:
-    /// nodes of a level in order; a branch without action or subtree, or a subtree that
-    /// matches nothing, falls through to the next node; past the last node of the top level
-    /// comes `default`.
-    pub(super) fn syscall_code(
-        &self,
-        s: usize,
+const ACC_UNDEF: Acc = Acc {
+    offset: None,
+    mask: u32::MAX,
+};
+
+/// One node's instruction block as libseccomp's `_gen_bpf_node` builds it:
+/// `[ld word;] [and mask;] jcond datum, jt, jf`. Blocks are interned on their whole content
+/// (targets and accumulator states included), as libseccomp merges blocks with equal hashes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Blk {
+    load: Option<u32>,
+    and: Option<u32>,
+    op: NodeOp,
+    datum: u32,
+    jt: Tgt,
+    jf: Tgt,
+    /// The accumulator the block relies on; `ACC_UNDEF` when it loads its own word.
+    acc_start: Acc,
+    /// The accumulator at its jump.
+    acc_end: Acc,
+}
+
+/// libseccomp's code generator for the argument checks of every syscall of a filter, so that
+/// hutch's checks decide as the code runc loads does.
+///
+/// libseccomp builds one block per tree node and skips a node's `ld` when it believes the
+/// word is already in A: along a level it assumes what the previous node of the level
+/// loaded, and into a subtree what the node itself loaded. That belief is wrong whenever a
+/// subtree ran (loading other words) before falling through to the next node of the level.
+/// Blocks with the same content (instructions, targets, assumed accumulator) are merged
+/// across the whole filter, across syscalls and arches. Laying the blocks out, it places a
+/// block right after the first block found to jump to it (scanning the program from its end)
+/// and prepends an `ld` only if that block's accumulator differs from the one assumed; every
+/// other edge into the block keeps whatever A holds, and its comparison then reads another
+/// word than the rule names. runc's filter decides that way, so hutch builds the same blocks,
+/// merges them the same way, replays the same layout scan in the same syscall order, and
+/// emits each syscall's checks with the loads libseccomp's code has. Only which blocks load
+/// matters to the decisions, not the order of the code.
+pub(super) struct Codegen<'a> {
+    dbs: &'a [Db],
+    default: u32,
+    /// Interned blocks; a block only jumps to blocks created before it.
+    blocks: Vec<Blk>,
+    interned: std::collections::HashMap<Blk, usize>,
+    /// (db, level start, continuation, incoming accumulator) → the level's first block.
+    memo: std::collections::HashMap<(usize, usize, Tgt, Acc), Tgt>,
+    /// Per block, the load the layout prepends (word and mask).
+    prepended: Vec<Option<Acc>>,
+}
+
+impl<'a> Codegen<'a> {
+    /// Generates the checks of every syscall of `dbs`, in libseccomp's emission order:
+    /// `sections` lists the arch sections as the filter lays them out, each with its
+    /// databases (x86_64 and x32 share one), and `by_number` is libseccomp's binary-tree mode
+    /// (runc asks for it above 32 syscall names), where syscalls are sorted by number
+    /// instead of by priority.
+    pub(super) fn new(
+        dbs: &'a [Db],
+        sections: &[Vec<usize>],
+        by_number: bool,
         default: u32,
-    ) -> Result<Vec<libc::sock_filter>, String> {
-        let sys = &self.syscalls[s];
-        let Some(head) = sys.chains else {
-            return Ok(vec![super::bpf::ret(sys.action)]);
-        };
-        let mut gen = Gen {
-            db: self,
-            code: Vec::new(),
+    ) -> Codegen<'a> {
+        let mut gen = Codegen {
+            dbs,
+            default,
+            blocks: Vec::new(),
+            interned: std::collections::HashMap::new(),
             memo: std::collections::HashMap::new(),
+            prepended: Vec::new(),
         };
-        // The dispatch left the syscall number in A (libseccomp: a fresh `ld nr`, or unknown).
-        let acc = Acc {
-            offset: Some(0),
-            mask: u32::MAX,
-        };
-        let entry = gen.chain(head, Tgt::Ret(default), acc);
-        let Tgt::Blk(entry) = entry else {
-            return Ok(vec![super::bpf::ret(default)]);
-        };
-        debug_assert_eq!(entry + 1, gen.code.len());
-        super::bpf::assemble_tree(&gen.code_as_asm(self))
-    }
-}
-
-struct Gen<'a> {
-    db: &'a Db,
-    code: Vec<NodeCode>,
-    /// (level, continuation, incoming assumption) → (entry, assumption after the level)
-    memo: std::collections::HashMap<(usize, Tgt, Acc), Tgt>,
-}
-
-impl Gen<'_> {
-    /// The level containing `node`, in order.
-    fn level(&self, node: usize) -> Vec<usize> {
-        let mut level = Vec::new();
-        let mut n = Some(self.db.level_start(node));
-        while let Some(i) = n {
-            level.push(i);
-            n = self.db.nodes[i].lvl_nxt;
+        // The layout scan starts at the end of the program and finishes the checks of one
+        // syscall before the previous one: the last section first, in each the last syscall
+        // of libseccomp's order first.
+        let mut placed = Vec::new();
+        for section in sections.iter().rev() {
+            for (d, s) in gen.order(section, by_number).into_iter().rev() {
+                let Tgt::Blk(entry) = gen.entry(d, s) else {
+                    continue;
+                };
+                placed.resize(gen.blocks.len(), false);
+                gen.prepended.resize(gen.blocks.len(), None);
+                gen.layout(entry, &mut placed);
+            }
         }
-        level
+        gen
     }
 
-    /// Whether node `i` needs a load (and a mask) under `acc`, updating `acc`.
-    fn plan(&self, i: usize, acc: &mut Acc) -> (bool, Option<u32>) {
-        let nd = &self.db.nodes[i];
-        let mut load = false;
+    /// libseccomp's order of the syscalls of one section (`_sys_sort`): by priority, highest
+    /// first, ties in database order (by unsigned number), the first database's entries
+    /// before the second's; or by number, highest first. Pseudo syscalls are never emitted.
+    fn order(&self, section: &[usize], by_number: bool) -> Vec<(usize, usize)> {
+        let mut list: Vec<(usize, usize)> = Vec::new();
+        for &d in section {
+            let mut entries: Vec<usize> = (0..self.dbs[d].syscalls.len()).collect();
+            // libseccomp compares numbers unsigned: pseudo (negative) numbers sort last.
+            entries.sort_by_key(|&s| self.dbs[d].syscalls[s].num as u32);
+            list.extend(entries.into_iter().map(|s| (d, s)));
+        }
+        let sys = |&(d, s): &(usize, usize)| &self.dbs[d].syscalls[s];
+        // Stable sorts, as libseccomp's insertion sorts are.
+        if by_number {
+            list.sort_by_key(|e| std::cmp::Reverse(sys(e).num as u32));
+        } else {
+            list.sort_by_key(|e| std::cmp::Reverse(sys(e).priority));
+        }
+        list.retain(|e| sys(e).num >= 0);
+        list
+    }
+
+    /// The first block of syscall entry `s` of database `d` (generated on first use).
+    fn entry(&mut self, d: usize, s: usize) -> Tgt {
+        let db = self.dbs;
+        let Some(head) = db[d].syscalls[s].chains else {
+            return Tgt::Ret(db[d].syscalls[s].action);
+        };
+        // The first node always loads (no argument word is at offset 0), so the incoming
+        // state does not matter.
+        self.chain(d, head, Tgt::Ret(self.default), ACC_UNDEF)
+    }
+
+    /// `_gen_bpf_node`'s accumulator check for node `i`: (load, and), updating `acc`.
+    fn plan(nd: &Node, acc: &mut Acc) -> (Option<u32>, Option<u32>) {
+        let mut load = None;
         let mut and = None;
         if acc.offset != Some(nd.offset) || nd.mask & acc.mask != nd.mask {
-            load = true;
-            acc.offset = Some(nd.offset);
-            acc.mask = u32::MAX;
+            load = Some(nd.offset);
+            *acc = Acc {
+                offset: Some(nd.offset),
+                mask: u32::MAX,
+            };
         }
         if nd.mask != acc.mask {
             and = Some(nd.mask);
@@ -928,87 +1069,182 @@ impl Gen<'_> {
         (load, and)
     }
 
-    /// The generator's accumulator assumption after generating a level: its nodes in order,
-    /// each followed by its true subtree.
-    fn after(&self, node: usize, mut acc: Acc) -> Acc {
-        for i in self.level(node) {
-            self.plan(i, &mut acc);
-            if let Some(t) = self.db.nodes[i].nxt_t {
-                acc = self.after(t, acc);
-            }
+    fn intern(&mut self, b: Blk) -> usize {
+        if let Some(&i) = self.interned.get(&b) {
+            return i;
         }
-        acc
+        self.blocks.push(b.clone());
+        self.interned.insert(b, self.blocks.len() - 1);
+        self.blocks.len() - 1
     }
 
-    /// `_gen_bpf_chain`: the code for the level containing `node`, falling through to `cont`,
-    /// generated under the accumulator assumption `acc`.
-    fn chain(&mut self, node: usize, cont: Tgt, acc: Acc) -> Tgt {
-        let start = self.db.level_start(node);
-        if let Some(&t) = self.memo.get(&(start, cont, acc)) {
+    /// `_gen_bpf_chain`: the blocks of the level containing `node`, falling through to
+    /// `cont`, generated with the incoming accumulator `acc`. Returns the level's first.
+    fn chain(&mut self, d: usize, node: usize, cont: Tgt, acc: Acc) -> Tgt {
+        let db = &self.dbs[d];
+        let start = db.first_of_level(node);
+        if let Some(&t) = self.memo.get(&(d, start, cont, acc)) {
             return t;
         }
-        let level = self.level(start);
-        // Forward: what each node assumes, and what its subtrees start from.
+        let mut level = Vec::new();
+        let mut n = Some(start);
+        while let (Some(i), true) = (n, level.len() < db.nodes.len()) {
+            level.push(i);
+            n = db.nodes[i].lvl_nxt;
+        }
+        // The accumulator flows from node to node of the level, not through subtrees.
         let mut acc_now = acc;
         let mut plans = Vec::with_capacity(level.len());
         for &i in &level {
-            let (load, and) = self.plan(i, &mut acc_now);
-            let post = acc_now;
-            if let Some(t) = self.db.nodes[i].nxt_t {
-                acc_now = self.after(t, acc_now);
-            }
-            plans.push((load, and, post));
+            let before = acc_now;
+            let (load, and) = Self::plan(&db.nodes[i], &mut acc_now);
+            let acc_start = if load.is_some() { ACC_UNDEF } else { before };
+            plans.push((load, and, acc_start, acc_now));
         }
-        // Backward: blocks last-to-first, so that every jump goes to an earlier block.
+        // Resolved last to first, as libseccomp does: each node's "next" is the block of
+        // the following node (or `cont`), and its subtrees fall through to that same block.
         let mut next = cont;
         for (k, &i) in level.iter().enumerate().rev() {
-            let nd = &self.db.nodes[i];
-            let (load, and, post) = plans[k];
-            let jt = match (nd.nxt_t, nd.act_t_flg) {
-                (Some(sub), _) => self.chain(sub, next, post),
-                (None, true) => Tgt::Ret(nd.act_t),
-                (None, false) => next,
+            let nd = &db.nodes[i];
+            let (load, and, acc_start, acc_end) = plans[k];
+            let (op, datum) = (nd.op, nd.datum);
+            let branch = |sub: Option<usize>, flg: bool, act: u32| match (sub, flg) {
+                (Some(sub), _) => Err(sub),
+                (None, true) => Ok(Tgt::Ret(act)),
+                (None, false) => Ok(next),
             };
-            let jf = match (nd.nxt_f, nd.act_f_flg) {
-                (Some(sub), _) => self.chain(sub, next, post),
-                (None, true) => Tgt::Ret(nd.act_f),
-                (None, false) => next,
-            };
-            self.code.push(NodeCode {
-                node: i,
+            let jt = branch(nd.nxt_t, nd.act_t_flg, nd.act_t);
+            let jf = branch(nd.nxt_f, nd.act_f_flg, nd.act_f);
+            let jt = jt.unwrap_or_else(|sub| self.chain(d, sub, next, acc_end));
+            let jf = jf.unwrap_or_else(|sub| self.chain(d, sub, next, acc_end));
+            next = Tgt::Blk(self.intern(Blk {
                 load,
                 and,
+                op,
+                datum,
                 jt,
                 jf,
-            });
-            next = Tgt::Blk(self.code.len() - 1);
+                acc_start,
+                acc_end,
+            }));
         }
-        self.memo.insert((start, cont, acc), next);
+        self.memo.insert((d, start, cont, acc), next);
         next
     }
 
-    /// The blocks, entry first: every block only jumps to blocks created before it.
-    fn code_as_asm(&self, db: &Db) -> Vec<super::bpf::AsmBlock> {
-        let n = self.code.len();
+    /// libseccomp's layout pass for one syscall (`_gen_bpf_build_bpf`, "pull in all of the
+    /// TGT_PTR_HSH jumps"): from the syscall's dispatch block, repeatedly take the last block
+    /// of the layout that jumps to a block not placed yet (its `jt` first), place that block
+    /// right after it, and prepend an `ld` if the jumping block's accumulator is not the one
+    /// the placed block assumes. A block placed for an earlier syscall stays as it is.
+    fn layout(&mut self, entry: usize, placed: &mut [bool]) {
+        if placed[entry] {
+            return;
+        }
+        // None: the dispatch block, which leaves the syscall number in A.
+        let mut list: Vec<Option<usize>> = vec![None];
+        loop {
+            let mut pulled = None;
+            'scan: for at in (0..list.len()).rev() {
+                let (targets, acc_end) = match list[at] {
+                    None => {
+                        let nr = Acc {
+                            offset: Some(0),
+                            mask: u32::MAX,
+                        };
+                        ([Tgt::Blk(entry); 2], nr)
+                    }
+                    Some(b) => {
+                        let b = &self.blocks[b];
+                        ([b.jt, b.jf], b.acc_end)
+                    }
+                };
+                for t in targets {
+                    if let Tgt::Blk(t) = t {
+                        if !placed[t] {
+                            pulled = Some((at, t, acc_end));
+                            break 'scan;
+                        }
+                    }
+                }
+            }
+            let Some((at, t, acc_end)) = pulled else {
+                return;
+            };
+            placed[t] = true;
+            let start = self.blocks[t].acc_start;
+            if start.offset.is_some() && start != acc_end {
+                self.prepended[t] = Some(start);
+            }
+            list.insert(at + 1, Some(t));
+        }
+    }
+
+    /// The argument checks of syscall entry `s` of database `d` as a self-contained,
+    /// forward-only BPF block (every path ends in `ret`).
+    pub(super) fn syscall_code(
+        &self,
+        d: usize,
+        s: usize,
+    ) -> Result<Vec<libc::sock_filter>, String> {
+        let sys = &self.dbs[d].syscalls[s];
+        let Some(head) = sys.chains else {
+            return Ok(vec![super::bpf::ret(sys.action)]);
+        };
+        let start = self.dbs[d].first_of_level(head);
+        let Some(&entry) = self
+            .memo
+            .get(&(d, start, Tgt::Ret(self.default), ACC_UNDEF))
+        else {
+            return Err(format!("no code generated for syscall {}", sys.num));
+        };
+        let Tgt::Blk(entry) = entry else {
+            return Ok(vec![super::bpf::ret(self.default)]);
+        };
+        // The blocks reachable from the entry, entry first; each jumps only to blocks
+        // created before it, so descending creation order runs forward.
+        let mut reach = vec![false; entry + 1];
+        reach[entry] = true;
+        for b in (0..=entry).rev() {
+            if !reach[b] {
+                continue;
+            }
+            for t in [self.blocks[b].jt, self.blocks[b].jf] {
+                if let Tgt::Blk(t) = t {
+                    reach[t] = true;
+                }
+            }
+        }
+        let ids: Vec<usize> = (0..=entry).rev().filter(|&b| reach[b]).collect();
+        let pos = |b: usize| ids.iter().position(|&x| x == b).unwrap_or_default();
         let tgt = |t: Tgt| match t {
             Tgt::Ret(a) => super::bpf::AsmTgt::Ret(a),
-            Tgt::Blk(b) => super::bpf::AsmTgt::Blk(n - 1 - b),
+            Tgt::Blk(b) => super::bpf::AsmTgt::Blk(pos(b)),
         };
-        self.code
+        let asm: Vec<super::bpf::AsmBlock> = ids
             .iter()
-            .rev()
-            .map(|c| {
-                let nd = &db.nodes[c.node];
+            .map(|&i| {
+                let b = &self.blocks[i];
+                // A prepended load is `ld; and assumed-mask` in front of the block's own
+                // `and`: one `and` with both masks.
+                let (load, and) = match self.prepended.get(i).copied().flatten() {
+                    Some(acc) => {
+                        let mask = acc.mask & b.and.unwrap_or(u32::MAX);
+                        (acc.offset, (mask != u32::MAX).then_some(mask))
+                    }
+                    None => (b.load, b.and),
+                };
                 super::bpf::AsmBlock {
-                    load: c.load.then_some(nd.offset),
-                    and: c.and,
-                    op: nd.op,
-                    datum: nd.datum,
-                    jt: tgt(c.jt),
-                    jf: tgt(c.jf),
+                    load,
+                    and,
+                    op: b.op,
+                    datum: b.datum,
+                    jt: tgt(b.jt),
+                    jf: tgt(b.jf),
                 }
             })
-            .collect()
+            .collect();
+        super::bpf::assemble_tree(&asm)
     }
 }
 
@@ -1029,7 +1265,7 @@ impl Db {
         out
     }
     fn dump_level(&self, n: usize, depth: usize, out: &mut String) {
-        let mut c = Some(self.level_start(n));
+        let mut c = Some(self.first_of_level(n));
         while let Some(i) = c {
             let nd = &self.nodes[i];
             let pad = "  ".repeat(depth);

@@ -24,6 +24,17 @@
 //!   than the default action, so libcs fall back from syscalls newer than the profile
 //!   (clone3, …).
 //!
+//! - Where libseccomp 2.5.4 (Debian's, which runc links) is defective, hutch does not copy
+//!   the defect into a filter that lets more through than the profile asks. An arch section
+//!   whose first syscall in libseccomp's order is a pseudo syscall (a name that arch lacks)
+//!   never loads the syscall number, so under runc none of that arch's rules apply and every
+//!   call gets the default action: with an ALLOW default that lets through what the rules
+//!   deny. hutch enforces the rules there. Rules that libseccomp can only merge through
+//!   freed memory (it may loop forever or emit garbage) are refused with an error naming the
+//!   rule. The differential test (`diff.rs`) counts and prints both instead of comparing.
+//!   Everything else, including libseccomp's wrong skipped reloads (see `db::Codegen`), is
+//!   reproduced, so the decisions are runc's.
+//!
 //! The code is a binary search over syscall-number intervals (adjacent numbers with the same
 //! action share one interval) whose leaves return the action directly or run the argument
 //! checks for one syscall. Docker's default profile becomes a few hundred instructions, and a
@@ -326,7 +337,7 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program> {
                     chains.iter().try_for_each(|c| db.rule_add(nr, c, action))
                 };
                 // A name this arch lacks is a pseudo syscall to libseccomp: kept in the
-                // database (it counts for the code layout, see db::unloaded), never emitted.
+                // database (it counts for libseccomp's merge and order), never emitted.
                 let pseudo = -1 - i64::from(lookup_index(name));
                 if *abi == Abi::I386 {
                     // libseccomp's x86 rule: socket and SysV IPC calls also (or only) as their
@@ -363,6 +374,15 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program> {
                     let nr = abi.number(numbers).map_or(pseudo, i64::from);
                     add(&mut db[a], nr, &chains).map_err(conflict)?;
                 }
+                if db[a].is_broken() {
+                    // libseccomp 2.5.4 reads and writes tree nodes it has already freed
+                    // while merging this rule: what runc would load is undefined.
+                    bail!(
+                        "{field}: the rules for {name} cannot be merged as libseccomp does \
+                         (its rule merge uses freed memory on them, so runc's filter is \
+                         undefined); split or reorder the rules"
+                    );
+                }
             }
         }
     }
@@ -389,26 +409,41 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program> {
     );
 
     // Then what libseccomp generates: per arch, a dispatch over the syscall numbers with rules.
+    // The argument checks come from libseccomp's generator, for all arches at once (it
+    // shares code between syscalls and arches, see db::Codegen).
+    let x32 = abis.iter().position(|a| *a == Abi::X32);
+    let i386 = abis.iter().position(|a| *a == Abi::I386);
+    let mut sections = vec![std::iter::once(0).chain(x32).collect::<Vec<_>>()];
+    sections.extend(i386.map(|i| vec![i]));
+    // runc asks libseccomp for its binary-tree layout above 32 syscall names.
+    let names: usize = seccomp
+        .syscalls()
+        .iter()
+        .flatten()
+        .map(|r| r.names().len())
+        .sum();
+    let gen = db::Codegen::new(&db, &sections, names > 32, default);
     let mut x86_64_code = Vec::with_capacity(512);
     {
-        let mut entries: Vec<(u32, &db::Db, usize)> = entries(&db[0]);
-        match abis.iter().position(|a| *a == Abi::X32) {
+        let mut list: Vec<(u32, usize, usize)> = entries(&db, 0);
+        match x32 {
             Some(i) => {
                 // One section for both ABIs: x32 numbers have the x32 bit.
-                entries.extend(entries_of(&db[i]));
-                entries.sort_by_key(|e| e.0);
+                list.extend(entries(&db, i));
+                list.sort_by_key(|e| e.0);
                 section(
                     &mut x86_64_code,
                     &[(0, u32::MAX, default)],
-                    &entries,
-                    default,
+                    &list,
+                    &gen,
+                    &db,
                 )?;
             }
             None => {
                 // x32 numbers are a bad arch, except -1 (a tracer skipping the syscall),
                 // which goes through the rules.
                 let mut dispatch = Vec::new();
-                section(&mut dispatch, &[(0, u32::MAX, default)], &entries, default)?;
+                section(&mut dispatch, &[(0, u32::MAX, default)], &list, &gen, &db)?;
                 x86_64_code.push(bpf::ld(bpf::OFF_NR));
                 x86_64_code.push(bpf::jge(X32_SYSCALL_BIT, 0, 2));
                 x86_64_code.push(bpf::jeq(u32::MAX, 1, 0));
@@ -423,13 +458,14 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program> {
     filter.push(bpf::jeq(AUDIT_ARCH_X86_64, 1, 0));
     filter.push(bpf::ja(x86_64_code.len() as u32));
     filter.extend_from_slice(&x86_64_code);
-    if let Some(i) = abis.iter().position(|a| *a == Abi::I386) {
+    if let Some(i) = i386 {
         let mut code = Vec::new();
         section(
             &mut code,
             &[(0, u32::MAX, default)],
-            &entries(&db[i]),
-            default,
+            &entries(&db, i),
+            &gen,
+            &db,
         )?;
         filter.push(bpf::jeq(AUDIT_ARCH_I386, 1, 0));
         filter.push(bpf::ja(code.len() as u32));
@@ -558,8 +594,9 @@ fn enosys_prefix(
 fn section(
     out: &mut Vec<libc::sock_filter>,
     bg: &[(u32, u32, u32)],
-    entries: &[(u32, &db::Db, usize)],
-    default: u32,
+    entries: &[(u32, usize, usize)],
+    gen: &db::Codegen,
+    dbs: &[db::Db],
 ) -> Result<()> {
     let mut blocks = Vec::new();
     let mut intervals: Vec<(u32, Target)> = Vec::with_capacity(2 * entries.len() + 8);
@@ -574,7 +611,7 @@ fn section(
     let mut next = entries.iter().peekable();
     for &(lo, hi, action) in bg {
         let mut cur = Some(lo);
-        while let Some(&&(nr, db, s)) = next.peek() {
+        while let Some(&&(nr, d, s)) = next.peek() {
             if nr > hi {
                 break;
             }
@@ -584,11 +621,11 @@ fn section(
                     push(&mut intervals, c, Target::Ret(action));
                 }
             }
-            let target = match db.syscalls[s].chains {
-                None => Target::Ret(db.syscalls[s].action),
+            let target = match dbs[d].syscalls[s].chains {
+                None => Target::Ret(dbs[d].syscalls[s].action),
                 Some(_) => {
-                    let code = db
-                        .syscall_code(s, default)
+                    let code = gen
+                        .syscall_code(d, s)
                         .map_err(|e| anyhow!("linux.seccomp.syscalls: {e}"))?;
                     blocks.push(code);
                     Target::Block(blocks.len() - 1)
@@ -608,16 +645,14 @@ fn section(
     Ok(())
 }
 
-/// The syscalls of one arch database, by ascending number.
-fn entries(db: &db::Db) -> Vec<(u32, &db::Db, usize)> {
-    entries_of(db).collect()
-}
-
-fn entries_of(db: &db::Db) -> impl Iterator<Item = (u32, &db::Db, usize)> + '_ {
-    db.syscalls
+/// The syscalls of database `d`, by ascending number: (number, database, entry).
+fn entries(dbs: &[db::Db], d: usize) -> Vec<(u32, usize, usize)> {
+    dbs[d]
+        .syscalls
         .iter()
         .enumerate()
-        .filter_map(move |(i, s)| u32::try_from(s.num).ok().map(|n| (n, db, i)))
+        .filter_map(|(i, s)| u32::try_from(s.num).ok().map(|n| (n, d, i)))
+        .collect()
 }
 
 /// libseccomp (so runc) refuses SCMP_ACT_ERRNO with an errno from MAX_ERRNO (4095) up, when
