@@ -77,10 +77,69 @@ const RET_ALLOW: u32 = 0x7fff_0000;
 /// libseccomp's bound for SCMP_ACT_ERRNO's value (exclusive).
 const MAX_ERRNO: u32 = 4095;
 
-/// Syscalls hutch makes after an early filter load (the sync socket: Ready, the notify
-/// listener hand-off, Commit; see `process::init`): a NOTIFY rule on them would wait for an
-/// agent that can only get the listener through them.
-const NOTIFY_REFUSED: &[&str] = &["write"];
+/// Syscalls hutch's init makes itself between loading a filter with a NOTIFY rule and
+/// execve (see `process::init`). A filter with a NOTIFY rule is always loaded early, before
+/// the listener is handed out: the listener goes to the parent by `sendmsg` on the sync
+/// socket, so a NOTIFY there waits for an agent that can only get the listener through that
+/// very call, and `create` hangs. Later calls would stop the runtime on an agent that knows
+/// nothing of them. So a NOTIFY rule naming any of them is refused:
+/// - the sync socket (listener hand-off, Ready, Commit) and exec.fifo: `sendmsg`, `recvmsg`,
+///   `read`, `write` (errors to start.err and stderr; runc refuses this one too), `close`;
+/// - the identity switch: `prctl`, `capget`, `capset`, `setgroups`, `setresuid`,
+///   `setresgid`, `chdir`, `getcwd`;
+/// - the state dir cleanup when the parent dies: `openat`, `unlinkat`, `getdents64`,
+///   `newfstatat`, `statx`, `fstat`, `fcntl`;
+/// - startContainer hooks: `clone`, `clone3`, `pipe2`, `poll`, `wait4`, `kill`, `dup2`,
+///   `dup3`;
+/// - the last steps: `close_range`, `rt_sigaction`, `rt_sigprocmask`, `sigaltstack`,
+///   `execve`, `exit`, `exit_group`;
+/// - memory: `brk`, `mmap`, `munmap`, `mremap`, `madvise`, `futex`.
+///
+/// ERRNO, KILL and the like on these calls make the init fail fast instead (an error, or
+/// its death, which `create` reports).
+const NOTIFY_REFUSED: &[&str] = &[
+    "sendmsg",
+    "recvmsg",
+    "read",
+    "write",
+    "close",
+    "prctl",
+    "capget",
+    "capset",
+    "setgroups",
+    "setresuid",
+    "setresgid",
+    "chdir",
+    "getcwd",
+    "openat",
+    "unlinkat",
+    "getdents64",
+    "newfstatat",
+    "statx",
+    "fstat",
+    "fcntl",
+    "clone",
+    "clone3",
+    "pipe2",
+    "poll",
+    "wait4",
+    "kill",
+    "dup2",
+    "dup3",
+    "close_range",
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "sigaltstack",
+    "execve",
+    "exit",
+    "exit_group",
+    "brk",
+    "mmap",
+    "munmap",
+    "mremap",
+    "madvise",
+    "futex",
+];
 
 /// libseccomp's default action for an architecture the filter was not built for.
 const BAD_ARCH_ACTION: u32 = RET_KILL_THREAD;
@@ -289,13 +348,18 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program> {
         )?;
         let chains = conditions(rule.args().as_deref().unwrap_or_default(), &field)?;
         if rule.action() == LinuxSeccompAction::ScmpActNotify {
-            if let Some(name) = rule
+            if let Some((n, name)) = rule
                 .names()
                 .iter()
-                .find(|n| NOTIFY_REFUSED.contains(&n.as_str()))
+                .enumerate()
+                .find(|(_, n)| NOTIFY_REFUSED.contains(&n.as_str()))
             {
                 // hutch itself makes this call after loading the filter (see NOTIFY_REFUSED).
-                bail!("{field}.action: SCMP_ACT_NOTIFY cannot be used for the {name} syscall");
+                bail!(
+                    "{field}.action: SCMP_ACT_NOTIFY cannot be used for the {name} syscall \
+                     ({field}.names[{n}]): the runtime makes it between loading the filter \
+                     and starting the process, and would wait for the agent forever"
+                );
             }
             notify = true;
         }

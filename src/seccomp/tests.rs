@@ -190,6 +190,27 @@ fn config_errors_name_the_field() {
     let e = compile_err(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
         {"names": ["write"], "action": "SCMP_ACT_NOTIFY"}]}));
     assert!(e.contains("linux.seccomp.syscalls[0].action"), "{e}");
+    // Every syscall the init makes between an early load and execve (the listener itself
+    // travels by sendmsg): refused, naming the rule and the name.
+    for name in NOTIFY_REFUSED {
+        let e = compile_err(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mknod"], "action": "SCMP_ACT_NOTIFY"},
+            {"names": ["mkdir", name], "action": "SCMP_ACT_NOTIFY"}]}));
+        assert!(
+            e.contains("linux.seccomp.syscalls[1].action")
+                && e.contains("linux.seccomp.syscalls[1].names[1]")
+                && e.contains(&format!("the {name} syscall")),
+            "{e}"
+        );
+    }
+    // NOTIFY on what only the container calls is fine.
+    let p = compile(&profile(
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mknod", "mknodat", "mount", "mkdir", "mkdirat", "setxattr"],
+         "action": "SCMP_ACT_NOTIFY"}]}),
+    ))
+    .expect("compiles");
+    assert!(p.needs_listener());
     let e = compile_err(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
         {"names": ["getpid", ""], "action": "SCMP_ACT_KILL"}]}));
     assert!(e.contains("linux.seccomp.syscalls[0].names[1]"), "{e}");
