@@ -1341,6 +1341,87 @@ fn notify_with_no_agent_listening_fails_cleanly() {
     c.rt(&["state", &c.id]).assert_fail_with("does not exist");
 }
 
+/// A NOTIFY rule on a syscall the runtime itself makes after loading the filter (here the
+/// sync socket's sendmsg/recvmsg, with noNewPrivileges false so the filter is loaded before
+/// the capability drop) used to hang `create` forever: the listener travels by that very
+/// sendmsg. It is refused at once, naming the rule, and nothing is left behind.
+#[test]
+fn notify_on_a_syscall_the_runtime_makes_is_refused_at_once() {
+    hutch_only!("runc refuses NOTIFY only on write (and hangs on sendmsg)");
+    for name in ["sendmsg", "recvmsg", "execve"] {
+        let mut c = Ctr::new(&format!("sc-notify-own-{name}"));
+        c.config["process"]["noNewPrivileges"] = json!(false);
+        let socket = c.dir.join("agent.sock");
+        let mut p = profile(
+            "SCMP_ACT_ALLOW",
+            json!([{"names": ["mkdirat", name], "action": "SCMP_ACT_NOTIFY"}]),
+        );
+        p["listenerPath"] = json!(socket);
+        set_seccomp(&mut c, p);
+        let agent = Agent::start(&socket, vec![]);
+        let started = Instant::now();
+        let out = c.create();
+        let report = agent.finish();
+        out.assert_fail();
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{name}: took {:?}\n{out}",
+            started.elapsed()
+        );
+        assert!(
+            out.stderr.contains("linux.seccomp.syscalls[0]")
+                && out.stderr.contains(&format!("{name} syscall"))
+                && out.stderr.contains("names[1]"),
+            "{name}: {out}"
+        );
+        assert!(report.messages.is_empty(), "{name}: {report:#?}");
+        c.rt(&["state", &c.id]).assert_fail_with("does not exist");
+    }
+}
+
+/// ERRNO or KILL on the syscalls the runtime makes after an early load (noNewPrivileges
+/// false) never hang `create`: it fails, and nothing is left behind.
+#[test]
+fn errno_or_kill_on_the_runtimes_own_syscalls_fails_fast() {
+    hutch_only!("what runc 1.1.5 reports differs");
+    let cases = [
+        ("recvmsg", "SCMP_ACT_ERRNO"),
+        ("sendmsg", "SCMP_ACT_ERRNO"),
+        ("sendmsg", "SCMP_ACT_KILL"),
+        ("recvmsg", "SCMP_ACT_KILL_PROCESS"),
+        ("capset", "SCMP_ACT_ERRNO"),
+        ("capset", "SCMP_ACT_KILL"),
+    ];
+    for (name, action) in cases {
+        let mut c = Ctr::new(&format!("sc-own-{name}-{}", action.len()));
+        c.config["process"]["noNewPrivileges"] = json!(false);
+        no_core_dumps(&mut c);
+        one_rule(&mut c, &[name], action, json!({}));
+        let started = Instant::now();
+        let out = c.create();
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{name} {action}: took {:?}\n{out}",
+            started.elapsed()
+        );
+        if out.ok() {
+            // The denied call came after Commit (the init's last read of the socket): the
+            // init is dead, and nothing runs.
+            c.wait_status("stopped", Duration::from_secs(10));
+            c.start().assert_fail();
+        } else {
+            assert!(!out.stderr.trim().is_empty(), "{name} {action}: {out}");
+        }
+        eprintln!(
+            "{name} {action}: create ok={} {}",
+            out.ok(),
+            out.stderr.trim()
+        );
+        let _ = c.rt(&["delete", "--force", &c.id]);
+        c.rt(&["state", &c.id]).assert_fail_with("does not exist");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Flags and profile errors
 // ---------------------------------------------------------------------------------------------

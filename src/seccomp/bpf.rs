@@ -14,11 +14,13 @@ const BPF_JA: u16 = 0x05; // BPF_JMP | BPF_JA
 const BPF_JEQ_K: u16 = 0x05 | 0x10;
 const BPF_JGT_K: u16 = 0x05 | 0x20;
 const BPF_JGE_K: u16 = 0x05 | 0x30;
+const BPF_JSET_K: u16 = 0x05 | 0x40;
 const BPF_RET_K: u16 = 0x06;
 
 /// Offsets into `struct seccomp_data` { int nr; u32 arch; u64 ip; u64 args[6]; }.
 pub(super) const OFF_NR: u32 = 0;
 pub(super) const OFF_ARCH: u32 = 4;
+#[cfg(test)]
 const OFF_ARGS: u32 = 16;
 
 /// The kernel's limit on a filter's length (BPF_MAXINSNS).
@@ -36,16 +38,17 @@ pub(super) fn ret(k: u32) -> sock_filter {
 pub(super) fn jeq(k: u32, jt: u8, jf: u8) -> sock_filter {
     insn(BPF_JEQ_K, jt, jf, k)
 }
+pub(super) fn jgt(k: u32, jt: u8, jf: u8) -> sock_filter {
+    insn(BPF_JGT_K, jt, jf, k)
+}
+pub(super) fn jge(k: u32, jt: u8, jf: u8) -> sock_filter {
+    insn(BPF_JGE_K, jt, jf, k)
+}
+pub(super) fn jset(k: u32, jt: u8, jf: u8) -> sock_filter {
+    insn(BPF_JSET_K, jt, jf, k)
+}
 pub(super) fn ja(k: u32) -> sock_filter {
     insn(BPF_JA, 0, 0, k)
-}
-
-/// Argument halves on little-endian x86: the low word first.
-fn arg_lo(index: u8) -> u32 {
-    OFF_ARGS + 8 * u32::from(index)
-}
-fn arg_hi(index: u8) -> u32 {
-    arg_lo(index) + 4
 }
 
 /// Plain comparisons (OCI `SCMP_CMP_NE` … `SCMP_CMP_GT`), all unsigned as in libseccomp.
@@ -85,151 +88,6 @@ pub(super) enum Target {
     Ret(u32),
     /// Run argument checks (an index into the section's blocks); only ever for one number.
     Block(usize),
-}
-
-/// A conditional jump whose target is either a short skip or the chain's failure exit.
-#[derive(Clone, Copy)]
-enum J {
-    Skip(u8),
-    Fail,
-}
-
-/// Code for one AND-chain of conditions; the failure exit is the instruction right after the
-/// chain's final `ret`.
-struct Chain {
-    code: Vec<sock_filter>,
-    /// (instruction index, true = jt / false = jf) still pointing at the failure exit.
-    fails: Vec<(usize, bool)>,
-}
-
-impl Chain {
-    fn new() -> Self {
-        Chain {
-            code: Vec::with_capacity(16),
-            fails: Vec::new(),
-        }
-    }
-    fn push(&mut self, i: sock_filter) {
-        self.code.push(i);
-    }
-    fn jump(&mut self, code: u16, k: u32, jt: J, jf: J) {
-        let at = self.code.len();
-        let mut off = |j: J, is_jt: bool| match j {
-            J::Skip(n) => n,
-            J::Fail => {
-                self.fails.push((at, is_jt));
-                0
-            }
-        };
-        let (t, f) = (off(jt, true), off(jf, false));
-        self.code.push(insn(code, t, f, k));
-    }
-
-    /// Compares one 32-bit word already loaded into A against `k` with `op`: success falls
-    /// through, failure jumps to the exit. Used for 32-bit ABIs and for low halves.
-    fn cmp32(&mut self, op: Cmp, k: u32) {
-        use J::{Fail, Skip};
-        match op {
-            Cmp::Eq => self.jump(BPF_JEQ_K, k, Skip(0), Fail),
-            Cmp::Ne => self.jump(BPF_JEQ_K, k, Fail, Skip(0)),
-            Cmp::Gt => self.jump(BPF_JGT_K, k, Skip(0), Fail),
-            Cmp::Ge => self.jump(BPF_JGE_K, k, Skip(0), Fail),
-            Cmp::Lt => self.jump(BPF_JGE_K, k, Fail, Skip(0)),
-            Cmp::Le => self.jump(BPF_JGT_K, k, Fail, Skip(0)),
-        }
-    }
-
-    /// `(A & mask) == datum` on one word; emits nothing when the mask is 0 (always true, as
-    /// libseccomp drops such no-op comparisons).
-    fn masked32(&mut self, off: u32, mask: u32, datum: u32) {
-        if mask == 0 {
-            return;
-        }
-        self.push(ld(off));
-        if mask != u32::MAX {
-            self.push(insn(BPF_ALU_AND_K, 0, 0, mask));
-        }
-        self.cmp32(Cmp::Eq, datum & mask);
-    }
-
-    /// Appends one condition. `wide` = the ABI passes 64-bit arguments (x86_64); otherwise only
-    /// the low word is compared, as libseccomp does for 32-bit ABIs (i386, x32).
-    fn cond(&mut self, c: &Cond, wide: bool) {
-        use J::{Fail, Skip};
-        let (lo, hi) = (arg_lo(c.index), arg_hi(c.index));
-        let (vl, vh) = (c.value as u32, (c.value >> 32) as u32);
-        let op = match c.op {
-            Op::MaskedEq { mask } => {
-                let datum = c.value & mask;
-                if wide {
-                    self.masked32(hi, (mask >> 32) as u32, (datum >> 32) as u32);
-                }
-                self.masked32(lo, mask as u32, datum as u32);
-                return;
-            }
-            Op::Cmp(op) => op,
-        };
-        if !wide {
-            self.push(ld(lo));
-            self.cmp32(op, vl);
-            return;
-        }
-        // 64-bit: decide on the high words, fall to the low words only when they are equal.
-        self.push(ld(hi));
-        match op {
-            Cmp::Eq => self.jump(BPF_JEQ_K, vh, Skip(0), Fail),
-            // hi differs → the values differ: skip the low-word test (2 instructions).
-            Cmp::Ne => self.jump(BPF_JEQ_K, vh, Skip(0), Skip(2)),
-            // hi > vh → true: skip jeq, ld, jgt (3); hi < vh → false.
-            Cmp::Gt | Cmp::Ge => {
-                self.jump(BPF_JGT_K, vh, Skip(3), Skip(0));
-                self.jump(BPF_JEQ_K, vh, Skip(0), Fail);
-            }
-            // hi > vh → false; hi < vh → true: skip ld and the low test (2).
-            Cmp::Lt | Cmp::Le => {
-                self.jump(BPF_JGT_K, vh, Fail, Skip(0));
-                self.jump(BPF_JEQ_K, vh, Skip(0), Skip(2));
-            }
-        }
-        self.push(ld(lo));
-        self.cmp32(op, vl);
-    }
-
-    /// Terminates the chain with `ret action` and resolves the failure jumps to just past it.
-    fn finish(mut self, action: u32) -> Result<Vec<sock_filter>, String> {
-        self.push(ret(action));
-        let len = self.code.len();
-        for &(at, is_jt) in &self.fails {
-            let off = u8::try_from(len - at - 1)
-                .map_err(|_| format!("argument chain too long ({len} instructions)"))?;
-            let i = &mut self.code[at];
-            if is_jt {
-                i.jt = off;
-            } else {
-                i.jf = off;
-            }
-        }
-        Ok(self.code)
-    }
-}
-
-/// Argument-checking code for one syscall: each chain (conditions ANDed) is tried in order and
-/// the first that matches returns its action; if none matches, `fallback` (the default action).
-pub(super) fn arg_block(
-    chains: &[(Vec<Cond>, u32)],
-    wide: bool,
-    fallback: u32,
-) -> Result<Vec<sock_filter>, String> {
-    let mut out = Vec::new();
-    for (conds, action) in chains {
-        let mut c = Chain::new();
-        for cond in conds {
-            c.cond(cond, wide);
-        }
-        out.extend(c.finish(*action)?);
-    }
-    out.push(ret(fallback));
-    Ok(out)
 }
 
 /// Emits a balanced binary search over `intervals` (sorted by start; interval i covers
@@ -295,8 +153,101 @@ pub(super) fn interpret(prog: &[sock_filter], arch: u32, nr: u32, args: [u64; 6]
             BPF_JEQ_K => pc += cond(a == i.k),
             BPF_JGT_K => pc += cond(a > i.k),
             BPF_JGE_K => pc += cond(a >= i.k),
+            BPF_JSET_K => pc += cond(a & i.k != 0),
             BPF_RET_K => return i.k,
             c => panic!("unexpected opcode {c:#x}"),
         }
+    }
+}
+
+/// A branch target in [`assemble_tree`]: a block (by position) or a return.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) enum AsmTgt {
+    Ret(u32),
+    Blk(usize),
+}
+
+/// One comparison node: load the word (unless A holds it), mask it, compare, branch.
+pub(super) struct AsmBlock {
+    pub load: Option<u32>,
+    pub and: Option<u32>,
+    pub op: super::db::NodeOp,
+    pub datum: u32,
+    pub jt: AsmTgt,
+    pub jf: AsmTgt,
+}
+
+/// Lays out comparison blocks (each jumping only to later blocks) followed by one `ret` per
+/// action; a conditional jump beyond 255 instructions goes through a `ja` placed right after
+/// its block.
+pub(super) fn assemble_tree(blocks: &[AsmBlock]) -> Result<Vec<sock_filter>, String> {
+    use super::db::NodeOp;
+    let mut rets: Vec<u32> = Vec::new();
+    for b in blocks {
+        for t in [b.jt, b.jf] {
+            if let AsmTgt::Ret(a) = t {
+                if !rets.contains(&a) {
+                    rets.push(a);
+                }
+            }
+        }
+    }
+    let body = |b: &AsmBlock| 1 + usize::from(b.load.is_some()) + usize::from(b.and.is_some());
+    // (block, target) pairs that need a trampoline after the block.
+    let mut tramps: Vec<Vec<AsmTgt>> = vec![Vec::new(); blocks.len()];
+    loop {
+        let mut pos = Vec::with_capacity(blocks.len());
+        let mut p = 0usize;
+        for (i, b) in blocks.iter().enumerate() {
+            pos.push(p);
+            p += body(b) + tramps[i].len();
+        }
+        let ret_pos = |a: u32, p: usize| p + rets.iter().position(|&r| r == a).unwrap_or(0);
+        let target = |t: AsmTgt| match t {
+            AsmTgt::Blk(b) => pos[b],
+            AsmTgt::Ret(a) => ret_pos(a, p),
+        };
+        let mut changed = false;
+        for (i, b) in blocks.iter().enumerate() {
+            let jpos = pos[i] + body(b) - 1;
+            for t in [b.jt, b.jf] {
+                let dist = target(t).checked_sub(jpos + 1).ok_or("backward jump")?;
+                if dist > 255 && !tramps[i].contains(&t) {
+                    tramps[i].push(t);
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            continue;
+        }
+        let mut out = Vec::with_capacity(p + rets.len());
+        for (i, b) in blocks.iter().enumerate() {
+            if let Some(off) = b.load {
+                out.push(ld(off));
+            }
+            if let Some(mask) = b.and {
+                out.push(insn(BPF_ALU_AND_K, 0, 0, mask));
+            }
+            let jpos = out.len();
+            let tramp_base = jpos + 1;
+            let off = |t: AsmTgt| -> u8 {
+                match tramps[i].iter().position(|&x| x == t) {
+                    Some(k) => k as u8,
+                    None => (target(t) - jpos - 1) as u8,
+                }
+            };
+            let code = match b.op {
+                NodeOp::Eq | NodeOp::MaskedEq => BPF_JEQ_K,
+                NodeOp::Gt => BPF_JGT_K,
+                NodeOp::Ge => BPF_JGE_K,
+            };
+            out.push(insn(code, off(b.jt), off(b.jf), b.datum));
+            for (k, &t) in tramps[i].iter().enumerate() {
+                out.push(ja((target(t) - (tramp_base + k) - 1) as u32));
+            }
+        }
+        out.extend(rets.iter().map(|&a| ret(a)));
+        return Ok(out);
     }
 }

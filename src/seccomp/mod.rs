@@ -24,12 +24,26 @@
 //!   than the default action, so libcs fall back from syscalls newer than the profile
 //!   (clone3, …).
 //!
+//! - Where libseccomp 2.5.4 (Debian's, which runc links) is defective, hutch does not copy
+//!   the defect into a filter that lets more through than the profile asks. An arch section
+//!   whose first syscall in libseccomp's order is a pseudo syscall (a name that arch lacks)
+//!   never loads the syscall number, so under runc none of that arch's rules apply and every
+//!   call gets the default action: with an ALLOW default that lets through what the rules
+//!   deny. hutch enforces the rules there. Rules that libseccomp can only merge through
+//!   freed memory (it may loop forever or emit garbage) are refused with an error naming the
+//!   rule. The differential test (`diff.rs`) counts and prints both instead of comparing.
+//!   Everything else, including libseccomp's wrong skipped reloads (see `db::Codegen`), is
+//!   reproduced, so the decisions are runc's.
+//!
 //! The code is a binary search over syscall-number intervals (adjacent numbers with the same
 //! action share one interval) whose leaves return the action directly or run the argument
 //! checks for one syscall. Docker's default profile becomes a few hundred instructions, and a
 //! syscall costs about a dozen instructions instead of a linear scan.
 
 mod bpf;
+mod db;
+#[cfg(all(test, target_arch = "x86_64"))]
+mod diff;
 mod notify;
 mod syscalls;
 #[cfg(all(test, target_arch = "x86_64"))]
@@ -60,6 +74,72 @@ const RET_USER_NOTIF: u32 = 0x7fc0_0000;
 const RET_TRACE: u32 = 0x7ff0_0000;
 const RET_LOG: u32 = 0x7ffc_0000;
 const RET_ALLOW: u32 = 0x7fff_0000;
+/// libseccomp's bound for SCMP_ACT_ERRNO's value (exclusive).
+const MAX_ERRNO: u32 = 4095;
+
+/// Syscalls hutch's init makes itself between loading a filter with a NOTIFY rule and
+/// execve (see `process::init`). A filter with a NOTIFY rule is always loaded early, before
+/// the listener is handed out: the listener goes to the parent by `sendmsg` on the sync
+/// socket, so a NOTIFY there waits for an agent that can only get the listener through that
+/// very call, and `create` hangs. Later calls would stop the runtime on an agent that knows
+/// nothing of them. So a NOTIFY rule naming any of them is refused:
+/// - the sync socket (listener hand-off, Ready, Commit) and exec.fifo: `sendmsg`, `recvmsg`,
+///   `read`, `write` (errors to start.err and stderr; runc refuses this one too), `close`;
+/// - the identity switch: `prctl`, `capget`, `capset`, `setgroups`, `setresuid`,
+///   `setresgid`, `chdir`, `getcwd`;
+/// - the state dir cleanup when the parent dies: `openat`, `unlinkat`, `getdents64`,
+///   `newfstatat`, `statx`, `fstat`, `fcntl`;
+/// - startContainer hooks: `clone`, `clone3`, `pipe2`, `poll`, `wait4`, `kill`, `dup2`,
+///   `dup3`;
+/// - the last steps: `close_range`, `rt_sigaction`, `rt_sigprocmask`, `sigaltstack`,
+///   `execve`, `exit`, `exit_group`;
+/// - memory: `brk`, `mmap`, `munmap`, `mremap`, `madvise`, `futex`.
+///
+/// ERRNO, KILL and the like on these calls make the init fail fast instead (an error, or
+/// its death, which `create` reports).
+const NOTIFY_REFUSED: &[&str] = &[
+    "sendmsg",
+    "recvmsg",
+    "read",
+    "write",
+    "close",
+    "prctl",
+    "capget",
+    "capset",
+    "setgroups",
+    "setresuid",
+    "setresgid",
+    "chdir",
+    "getcwd",
+    "openat",
+    "unlinkat",
+    "getdents64",
+    "newfstatat",
+    "statx",
+    "fstat",
+    "fcntl",
+    "clone",
+    "clone3",
+    "pipe2",
+    "poll",
+    "wait4",
+    "kill",
+    "dup2",
+    "dup3",
+    "close_range",
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "sigaltstack",
+    "execve",
+    "exit",
+    "exit_group",
+    "brk",
+    "mmap",
+    "munmap",
+    "mremap",
+    "madvise",
+    "futex",
+];
 
 /// libseccomp's default action for an architecture the filter was not built for.
 const BAD_ARCH_ACTION: u32 = RET_KILL_THREAD;
@@ -177,6 +257,14 @@ fn lookup(name: &str) -> Option<&'static (&'static str, [i16; 3], u8)> {
     }
 }
 
+/// A name's row in the syscall table (an identity for its pseudo syscall number).
+fn lookup_index(name: &str) -> u32 {
+    let base = syscalls::SYSCALLS.as_ptr() as usize;
+    lookup(name).map_or(0, |row| {
+        ((row as *const _ as usize - base) / std::mem::size_of_val(row)) as u32
+    })
+}
+
 /// i386's multiplexed form of a socket or SysV IPC call (the table's mux column): the
 /// socketcall(2) or ipc(2) syscall number and the call number it takes in argument 0.
 fn multiplexed(mux: u8) -> Option<(u32, u64)> {
@@ -187,60 +275,6 @@ fn multiplexed(mux: u8) -> Option<(u32, u64)> {
         1..=100 => Some((SOCKETCALL, u64::from(mux))),
         _ => Some((IPC, u64::from(mux - 100))),
     }
-}
-
-/// The rules of one ABI, by syscall number.
-#[derive(Default)]
-struct Rules {
-    entries: Vec<(u32, Entry)>,
-    /// Table number (without the x32 bit) → index in `entries`; `u16::MAX` = none yet.
-    slot: Vec<u16>,
-}
-
-impl Rules {
-    fn entry(&mut self, nr: u32) -> &mut Entry {
-        let key = (nr & !X32_SYSCALL_BIT) as usize;
-        if key >= self.slot.len() {
-            self.slot.resize(key + 1, u16::MAX);
-        }
-        if self.slot[key] == u16::MAX {
-            self.slot[key] = self.entries.len() as u16;
-            self.entries.push((nr, Entry::default()));
-        }
-        &mut self.entries[usize::from(self.slot[key])].1
-    }
-    /// Adds one rule, with libseccomp's precedence: the first unconditional rule for a syscall
-    /// wins over everything else, whatever the order.
-    fn add(&mut self, nr: u32, chains: &[Vec<Cond>], action: u32) {
-        let entry = self.entry(nr);
-        if entry.unconditional.is_some() {
-            return;
-        }
-        if chains.is_empty() {
-            entry.unconditional = Some(action);
-            entry.chains.clear();
-            return;
-        }
-        for c in chains {
-            let key = c.iter().map(|c| c.index).min().unwrap_or(0);
-            entry.chains.push((c.clone(), action, key));
-        }
-    }
-    /// The entries by ascending syscall number (the slot table is indexed by number).
-    fn ordered(&self, abi: Abi) -> impl Iterator<Item = (u32, &Entry, Abi)> + '_ {
-        self.slot.iter().filter(|&&i| i != u16::MAX).map(move |&i| {
-            let (nr, e) = &self.entries[usize::from(i)];
-            (*nr, e, abi)
-        })
-    }
-}
-
-/// The rules for one syscall number of one ABI.
-#[derive(Default)]
-struct Entry {
-    unconditional: Option<u32>,
-    /// (conditions, action, sort key = lowest argument index)
-    chains: Vec<(Vec<Cond>, u32, u8)>,
 }
 
 /// OCI `linux.seccomp` → BPF. Errors name the offending field, e.g.
@@ -256,6 +290,7 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program> {
         "linux.seccomp.defaultAction",
         "linux.seccomp.defaultErrnoRet",
     )?;
+    check_errno(default, "linux.seccomp.defaultErrnoRet")?;
     // As in runc: a notify default would also notify the runtime's own syscalls after load.
     if seccomp.default_action() == LinuxSeccompAction::ScmpActNotify {
         bail!("linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default action");
@@ -267,34 +302,41 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program> {
             Arch::ScmpArchNative | Arch::ScmpArchX86_64 => Abi::X86_64,
             Arch::ScmpArchX86 => Abi::I386,
             Arch::ScmpArchX32 => Abi::X32,
-            // An x86_64 kernel never reports these arches: such a filter section would be
-            // unreachable, so leaving it out changes nothing.
-            _ => continue,
+            other => {
+                // An x86_64 kernel never reports these arches (see `foreign` below), but
+                // libseccomp refuses to mix endiannesses, and so runc refuses the profile.
+                let Some(token) = foreign_token(other) else {
+                    bail!(
+                        "linux.seccomp.architectures: {other} is big-endian and cannot share a \
+                         filter with x86_64"
+                    );
+                };
+                let _ = token;
+                continue;
+            }
         };
         if !abis.contains(&abi) {
             abis.push(abi);
         }
     }
 
-    let names: usize = seccomp
-        .syscalls()
-        .iter()
-        .flatten()
-        .map(|r| r.names().len())
-        .sum();
-    let mut db: Vec<Rules> = abis
-        .iter()
-        .map(|_| Rules {
-            entries: Vec::with_capacity(names),
-            slot: vec![u16::MAX; 560],
+    // One rule database per ABI, as libseccomp keeps one per arch.
+    let mut db: Vec<db::Db> = abis.iter().map(|a| db::Db::new(!a.wide())).collect();
+    // Highest syscall number each listed ABI's names reach, for runc's ENOSYS stub (runc
+    // counts every name, whatever its rule's action, and only for the listed arches).
+    let listed = |abi: Abi| {
+        seccomp.architectures().iter().flatten().any(|a| {
+            matches!(
+                (a, abi),
+                (Arch::ScmpArchX86_64, Abi::X86_64)
+                    | (Arch::ScmpArchX86, Abi::I386)
+                    | (Arch::ScmpArchX32, Abi::X32)
+            )
         })
-        .collect();
-    // Highest syscall number each ABI's names reach, for the ENOSYS stub (runc counts every
-    // name, whatever its rule's action).
+    };
     let mut max_nr: Vec<Option<u32>> = vec![None; abis.len()];
     let mut notify = false;
     let mut unknown = Vec::new();
-    let i386 = abis.iter().position(|a| *a == Abi::I386);
 
     for (r, rule) in seccomp.syscalls().iter().flatten().enumerate() {
         let field = format!("linux.seccomp.syscalls[{r}]");
@@ -306,10 +348,18 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program> {
         )?;
         let chains = conditions(rule.args().as_deref().unwrap_or_default(), &field)?;
         if rule.action() == LinuxSeccompAction::ScmpActNotify {
-            if rule.names().iter().any(|n| n == "write") {
-                // The runtime must still write to its sync pipe after loading; a notified
-                // write would hang it before the agent ever gets the listener.
-                bail!("{field}.action: SCMP_ACT_NOTIFY cannot be used for the write syscall");
+            if let Some((n, name)) = rule
+                .names()
+                .iter()
+                .enumerate()
+                .find(|(_, n)| NOTIFY_REFUSED.contains(&n.as_str()))
+            {
+                // hutch itself makes this call after loading the filter (see NOTIFY_REFUSED).
+                bail!(
+                    "{field}.action: SCMP_ACT_NOTIFY cannot be used for the {name} syscall \
+                     ({field}.names[{n}]): the runtime makes it between loading the filter \
+                     and starting the process, and would wait for the agent forever"
+                );
             }
             notify = true;
         }
@@ -324,112 +374,180 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program> {
                 continue;
             };
             for (a, abi) in abis.iter().enumerate() {
-                let Some(nr) = abi.number(numbers) else {
-                    continue;
-                };
-                max_nr[a] = max_nr[a].max(Some(nr));
-                if action != default {
-                    db[a].add(nr, &chains, action);
-                }
-            }
-            // libseccomp on i386 also filters the multiplexed form, socketcall(2) or ipc(2)
-            // with the call number as argument 0 (replacing any condition on argument 0).
-            if let (Some(a), Some((nr, call))) = (i386, multiplexed(*mux)) {
-                if action != default {
-                    let call = Cond {
-                        index: 0,
-                        op: Op::Cmp(Cmp::Eq),
-                        value: call,
-                    };
-                    let mut muxed: Vec<Vec<Cond>> = chains
-                        .iter()
-                        .map(|c| {
-                            let mut c: Vec<Cond> =
-                                c.iter().filter(|c| c.index != 0).copied().collect();
-                            c.insert(0, call);
-                            c
-                        })
-                        .collect();
-                    if muxed.is_empty() {
-                        muxed.push(vec![call]);
+                // libseccomp resolves an i386 socket or IPC name to its multiplexed pseudo
+                // number, which runc's stub does not count.
+                let counted = !(*abi == Abi::I386 && *mux != 0);
+                if let Some(nr) = abi.number(numbers).filter(|_| counted) {
+                    if listed(*abi) {
+                        max_nr[a] = max_nr[a].max(Some(nr));
                     }
-                    db[a].add(nr, &muxed, action);
+                }
+                // runc drops rules whose action is the default one.
+                if action == default {
+                    continue;
+                }
+                check_errno(action, &format!("{field}.errnoRet"))?;
+                let conflict = |_| {
+                    anyhow!(
+                        "{field}: the rules for {name} conflict (libseccomp, and so runc, \
+                         refuses them: two rules end on the same argument check with \
+                         different actions)"
+                    )
+                };
+                let add = |db: &mut db::Db, nr: i64, chains: &[Vec<Cond>]| {
+                    if chains.is_empty() {
+                        return db.rule_add(nr, &[], action);
+                    }
+                    chains.iter().try_for_each(|c| db.rule_add(nr, c, action))
+                };
+                // A name this arch lacks is a pseudo syscall to libseccomp: kept in the
+                // database (it counts for libseccomp's merge and order), never emitted.
+                let pseudo = -1 - i64::from(lookup_index(name));
+                if *abi == Abi::I386 {
+                    // libseccomp's x86 rule: socket and SysV IPC calls also (or only) as their
+                    // multiplexed form, socketcall(2)/ipc(2) with the call number replacing
+                    // the condition on argument 0; the direct call after it.
+                    let direct = abi.number(numbers);
+                    if let Some((mux_nr, call)) = multiplexed(*mux) {
+                        let call = Cond {
+                            index: 0,
+                            op: Op::Cmp(Cmp::Eq),
+                            value: call,
+                        };
+                        let muxed: Vec<Vec<Cond>> = if chains.is_empty() {
+                            vec![vec![call]]
+                        } else {
+                            chains
+                                .iter()
+                                .map(|c| {
+                                    let mut c: Vec<Cond> =
+                                        c.iter().filter(|c| c.index != 0).copied().collect();
+                                    c.push(call);
+                                    c
+                                })
+                                .collect()
+                        };
+                        add(&mut db[a], i64::from(mux_nr), &muxed).map_err(conflict)?;
+                    }
+                    if let Some(nr) = direct {
+                        add(&mut db[a], i64::from(nr), &chains).map_err(conflict)?;
+                    } else if *mux != 0 {
+                        add(&mut db[a], pseudo, &chains).map_err(conflict)?;
+                    }
+                } else {
+                    let nr = abi.number(numbers).map_or(pseudo, i64::from);
+                    add(&mut db[a], nr, &chains).map_err(conflict)?;
+                }
+                if db[a].is_broken() {
+                    // libseccomp 2.5.4 reads and writes tree nodes it has already freed
+                    // while merging this rule: what runc would load is undefined.
+                    bail!(
+                        "{field}: the rules for {name} cannot be merged as libseccomp does \
+                         (its rule merge uses freed memory on them, so runc's filter is \
+                         undefined); split or reorder the rules"
+                    );
                 }
             }
         }
     }
+    // runc's ENOSYS stub, in front of the filter: unless the default action lets syscalls
+    // through (ALLOW, LOG, TRACE), numbers above the highest one the profile names on a listed
+    // arch fail with ENOSYS, so libcs fall back from syscalls newer than the profile.
     let enosys_stub = !matches!(
         seccomp.default_action(),
         LinuxSeccompAction::ScmpActAllow
             | LinuxSeccompAction::ScmpActLog
             | LinuxSeccompAction::ScmpActTrace
     );
-    let enosys = RET_ERRNO | libc::ENOSYS as u32;
-    let above = |m: Option<u32>| -> (u32, u32) {
-        // (last number the profile reaches, action for the numbers above it)
-        match m {
-            Some(m) if enosys_stub => (m, enosys),
-            _ => (u32::MAX, default),
-        }
+    let last = |abi: Abi| {
+        let m = abis.iter().position(|a| *a == abi).and_then(|i| max_nr[i]);
+        // runc skips an arch whose highest number is 0 (it only names read).
+        m.filter(|&m| enosys_stub && m > 0)
     };
+    let mut filter = Vec::with_capacity(512);
+    enosys_prefix(
+        &mut filter,
+        last(Abi::X86_64),
+        last(Abi::X32),
+        last(Abi::I386),
+    );
 
-    // x86_64 (with x32 numbers when listed) is always present: libseccomp always includes the
-    // native arch.
-    let x64 = 0;
+    // Then what libseccomp generates: per arch, a dispatch over the syscall numbers with rules.
+    // The argument checks come from libseccomp's generator, for all arches at once (it
+    // shares code between syscalls and arches, see db::Codegen).
+    let x32 = abis.iter().position(|a| *a == Abi::X32);
+    let i386 = abis.iter().position(|a| *a == Abi::I386);
+    let mut sections = vec![std::iter::once(0).chain(x32).collect::<Vec<_>>()];
+    sections.extend(i386.map(|i| vec![i]));
+    // runc asks libseccomp for its binary-tree layout above 32 syscall names.
+    let names: usize = seccomp
+        .syscalls()
+        .iter()
+        .flatten()
+        .map(|r| r.names().len())
+        .sum();
+    let gen = db::Codegen::new(&db, &sections, names > 32, default);
     let mut x86_64_code = Vec::with_capacity(512);
     {
-        let (m64, a64) = above(max_nr[x64]);
-        let mut bg = vec![(0, m64.min(X32_SYSCALL_BIT - 1), default)];
-        if m64 < X32_SYSCALL_BIT - 1 {
-            bg.push((m64 + 1, X32_SYSCALL_BIT - 1, a64));
-        }
-        let mut entries: Vec<(u32, &Entry, Abi)> = db[x64].ordered(Abi::X86_64).collect();
-        match abis.iter().position(|a| *a == Abi::X32) {
+        let mut list: Vec<(u32, usize, usize)> = entries(&db, 0);
+        match x32 {
             Some(i) => {
-                let (m32, a32) = above(max_nr[i]);
-                bg.push((X32_SYSCALL_BIT, m32, default));
-                if m32 < u32::MAX {
-                    bg.push((m32 + 1, u32::MAX, a32));
-                }
-                entries.extend(db[i].ordered(Abi::X32));
+                // One section for both ABIs: x32 numbers have the x32 bit.
+                list.extend(entries(&db, i));
+                list.sort_by_key(|e| e.0);
+                section(
+                    &mut x86_64_code,
+                    &[(0, u32::MAX, default)],
+                    &list,
+                    &gen,
+                    &db,
+                )?;
             }
             None => {
-                // libseccomp: x32 numbers are a bad arch, except -1 (a tracer skipping the
-                // syscall), which goes through the rules, i.e. gets the default action.
-                bg.push((X32_SYSCALL_BIT, u32::MAX - 1, BAD_ARCH_ACTION));
-                bg.push((u32::MAX, u32::MAX, default));
+                // x32 numbers are a bad arch, except -1 (a tracer skipping the syscall),
+                // which goes through the rules.
+                let mut dispatch = Vec::new();
+                section(&mut dispatch, &[(0, u32::MAX, default)], &list, &gen, &db)?;
+                x86_64_code.push(bpf::ld(bpf::OFF_NR));
+                x86_64_code.push(bpf::jge(X32_SYSCALL_BIT, 0, 2));
+                x86_64_code.push(bpf::jeq(u32::MAX, 1, 0));
+                x86_64_code.push(bpf::ret(BAD_ARCH_ACTION));
+                x86_64_code.extend(dispatch);
             }
         }
-        section(&mut x86_64_code, &bg, &entries, default)?;
     }
-
-    // Layout: ld arch; x86_64? → its section (the hot path: no extra jump); otherwise a `ja`
-    // (the section may be longer than an 8-bit offset) over it to the i386 check or bad arch.
-    let mut filter = Vec::with_capacity(x86_64_code.len() + 64);
+    // ld arch; x86_64? → its section; otherwise a `ja` (the section may be longer than an
+    // 8-bit offset) over it to the next arch check.
     filter.push(bpf::ld(bpf::OFF_ARCH));
     filter.push(bpf::jeq(AUDIT_ARCH_X86_64, 1, 0));
     filter.push(bpf::ja(x86_64_code.len() as u32));
     filter.extend_from_slice(&x86_64_code);
-    match abis.iter().position(|a| *a == Abi::I386) {
-        Some(i) => {
-            filter.push(bpf::jeq(AUDIT_ARCH_I386, 1, 0));
-            filter.push(bpf::ret(BAD_ARCH_ACTION));
-            let (m, a) = above(max_nr[i]);
-            let mut bg = vec![(0, m, default)];
-            if m < u32::MAX {
-                bg.push((m + 1, u32::MAX, a));
-            }
-            let entries: Vec<(u32, &Entry, Abi)> = db[i].ordered(Abi::I386).collect();
-            section(&mut filter, &bg, &entries, default)?;
-        }
-        None => filter.push(bpf::ret(BAD_ARCH_ACTION)),
+    if let Some(i) = i386 {
+        let mut code = Vec::new();
+        section(
+            &mut code,
+            &[(0, u32::MAX, default)],
+            &entries(&db, i),
+            &gen,
+            &db,
+        )?;
+        filter.push(bpf::jeq(AUDIT_ARCH_I386, 1, 0));
+        filter.push(bpf::ja(code.len() as u32));
+        filter.extend(code);
     }
+    filter.push(bpf::ret(BAD_ARCH_ACTION));
     if filter.len() > bpf::MAX_INSNS {
         bail!(
             "linux.seccomp: the compiled filter has {} instructions, more than the kernel's {}",
             filter.len(),
             bpf::MAX_INSNS
         );
+    }
+    #[cfg(test)]
+    if std::env::var_os("HUTCH_SECCOMP_DUMP").is_some() {
+        for (d, abi) in db.iter().zip(&abis) {
+            eprintln!("== {abi:?}\n{}", d.dump());
+        }
     }
     Ok(Program {
         filter,
@@ -438,14 +556,111 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program> {
     })
 }
 
+/// The `AUDIT_ARCH_*` token of a little-endian non-x86 arch; None for big-endian ones.
+fn foreign_token(arch: &Arch) -> Option<u32> {
+    const LE64: u32 = 0x8000_0000 | 0x4000_0000;
+    const LE32: u32 = 0x4000_0000;
+    Some(match arch {
+        Arch::ScmpArchArm => LE32 | 40,
+        Arch::ScmpArchAarch64 => LE64 | 183,
+        Arch::ScmpArchMipsel => LE32 | 8,
+        Arch::ScmpArchMipsel64 => LE64 | 8,
+        Arch::ScmpArchMipsel64n32 => LE64 | 0x2000_0000 | 8,
+        Arch::ScmpArchPpc64le => LE64 | 21,
+        Arch::ScmpArchRiscv64 => LE64 | 243,
+        _ => return None,
+    })
+}
+
+/// runc's ENOSYS stub (libcontainer/seccomp/patchbpf): per listed arch with a highest
+/// number, greater numbers return ENOSYS; x86_64 and x32 are told apart by the x32 bit.
+/// Everything else falls through to the filter after it.
+fn enosys_prefix(
+    out: &mut Vec<libc::sock_filter>,
+    x86_64: Option<u32>,
+    x32: Option<u32>,
+    i386: Option<u32>,
+) {
+    #[derive(Clone, Copy, PartialEq)]
+    enum L {
+        Next,
+        X64,
+        X32,
+        I386,
+        Enosys,
+        Filter,
+    }
+    let x_any = x86_64.is_some() || x32.is_some();
+    if !x_any && i386.is_none() {
+        return;
+    }
+    // (label here, instruction, jt, jf); `ja` uses jt.
+    let mut code: Vec<(Option<L>, libc::sock_filter, L, L)> = Vec::new();
+    let mut push = |at: Option<L>, i: libc::sock_filter, jt: L, jf: L| code.push((at, i, jt, jf));
+    // `jgt max` → ENOSYS, else → the filter; without a max, straight to the filter.
+    let check = |push: &mut dyn FnMut(Option<L>, libc::sock_filter, L, L),
+                 at: Option<L>,
+                 max: Option<u32>| match max {
+        Some(m) => {
+            push(at, bpf::jgt(m, 0, 0), L::Enosys, L::Next);
+            push(None, bpf::ja(0), L::Filter, L::Next);
+        }
+        None => push(at, bpf::ja(0), L::Filter, L::Next),
+    };
+    push(None, bpf::ld(bpf::OFF_ARCH), L::Next, L::Next);
+    if x_any {
+        push(None, bpf::jeq(AUDIT_ARCH_X86_64, 0, 0), L::X64, L::Next);
+    }
+    if i386.is_some() {
+        push(None, bpf::jeq(AUDIT_ARCH_I386, 0, 0), L::I386, L::Next);
+    }
+    push(None, bpf::ja(0), L::Filter, L::Next);
+    if x_any {
+        push(Some(L::X64), bpf::ld(bpf::OFF_NR), L::Next, L::Next);
+        push(None, bpf::jset(X32_SYSCALL_BIT, 0, 0), L::X32, L::Next);
+        check(&mut push, None, x86_64);
+        check(&mut push, Some(L::X32), x32);
+    }
+    if i386.is_some() {
+        push(Some(L::I386), bpf::ld(bpf::OFF_NR), L::Next, L::Next);
+        check(&mut push, None, i386);
+    }
+    push(
+        Some(L::Enosys),
+        bpf::ret(RET_ERRNO | libc::ENOSYS as u32),
+        L::Next,
+        L::Next,
+    );
+    let end = code.len();
+    let pos = |l: L, from: usize| -> usize {
+        match l {
+            L::Next => from + 1,
+            L::Filter => end,
+            l => code.iter().position(|c| c.0 == Some(l)).unwrap_or(end),
+        }
+    };
+    for (i, &(_, mut insn, jt, jf)) in code.iter().enumerate() {
+        let off = |l: L| pos(l, i) - i - 1;
+        if insn.code == bpf::ja(0).code {
+            insn.k = off(jt) as u32;
+        } else if insn.code != bpf::ld(0).code && insn.code != bpf::ret(0).code {
+            // The stub is a few instructions long: every offset fits in 8 bits.
+            insn.jt = off(jt) as u8;
+            insn.jf = off(jf) as u8;
+        }
+        out.push(insn);
+    }
+}
+
 /// Emits one ABI section: `ld nr` and the dispatch tree. `bg` lists the background action of
 /// number ranges (sorted, covering 0..=u32::MAX); `entries` are the syscalls with rules, by
 /// ascending number.
 fn section(
     out: &mut Vec<libc::sock_filter>,
     bg: &[(u32, u32, u32)],
-    entries: &[(u32, &Entry, Abi)],
-    default: u32,
+    entries: &[(u32, usize, usize)],
+    gen: &db::Codegen,
+    dbs: &[db::Db],
 ) -> Result<()> {
     let mut blocks = Vec::new();
     let mut intervals: Vec<(u32, Target)> = Vec::with_capacity(2 * entries.len() + 8);
@@ -460,7 +675,7 @@ fn section(
     let mut next = entries.iter().peekable();
     for &(lo, hi, action) in bg {
         let mut cur = Some(lo);
-        while let Some(&&(nr, entry, abi)) = next.peek() {
+        while let Some(&&(nr, d, s)) = next.peek() {
             if nr > hi {
                 break;
             }
@@ -470,14 +685,11 @@ fn section(
                     push(&mut intervals, c, Target::Ret(action));
                 }
             }
-            let target = match entry.unconditional {
-                Some(k) => Target::Ret(k),
-                None => {
-                    let mut chains: Vec<&(Vec<Cond>, u32, u8)> = entry.chains.iter().collect();
-                    chains.sort_by_key(|c| c.2); // stable: config order within one index
-                    let chains: Vec<(Vec<Cond>, u32)> =
-                        chains.into_iter().map(|c| (c.0.clone(), c.1)).collect();
-                    let code = bpf::arg_block(&chains, abi.wide(), default)
+            let target = match dbs[d].syscalls[s].chains {
+                None => Target::Ret(dbs[d].syscalls[s].action),
+                Some(_) => {
+                    let code = gen
+                        .syscall_code(d, s)
                         .map_err(|e| anyhow!("linux.seccomp.syscalls: {e}"))?;
                     blocks.push(code);
                     Target::Block(blocks.len() - 1)
@@ -494,6 +706,29 @@ fn section(
     }
     out.push(bpf::ld(bpf::OFF_NR));
     bpf::dispatch_tree(out, &intervals, &blocks);
+    Ok(())
+}
+
+/// The syscalls of database `d`, by ascending number: (number, database, entry).
+fn entries(dbs: &[db::Db], d: usize) -> Vec<(u32, usize, usize)> {
+    dbs[d]
+        .syscalls
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| u32::try_from(s.num).ok().map(|n| (n, d, i)))
+        .collect()
+}
+
+/// libseccomp (so runc) refuses SCMP_ACT_ERRNO with an errno from MAX_ERRNO (4095) up, when
+/// the action is used.
+fn check_errno(action: u32, field: &str) -> Result<()> {
+    let errno = action & 0xffff;
+    if action & 0xffff_0000 == RET_ERRNO && errno >= MAX_ERRNO {
+        bail!(
+            "{field}: {errno} is not an errno value (at most {})",
+            MAX_ERRNO - 1
+        );
+    }
     Ok(())
 }
 
@@ -568,7 +803,6 @@ fn conditions(args: &[oci_spec::runtime::LinuxSeccompArg], field: &str) -> Resul
     if seen.iter().any(|&n| n > 1) {
         return Ok(conds.into_iter().map(|c| vec![c]).collect());
     }
-    conds.sort_by_key(|c| c.index);
     Ok(vec![conds])
 }
 

@@ -72,8 +72,15 @@ fn docker() -> LinuxSeccomp {
 
 #[test]
 fn allow_list_with_default_errno() {
+    // Without an architectures list runc adds no ENOSYS stub (it only covers listed arches).
+    let bare = prog(json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [{"names": ["getpid", "read"], "action": "SCMP_ACT_ALLOW"}]
+    }));
+    assert_eq!(run0(&bare, Abi::X86_64, "mkdir"), EPERM);
     let p = prog(json!({
         "defaultAction": "SCMP_ACT_ERRNO",
+        "architectures": ["SCMP_ARCH_X86_64"],
         "syscalls": [{"names": ["getpid", "read"], "action": "SCMP_ACT_ALLOW"}]
     }));
     assert_eq!(run0(&p, Abi::X86_64, "getpid"), RET_ALLOW);
@@ -183,6 +190,27 @@ fn config_errors_name_the_field() {
     let e = compile_err(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
         {"names": ["write"], "action": "SCMP_ACT_NOTIFY"}]}));
     assert!(e.contains("linux.seccomp.syscalls[0].action"), "{e}");
+    // Every syscall the init makes between an early load and execve (the listener itself
+    // travels by sendmsg): refused, naming the rule and the name.
+    for name in NOTIFY_REFUSED {
+        let e = compile_err(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mknod"], "action": "SCMP_ACT_NOTIFY"},
+            {"names": ["mkdir", name], "action": "SCMP_ACT_NOTIFY"}]}));
+        assert!(
+            e.contains("linux.seccomp.syscalls[1].action")
+                && e.contains("linux.seccomp.syscalls[1].names[1]")
+                && e.contains(&format!("the {name} syscall")),
+            "{e}"
+        );
+    }
+    // NOTIFY on what only the container calls is fine.
+    let p = compile(&profile(
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mknod", "mknodat", "mount", "mkdir", "mkdirat", "setxattr"],
+         "action": "SCMP_ACT_NOTIFY"}]}),
+    ))
+    .expect("compiles");
+    assert!(p.needs_listener());
     let e = compile_err(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
         {"names": ["getpid", ""], "action": "SCMP_ACT_KILL"}]}));
     assert!(e.contains("linux.seccomp.syscalls[0].names[1]"), "{e}");
@@ -494,6 +522,7 @@ fn enosys_for_syscalls_newer_than_the_profile() {
     );
     // A KILL default gets it too (runc: every non-permissive default).
     let p = prog(json!({"defaultAction": "SCMP_ACT_KILL_PROCESS",
+        "architectures": ["SCMP_ARCH_X86_64"],
         "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ALLOW"}]}));
     assert_eq!(
         interpret(p.instructions(), AUDIT_ARCH_X86_64, 1000, [0; 6]),
@@ -675,6 +704,7 @@ fn exited(status: nix::sys::wait::WaitStatus) -> i32 {
 fn kernel_allow_list_errnos_and_enosys() {
     let s = profile(json!({
         "defaultAction": "SCMP_ACT_ERRNO",
+        "architectures": ["SCMP_ARCH_X86_64"],
         "syscalls": [
             {"names": ["getpid", "exit_group", "exit"], "action": "SCMP_ACT_ALLOW"},
             {"names": ["rmdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 18}
