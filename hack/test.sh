@@ -45,5 +45,5 @@ mkdir -p "$target/tmp"
 # it lives elsewhere) so a clone anywhere works.
 shares=(--share "$PWD")
 case "$target" in "$PWD"/*) ;; *) shares+=(--share "$target") ;; esac
-hack/vm-run.sh --mem 2G --timeout 1200 "${shares[@]}" -- \
+hack/vm-run.sh --mem 2G --timeout 2400 "${shares[@]}" -- \
     "mount -t tmpfs tmpfs $target/tmp && $test_bin --test-threads=2 cgroups::"
