@@ -131,7 +131,8 @@ const ARCH_NAMES: [&str; 4] = [
     "SCMP_ARCH_X32",
     "SCMP_ARCH_AARCH64",
 ];
-const OPS: [&str; 7] = [
+/// Every OCI comparison operator.
+pub(super) const OPS: [&str; 7] = [
     "SCMP_CMP_NE",
     "SCMP_CMP_LT",
     "SCMP_CMP_LE",

@@ -347,15 +347,6 @@ fn every_operator_on_both_halves_and_every_abi() {
         u64::MAX - 1,
         u64::MAX,
     ];
-    let ops = [
-        "SCMP_CMP_NE",
-        "SCMP_CMP_LT",
-        "SCMP_CMP_LE",
-        "SCMP_CMP_EQ",
-        "SCMP_CMP_GE",
-        "SCMP_CMP_GT",
-        "SCMP_CMP_MASKED_EQ",
-    ];
     let masks = [
         0u64,
         0xff,
@@ -364,7 +355,7 @@ fn every_operator_on_both_halves_and_every_abi() {
         0x7e02_0000,
         u64::MAX,
     ];
-    for op in ops {
+    for op in super::diff::OPS {
         for &value in &interesting {
             let twos: &[u64] = if op == "SCMP_CMP_MASKED_EQ" {
                 &interesting
