@@ -195,3 +195,70 @@ fn exec_preserve_fds() {
     out.assert_ok();
     assert!(out.stdout.contains("hostname"), "{out}");
 }
+
+/// `exec -e K=V` overrides `process.env`'s K: one entry per key, the later value (issue 10 #12;
+/// runc does the same). Programs read the first `K=` in their environment, so a duplicate would
+/// hide the override.
+#[test]
+fn exec_env_overrides_the_configs_entry_once() {
+    let mut c = Ctr::new("exec-env");
+    c.config["process"]["env"] = json!(["PATH=/bin:/usr/bin", "K=base", "A=1"]);
+    c.args(&["sleep", "60"]);
+    c.create_ok();
+    c.start_ok();
+    let out = c.rt_piped(&[
+        "exec", "-e", "K=cli", "-e", "B=2", "-e", "K=cli2", &c.id, "env",
+    ]);
+    out.assert_ok();
+    let vars: Vec<&str> = out
+        .stdout_lines()
+        .into_iter()
+        .filter(|l| !l.starts_with("HOME="))
+        .collect();
+    assert_eq!(
+        vars,
+        ["PATH=/bin:/usr/bin", "K=cli2", "A=1", "B=2"],
+        "{out}"
+    );
+}
+
+/// The same for `exec --process FILE` whose env names a key twice: the later entry wins, and
+/// it appears once.
+#[test]
+fn exec_process_file_env_has_one_entry_per_key() {
+    let c = running("exec-env-process");
+    let process = json!({
+        "args": ["env"],
+        "env": ["PATH=/bin", "K=p1", "Z=3", "K=p2"],
+        "cwd": "/",
+        "user": {"uid": 0, "gid": 0}
+    });
+    let file = c.dir.join("process.json");
+    fs::write(&file, process.to_string()).unwrap();
+    let out = c.rt_piped(&["exec", "--process", file.to_str().unwrap(), &c.id]);
+    out.assert_ok();
+    let vars: Vec<&str> = out
+        .stdout_lines()
+        .into_iter()
+        .filter(|l| !l.starts_with("HOME="))
+        .collect();
+    assert_eq!(vars, ["PATH=/bin", "K=p2", "Z=3"], "{out}");
+}
+
+/// linux.personality applies to exec'd processes as to the init (issue 10 #14).
+#[test]
+fn exec_gets_the_containers_personality() {
+    hutch_only!("runc 1.1.5 ignores linux.personality (added in runc 1.2)");
+    let mut c = Ctr::new("exec-personality");
+    c.config["linux"]["personality"] = json!({"domain": "LINUX32"});
+    c.args(&["sleep", "60"]);
+    c.create_ok();
+    c.start_ok();
+    let init = c.pid();
+    let out = c.rt_piped(&["exec", &c.id, "uname", "-m"]);
+    out.assert_ok();
+    assert_eq!(out.stdout.trim(), "i686", "{out}");
+    // The init's own, as a reference: the same domain.
+    let persona = fs::read_to_string(format!("/proc/{init}/personality")).unwrap();
+    assert_eq!(persona.trim(), "00000008", "init's personality");
+}

@@ -61,6 +61,9 @@ fn run(ctx: &ExecContext) -> Result<()> {
     identity::apply_rlimits(process)?;
     attributes::apply_scheduler(process)?;
     attributes::apply_io_priority(process)?;
+    // The execution domain is the container's (linux.personality), not hutch's: an exec'd
+    // `uname -m` must agree with the init's.
+    attributes::apply_personality(ctx.spec)?;
     attributes::apply_lsm_labels(process)?;
 
     let command = Command::prepare(process)?;

@@ -179,7 +179,7 @@ pub(super) struct Command {
 
 impl Command {
     pub(super) fn prepare(process: &Process) -> Result<Command> {
-        let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+        let mut env = dedup_env(process.env().as_deref().unwrap_or_default());
         add_home(&mut env, process.user().uid());
         let args: Vec<String> = process.args().clone().unwrap_or_default();
         let arg0 = args.first().cloned().unwrap_or_default();
@@ -367,6 +367,28 @@ fn create_cwd(cwd: &Path) -> Result<()> {
         .with_context(|| format!("process.cwd: creating {}", cwd.display()))
 }
 
+/// One entry per variable, the last value given winning at the place of the first (as runc
+/// does): `exec -e K=V` appends to the config's env, and a program reads only the first `K=` it
+/// finds. Entries without `=` are kept as they are.
+fn dedup_env(env: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(env.len());
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for entry in env {
+        let Some((key, _)) = entry.split_once('=') else {
+            out.push(entry.clone());
+            continue;
+        };
+        match index.get(key) {
+            Some(&at) => out[at].clone_from(entry),
+            None => {
+                index.insert(key, out.len());
+                out.push(entry.clone());
+            }
+        }
+    }
+    out
+}
+
 /// Like runc, a process without HOME gets the home directory of its uid from the container's
 /// /etc/passwd, or "/".
 fn add_home(env: &mut Vec<String>, uid: u32) {
@@ -430,4 +452,18 @@ fn to_cstrings(items: &[String], field: &str) -> Result<Vec<CString>> {
                 .with_context(|| format!("{field}: {s:?} contains a NUL byte"))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dedup_env;
+
+    #[test]
+    fn later_env_entries_win_at_the_first_place() {
+        let env: Vec<String> = ["PATH=/bin", "K=a", "X", "B=1", "K=b=c", "X", "K="]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(dedup_env(&env), ["PATH=/bin", "K=", "X", "B=1", "X"]);
+    }
 }
