@@ -1605,3 +1605,53 @@ fn ambient_capability_works_for_a_non_root_user() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Calls hutch makes itself after an early filter load
+// ---------------------------------------------------------------------------------------------
+
+/// Without no_new_privs the filter is loaded before the capabilities are dropped (the load
+/// needs CAP_SYS_ADMIN), so the container's profile applies to whatever hutch does after it
+/// (issue 10 #5). hutch does its own steps and checks first: a profile denying any of them must
+/// not break the container. Only the capability drop itself has to follow the load; a profile
+/// denying it fails `create` with the step named, never leaves the container with the
+/// runtime's capabilities. As root and as a user (whose uid switch empties the effective set
+/// the load needs).
+#[test]
+fn profile_denying_hutchs_own_calls_after_an_early_load() {
+    hutch_only!("runc 1.1.5 loads the filter before setgroups, the uid switch and chdir");
+    // (syscall denied with EPERM, None: the container runs | Some(error text create shows))
+    let table: &[(&str, Option<&str>)] = &[
+        ("getcwd", None),
+        ("chdir", None),
+        ("fchdir", None),
+        ("setgroups", None),
+        ("setresuid", None),
+        ("setresgid", None),
+        ("prctl", None),
+        ("close_range", None),
+        ("capget", Some("process.capabilities")),
+        ("capset", Some("process.capabilities")),
+    ];
+    let mut failures = Vec::new();
+    for (syscall, want_error) in table {
+        for uid in [0, 1000] {
+            let mut c = Ctr::new(&format!("sc-own-{}", syscall.replace('_', "-")));
+            c.config["process"]["noNewPrivileges"] = json!(false);
+            c.config["process"]["user"] = json!({"uid": uid, "gid": uid});
+            c.args(&["echo", "ran"]);
+            one_rule(&mut c, &[syscall], "SCMP_ACT_ERRNO", json!({"errnoRet": 1}));
+            let out = c.run();
+            let verdict = match want_error {
+                None if out.ok() && out.stdout.trim() == "ran" => None,
+                None => Some(format!("should run:\n{out}")),
+                Some(text) if !out.ok() && out.stderr.contains(text) => None,
+                Some(text) => Some(format!("should fail naming {text:?}:\n{out}")),
+            };
+            if let Some(v) = verdict {
+                failures.push(format!("{syscall} denied, uid {uid}: {v}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -99,9 +99,14 @@ fn rlimit_resource(typ: PosixRlimitType) -> nix::sys::resource::Resource {
     }
 }
 
-/// Switches to the configured user and capability sets. `may_setgroups` is false in a user
-/// namespace whose setgroups is denied.
-pub fn switch_identity(
+/// Switches to the configured user and groups, dropping the bounding set first (while still
+/// root) and keeping the permitted capabilities across the uid switch (PR_SET_KEEPCAPS) for
+/// `apply_capabilities`. `may_setgroups` is false in a user namespace whose setgroups is denied.
+///
+/// This and `apply_capabilities` are apart so that a seccomp filter loaded without
+/// no_new_privs (which needs CAP_SYS_ADMIN) can go between them: everything here happens
+/// before the container's profile applies, which may deny any of these calls.
+pub fn switch_user(
     process: &Process,
     caps_plan: Option<&CapabilityPlan>,
     may_setgroups: bool,
@@ -127,28 +132,10 @@ pub fn switch_identity(
     sys::setresuid(user.uid())
         .with_context(|| format!("process.user.uid: setting uid {}", user.uid()))?;
     sys::set_keep_caps(false).context("prctl(PR_SET_KEEPCAPS)")?;
-    if let Some(plan) = caps_plan {
-        // Effective first: the kernel refuses a permitted set smaller than the current
-        // effective one.
-        caps::set(None, CapSet::Effective, &plan.effective)
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .context("process.capabilities.effective")?;
-        caps::set(None, CapSet::Permitted, &plan.permitted)
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .context("process.capabilities.permitted")?;
-        caps::set(None, CapSet::Inheritable, &plan.inheritable)
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .context("process.capabilities.inheritable")?;
+    if caps_plan.is_some() {
         caps::clear(None, CapSet::Ambient)
             .map_err(|e| anyhow::anyhow!("{e}"))
             .context("process.capabilities.ambient: clearing")?;
-        for cap in &plan.ambient {
-            // An ambient cap must also be permitted and inheritable; the kernel refuses it
-            // otherwise, and runc ignores the failure too.
-            if let Err(e) = caps::raise(None, CapSet::Ambient, *cap) {
-                logging::debug(&format!("process.capabilities.ambient: raising {cap}: {e}"));
-            }
-        }
     }
     // Unset means runc's 0022, never the caller's umask (which would otherwise leak in).
     let mask = user.umask().unwrap_or(0o022);
@@ -156,4 +143,53 @@ pub fn switch_identity(
         mask as libc::mode_t,
     ));
     Ok(())
+}
+
+/// Sets the configured effective, permitted, inheritable and ambient capabilities (after
+/// `switch_user`). Nothing without a plan: the process keeps what it has, as in runc.
+pub fn apply_capabilities(caps_plan: Option<&CapabilityPlan>) -> Result<()> {
+    let Some(plan) = caps_plan else {
+        return Ok(());
+    };
+    // Effective first: the kernel refuses a permitted set smaller than the current
+    // effective one.
+    caps::set(None, CapSet::Effective, &plan.effective)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("process.capabilities.effective")?;
+    caps::set(None, CapSet::Permitted, &plan.permitted)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("process.capabilities.permitted")?;
+    caps::set(None, CapSet::Inheritable, &plan.inheritable)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("process.capabilities.inheritable")?;
+    for cap in &plan.ambient {
+        // An ambient cap must also be permitted and inheritable; the kernel refuses it
+        // otherwise, and runc ignores the failure too.
+        if let Err(e) = caps::raise(None, CapSet::Ambient, *cap) {
+            logging::debug(&format!("process.capabilities.ambient: raising {cap}: {e}"));
+        }
+    }
+    Ok(())
+}
+
+/// Loading a seccomp filter without no_new_privs needs CAP_SYS_ADMIN in the effective set,
+/// which a switch to a non-zero uid emptied (the permitted set kept it). Returns whether it
+/// had to be raised.
+pub fn raise_sys_admin() -> Result<bool> {
+    if caps::has_cap(None, CapSet::Effective, Capability::CAP_SYS_ADMIN).unwrap_or(false)
+        || !caps::has_cap(None, CapSet::Permitted, Capability::CAP_SYS_ADMIN).unwrap_or(false)
+    {
+        return Ok(false);
+    }
+    caps::raise(None, CapSet::Effective, Capability::CAP_SYS_ADMIN)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("raising CAP_SYS_ADMIN to load the seccomp filter")?;
+    Ok(true)
+}
+
+/// Undoes `raise_sys_admin` where no capability plan sets the effective set afterwards.
+pub fn lower_sys_admin() -> Result<()> {
+    caps::drop(None, CapSet::Effective, Capability::CAP_SYS_ADMIN)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("dropping CAP_SYS_ADMIN after loading the seccomp filter")
 }

@@ -192,9 +192,15 @@ impl Command {
     }
 }
 
-/// Switches to the process's identity: working directory, seccomp (early when it must be),
-/// user, groups, capabilities, no_new_privs. Returns the filter still to be loaded right before
+/// Switches to the process's identity: working directory, user, groups, seccomp (early when
+/// it must be), capabilities, no_new_privs. Returns the filter still to be loaded right before
 /// execve, if any.
+///
+/// The container's profile may deny any call hutch makes after it is loaded, so every step and
+/// check of hutch's own (chdir, the getcwd of the cwd check, setgroups, the uid switch) comes
+/// before the load. Only what needs the filter first follows it: without no_new_privs the
+/// capability drop (the load needs CAP_SYS_ADMIN), then the sync messages, the wait for
+/// `start`, startContainer hooks and execve.
 pub(super) fn take_identity<'p>(
     link: &Link,
     process: &Process,
@@ -206,17 +212,10 @@ pub(super) fn take_identity<'p>(
     let cwd = process.cwd();
     let chdir_early = nix::unistd::chdir(cwd);
     let no_new_privs = process.no_new_privileges().unwrap_or(false);
-    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before the
-    // capabilities are dropped. With it, load it as late as possible (just before execve), so
-    // the profile need not allow hutch's own syscalls; a notify listener must still reach the
-    // parent, so it is loaded before Ready.
+    // With no_new_privs the filter is loaded as late as possible (just before execve); a notify
+    // listener must still reach the parent, so it is loaded before Ready.
     let seccomp_early = seccomp.filter(|p| !no_new_privs || p.needs_listener());
-    if !no_new_privs {
-        if let Some(program) = seccomp_early {
-            load_seccomp(link, spec, program)?;
-        }
-    }
-    identity::switch_identity(process, caps, !in_user_ns || has_setgroups_allowed())?;
+    identity::switch_user(process, caps, !in_user_ns || has_setgroups_allowed())?;
     if chdir_early.is_err() {
         // The directory may only be reachable by the container's user.
         nix::unistd::chdir(cwd)
@@ -224,10 +223,20 @@ pub(super) fn take_identity<'p>(
     }
     verify_cwd(cwd)?;
     if no_new_privs {
+        identity::apply_capabilities(caps)?;
         sys::set_no_new_privs().context("process.noNewPrivileges")?;
         if let Some(program) = seccomp_early {
             load_seccomp(link, spec, program)?;
         }
+    } else {
+        if let Some(program) = seccomp_early {
+            let raised = identity::raise_sys_admin()?;
+            load_seccomp(link, spec, program)?;
+            if raised && caps.is_none() {
+                identity::lower_sys_admin()?;
+            }
+        }
+        identity::apply_capabilities(caps)?;
     }
     Ok(seccomp.filter(|_| seccomp_early.is_none()))
 }
