@@ -1,6 +1,7 @@
 //! Namespaces: each kind new, each kind joined by path, user namespace mappings, the time
 //! namespace, hostname/domainname and namespaced sysctls.
 
+use std::fs;
 use std::process::Command;
 use std::time::Duration;
 
@@ -396,4 +397,199 @@ fn cgroup_namespace_root_is_the_containers_cgroup() {
     let out = c.run();
     out.assert_ok();
     assert_eq!(out.stdout, "0::/\n", "{out}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// A namespace type left out of linux.namespaces is the runtime's (config-linux.md; issue 10 #1)
+// ---------------------------------------------------------------------------------------------
+
+/// Runs a container whose config leaves out `kind` (after `tweak`), and checks from inside
+/// that its `link` namespace is the test process's (the runtime's), and that the host's
+/// hostname is as it was.
+fn left_out_is_the_runtimes(kind: &str, link: &str, tweak: impl FnOnce(&mut Ctr)) {
+    let hostname = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let mut c = Ctr::new(&format!("ns-left-out-{kind}"));
+    c.drop_ns(kind);
+    assert!(
+        !c.namespaces().iter().any(|n| n["type"] == kind),
+        "{kind} still in the config"
+    );
+    tweak(&mut c);
+    c.sh(&print_ns_script(&[link]));
+    let out = c.run();
+    out.assert_ok();
+    let got = parse_ns(&out.stdout);
+    let inside = got
+        .iter()
+        .find(|(k, _)| k == link)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    assert!(inside.starts_with(&format!("{link}:[")), "{out}");
+    assert_eq!(
+        inside,
+        ns_link("self", link),
+        "{kind} left out: the container should share the runtime's"
+    );
+    assert_eq!(
+        fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        hostname,
+        "the host's hostname changed"
+    );
+}
+
+#[test]
+fn left_out_pid_namespace_is_the_runtimes() {
+    left_out_is_the_runtimes("pid", "pid", |_| {});
+}
+
+#[test]
+fn left_out_network_namespace_is_the_runtimes() {
+    left_out_is_the_runtimes("network", "net", |_| {});
+}
+
+#[test]
+fn left_out_ipc_namespace_is_the_runtimes() {
+    left_out_is_the_runtimes("ipc", "ipc", |_| {});
+}
+
+#[test]
+fn left_out_uts_namespace_is_the_runtimes() {
+    left_out_is_the_runtimes("uts", "uts", |c| {
+        if let Some(o) = c.config.as_object_mut() {
+            o.remove("hostname");
+        }
+    });
+}
+
+#[test]
+fn left_out_cgroup_namespace_is_the_runtimes() {
+    left_out_is_the_runtimes("cgroup", "cgroup", |_| {});
+}
+
+#[test]
+fn left_out_user_namespace_is_the_runtimes() {
+    left_out_is_the_runtimes("user", "user", |_| {});
+}
+
+#[test]
+fn left_out_time_namespace_is_the_runtimes() {
+    left_out_is_the_runtimes("time", "time", |_| {});
+}
+
+/// Everything in the default config that needs a mount, removed.
+fn without_mounts(c: &mut Ctr) {
+    c.config["mounts"] = json!([]);
+    c.config["linux"]["maskedPaths"] = json!([]);
+    c.config["linux"]["readonlyPaths"] = json!([]);
+    c.config["root"]["readonly"] = json!(false);
+}
+
+/// The line of `/` in our mountinfo without its mount id (propagation fields included).
+fn host_root_mount() -> String {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    info.lines()
+        .find(|l| l.split(' ').nth(4) == Some("/"))
+        .map(|l| l.split(' ').skip(2).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// Without `mount` the container is in the runtime's mount namespace, chrooted into its rootfs
+/// (runc and crun do the same), and the host's mount table is untouched: nothing is mounted
+/// for it, no propagation changes (runc makes the config's mounts in the host's namespace and
+/// leaves them behind; hutch refuses a config that needs a mount, see the test below).
+#[test]
+fn left_out_mount_namespace_is_the_runtimes() {
+    hutch_only!(
+        "runc 1.1.5 binds the rootfs onto itself in the runtime's mount namespace and leaves it"
+    );
+    let root_before = host_root_mount();
+    let mut c = Ctr::new("ns-left-out-mount");
+    c.drop_ns("mount");
+    without_mounts(&mut c);
+    // No /proc inside (nothing is mounted): the init shows what its root holds, then waits.
+    c.sh("ls /; ls -A /proc | wc -l; sleep 60");
+    c.create_ok();
+    let pid = c.pid();
+    assert_eq!(
+        ns_link(&pid.to_string(), "mnt"),
+        ns_link("self", "mnt"),
+        "the container's mount namespace should be the runtime's"
+    );
+    let root = fs::read_link(format!("/proc/{pid}/root")).unwrap();
+    assert_eq!(
+        root,
+        fs::canonicalize(&c.rootfs).unwrap(),
+        "the init should be chrooted into the rootfs"
+    );
+    c.start_ok();
+    // exec'd processes join no mount namespace: they must land in the same root.
+    let out = c.rt_piped(&["exec", &c.id, "ls", "/"]);
+    out.assert_ok();
+    assert!(out.stdout_lines().contains(&"bin"), "{out}");
+    let host_only = fs::read_dir("/")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| !c.rootfs.join(n).exists())
+        .expect("a host directory the rootfs lacks");
+    assert!(
+        !out.stdout_lines().contains(&host_only.as_str()),
+        "exec sees the host's / ({host_only}):\n{out}"
+    );
+    assert!(
+        mounts_under(&c.dir).is_empty(),
+        "mounts made in the host's namespace: {:?}",
+        mounts_under(&c.dir)
+    );
+    assert_eq!(host_root_mount(), root_before, "the host's / changed");
+    c.kill("KILL").assert_ok();
+    c.wait_status("stopped", CMD_TIMEOUT);
+    let inside = fs::read_to_string(c.stdout_file()).unwrap();
+    let lines: Vec<&str> = inside.lines().collect();
+    assert!(lines.contains(&"bin") && lines.contains(&"etc"), "{inside}");
+    assert_eq!(lines.last(), Some(&"0"), "/proc should be empty: {inside}");
+}
+
+/// What would need a mount without a mount namespace of the container's own is refused
+/// before anything is made: the mount would land in the host's namespace.
+#[test]
+fn left_out_mount_namespace_refuses_what_needs_a_mount() {
+    hutch_only!("runc makes the mounts in the runtime's mount namespace and leaves them there");
+    let root_before = host_root_mount();
+    type Tweak = fn(&mut Ctr);
+    let cases: &[(&str, Tweak)] = &[
+        ("mounts", |c| {
+            c.add_mount(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}));
+        }),
+        ("linux.maskedPaths", |c| {
+            c.config["linux"]["maskedPaths"] = json!(["/proc/kcore"]);
+        }),
+        ("linux.readonlyPaths", |c| {
+            c.config["linux"]["readonlyPaths"] = json!(["/proc/sys"]);
+        }),
+        ("root.readonly", |c| {
+            c.config["root"]["readonly"] = json!(true)
+        }),
+        ("linux.rootfsPropagation", |c| {
+            c.config["linux"]["rootfsPropagation"] = json!("private");
+        }),
+        ("process.terminal", |c| {
+            c.config["process"]["terminal"] = json!(true);
+        }),
+    ];
+    for (field, tweak) in cases {
+        let mut c = Ctr::new("ns-no-mnt-refused");
+        c.drop_ns("mount");
+        without_mounts(&mut c);
+        tweak(&mut c);
+        let out = c.create();
+        out.assert_fail();
+        let err = fs::read_to_string(c.stderr_file()).unwrap_or_default() + &out.stderr;
+        assert!(
+            err.contains(field) && err.contains("mount namespace"),
+            "{field}: {err}\n{out}"
+        );
+        c.rt(&["state", &c.id]).assert_fail_with("does not exist");
+    }
+    assert_eq!(host_root_mount(), root_before, "the host's / changed");
 }

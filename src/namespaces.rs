@@ -34,6 +34,10 @@ pub struct NamespacePlan {
     /// For `exec`: a pidfd of the process whose namespaces `joins` names (the container's init).
     /// They are entered through it, all at once, so a recycled pid cannot redirect the join.
     pub owner: Option<Rc<OwnedFd>>,
+    /// The container's mount namespace is the runtime's own (left out of `linux.namespaces`, or
+    /// joined by a path that names hutch's): the rootfs is entered with chroot, and nothing is
+    /// mounted (it would change the host and outlive the container).
+    pub shares_mount_ns: bool,
 }
 
 impl NamespacePlan {
@@ -42,6 +46,7 @@ impl NamespacePlan {
             new: CloneFlags::empty(),
             joins: Vec::new(),
             owner: None,
+            shares_mount_ns: false,
         };
         let mut seen = Vec::new();
         let namespaces = spec
@@ -72,6 +77,10 @@ impl NamespacePlan {
         // The user namespace first (its owner rules how the others may be entered), the mount
         // namespace last (entering it hides the host paths of the others).
         plan.joins.sort_by_key(|(typ, _)| join_order(*typ));
+        // Decided here, in hutch: once the init joined its namespaces, its /proc/self/ns/mnt is
+        // the joined one.
+        plan.shares_mount_ns =
+            !plan.has(LinuxNamespaceType::Mount) || plan.joins_own(LinuxNamespaceType::Mount);
         plan.check(spec)?;
         Ok(plan)
     }
@@ -79,10 +88,12 @@ impl NamespacePlan {
     /// Only joins (for `exec`, which enters an existing container): the namespaces of the
     /// process `owner` (a pidfd) that differ from hutch's, named by their /proc paths.
     pub fn for_joins(joins: Vec<(LinuxNamespaceType, PathBuf)>, owner: OwnedFd) -> Result<Self> {
+        let shares_mount_ns = !joins.iter().any(|(t, _)| *t == LinuxNamespaceType::Mount);
         let mut plan = NamespacePlan {
             new: CloneFlags::empty(),
             joins,
             owner: Some(Rc::new(owner)),
+            shares_mount_ns,
         };
         plan.joins.sort_by_key(|(typ, _)| join_order(*typ));
         Ok(plan)
@@ -107,8 +118,8 @@ impl NamespacePlan {
         if has_offsets && !self.new.contains(NEWTIME) {
             bail!("config.json: linux.timeOffsets require a new time namespace");
         }
-        if !self.has(LinuxNamespaceType::Mount) {
-            bail!("config.json: linux.namespaces: a mount namespace is required");
+        if self.shares_mount_ns {
+            check_without_mount_ns(spec)?;
         }
         if let Some(sysctls) = linux.and_then(|l| l.sysctl().as_ref()) {
             for key in sysctls.keys() {
@@ -263,6 +274,51 @@ impl NamespacePlan {
         std::fs::write("/proc/self/timens_offsets", text)
             .context("config.json: linux.timeOffsets: writing /proc/self/timens_offsets")
     }
+}
+
+/// Without a mount namespace of its own the container shares the runtime's (config-linux.md:
+/// a type left out is inherited), and hutch only chroots into the rootfs: every field that
+/// needs a mount is refused, as a mount would be made in the host's namespace and outlive the
+/// container (runc makes them there and leaves them; it refuses masked and readonly paths).
+fn check_without_mount_ns(spec: &Spec) -> Result<()> {
+    const WHY: &str = "needs a mount namespace of the container's own (without one, mounts would \
+                       be made in the runtime's mount namespace and outlive the container)";
+    if spec.mounts().as_ref().is_some_and(|m| !m.is_empty()) {
+        bail!("config.json: mounts: mounting {WHY}");
+    }
+    let linux = spec.linux().as_ref();
+    for (field, paths) in [
+        (
+            "linux.maskedPaths",
+            linux.and_then(|l| l.masked_paths().as_ref()),
+        ),
+        (
+            "linux.readonlyPaths",
+            linux.and_then(|l| l.readonly_paths().as_ref()),
+        ),
+    ] {
+        if paths.is_some_and(|p| !p.is_empty()) {
+            bail!("config.json: {field}: {WHY}");
+        }
+    }
+    if linux
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .is_some_and(|p| !p.is_empty())
+    {
+        bail!("config.json: linux.rootfsPropagation: {WHY}");
+    }
+    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        bail!("config.json: root.readonly: a read-only root {WHY}");
+    }
+    if spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false)
+    {
+        bail!("config.json: process.terminal: the console (a devpts of the container's own, /dev/console) {WHY}");
+    }
+    Ok(())
 }
 
 /// The namespace's file name under /proc/<pid>/ns.

@@ -11,6 +11,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use nix::fcntl::OFlag;
 use nix::sys::signal::Signal;
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
@@ -90,7 +91,7 @@ pub fn exec(
         Some(config) => Some(crate::seccomp::compile(config)?),
         None => None,
     };
-    let namespaces = container_namespaces(&state)?;
+    let (namespaces, init_root) = container_namespaces(&state)?;
     let console_stream = req.console_socket.map(console::connect).transpose()?;
     let pidfd_stream = req.pidfd_socket.map(console::connect).transpose()?;
     let (parent_ch, child_ch) = channel::pair()?;
@@ -119,6 +120,7 @@ pub fn exec(
         preserve_fds: req.preserve_fds,
         in_user_ns: namespaces.has(LinuxNamespaceType::User),
         cgroup_tasks: &cgroup_tasks,
+        chroot: init_root.as_ref(),
     };
     let unified = match &state.cgroup {
         Some(cgroup) => super::create::cgroup_dir_fd(cgroup)?,
@@ -179,8 +181,10 @@ pub fn exec(
 }
 
 /// Every namespace of the container's init that differs from hutch's own, entered through a
-/// pidfd of the init (by path only on kernels without setns(pidfd)).
-fn container_namespaces(state: &State) -> Result<NamespacePlan> {
+/// pidfd of the init (by path only on kernels without setns(pidfd)); and, when the container
+/// shares hutch's mount namespace (its init only chrooted into the rootfs), the init's root
+/// directory for the exec'd process to chroot into.
+fn container_namespaces(state: &State) -> Result<(NamespacePlan, Option<OwnedFd>)> {
     let init = state.init_pid;
     // The pidfd pins the process: once it is open and the start time still matches, everything
     // read below is the init's, however long exec takes.
@@ -212,10 +216,22 @@ fn container_namespaces(state: &State) -> Result<NamespacePlan> {
             joins.push((typ, theirs));
         }
     }
-    // Still alive now: the /proc files compared above were the init's.
+    let root = if joins.iter().any(|(t, _)| *t == LinuxNamespaceType::Mount) {
+        None
+    } else {
+        let path = format!("/proc/{init}/root");
+        let fd = nix::fcntl::open(
+            path.as_str(),
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .with_context(|| format!("opening the container's root {path}"))?;
+        Some(fd)
+    };
+    // Still alive now: the /proc files compared and opened above were the init's.
     crate::syscall::process::pidfd_send_signal(pidfd.as_fd(), 0)
         .map_err(|_| anyhow::anyhow!("container not running"))?;
-    NamespacePlan::for_joins(joins, pidfd)
+    Ok((NamespacePlan::for_joins(joins, pidfd)?, root))
 }
 
 fn drive(

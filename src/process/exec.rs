@@ -3,7 +3,7 @@
 //! It runs the tail of the init sequence only: the container's filesystem, hostname and
 //! mounts already exist. Forked from single-threaded hutch, so allocation is safe here.
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{Process, Spec};
@@ -27,6 +27,9 @@ pub struct ExecContext<'a> {
     pub in_user_ns: bool,
     /// The v1 cgroups' `tasks` files the process moves itself into (empty when hutch does it).
     pub cgroup_tasks: &'a [std::fs::File],
+    /// The init's root, when the container shares hutch's mount namespace: joining no mount
+    /// namespace, the process must chroot where the init did.
+    pub chroot: Option<&'a OwnedFd>,
 }
 
 pub fn exec_child(ctx: &ExecContext) -> ! {
@@ -39,6 +42,11 @@ pub fn exec_child(ctx: &ExecContext) -> ! {
 fn run(ctx: &ExecContext) -> Result<()> {
     for fd in ctx.parent_fds {
         let _ = nix::unistd::close(*fd);
+    }
+    if let Some(root) = ctx.chroot {
+        nix::unistd::fchdir(root).context("chdir to the container's root")?;
+        nix::unistd::chroot(".").context("chroot into the container's root")?;
+        let _ = nix::unistd::close(root.as_raw_fd());
     }
     // Other processes in the container must not reach hutch's /proc files before execve.
     sys::set_dumpable(false).context("prctl(PR_SET_DUMPABLE)")?;

@@ -102,7 +102,12 @@ fn run(ctx: &InitContext) -> Result<Never> {
         .context("config.json: process: the field is required")?;
     set_hostname(ctx.spec)?;
 
-    let rootfs = rootfs::prepare(&RootfsConfig {
+    let prepare = if ns.shares_mount_ns {
+        rootfs::prepare_shared
+    } else {
+        rootfs::prepare
+    };
+    let rootfs = prepare(&RootfsConfig {
         spec: ctx.spec,
         rootfs: ctx.rootfs,
         bundle: ctx.bundle,
@@ -127,7 +132,11 @@ fn run(ctx: &InitContext) -> Result<Never> {
         hooks::run_hooks("createContainer", create_container, state.as_bytes())?;
     }
 
-    rootfs.pivot(ctx.no_pivot)?;
+    if ns.shares_mount_ns {
+        rootfs.chroot()?;
+    } else {
+        rootfs.pivot(ctx.no_pivot)?;
+    }
     rootfs::finalize(ctx.spec)?;
 
     if !ctx.no_new_keyring {

@@ -385,6 +385,38 @@ fn verify_devpts_node(fd: &impl AsFd, ok: impl Fn(u64, u64) -> bool) -> Result<(
     Ok(())
 }
 
+/// `prepare` for a container that shares the runtime's mount namespace (none of its own):
+/// nothing is mounted (`NamespacePlan` refused every field that would need it), only /dev's
+/// nodes and links are made in the rootfs, as without a /dev mount. No propagation changes,
+/// no bind of the rootfs: the host's mount table stays as it was.
+pub fn prepare_shared(cfg: &RootfsConfig) -> Result<Rootfs> {
+    let root = nix::fcntl::open(
+        cfg.rootfs,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("open rootfs {}", cfg.rootfs.display()))?;
+    let devices = cfg
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().as_deref())
+        .unwrap_or(&[]);
+    devices::setup_dev(root.as_fd(), devices, cfg.new_user_ns)?;
+    Ok(Rootfs { root })
+}
+
+impl Rootfs {
+    /// Enters the rootfs with chroot: without a mount namespace of its own, pivot_root would
+    /// move the host's root.
+    pub fn chroot(self) -> Result<()> {
+        nix::unistd::fchdir(&self.root).context("chdir to rootfs")?;
+        nix::unistd::chroot(".").context("chroot into the rootfs")?;
+        nix::unistd::chdir("/").context("chdir /")?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
