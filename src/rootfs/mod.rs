@@ -54,8 +54,7 @@ pub struct Rootfs {
 /// Everything between entering the mount namespace and pivot_root.
 pub fn prepare(cfg: &RootfsConfig) -> Result<Rootfs> {
     let linux = cfg.spec.linux().as_ref();
-    let propagation = rootfs_propagation(linux)?;
-    root_propagation(propagation.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC))?;
+    root_propagation(before_pivot_propagation(rootfs_propagation(linux)?))?;
     rootfs_parent_private(cfg.rootfs)?;
     nix::mount::mount(
         Some(cfg.rootfs),
@@ -144,10 +143,22 @@ impl Rootfs {
                 .context("move rootfs onto /")?;
             nix::unistd::chroot(".").context("chroot")?;
         } else {
-            // With both arguments ".", the old root ends up stacked under the new one, where
-            // it can be detached without needing a directory for it inside the rootfs.
+            let old_root = nix::fcntl::open(
+                "/",
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .context("open the old root")?;
+            // With both arguments ".", the old root ends up stacked on the new one, where it
+            // can be detached without needing a directory for it inside the rootfs.
             nix::unistd::pivot_root(".", ".").context("pivot_root")?;
-            // Slave first, so detaching the old root does not propagate to the host.
+            // Slave first, so detaching the old root does not propagate to the host. It must
+            // be the old root that gets it: mount(2) on "." from the new root's directory hits
+            // the new root (the lookup does not step onto the mount stacked there), and a
+            // recursive slave there would cut every shared bind of the container off from
+            // its peers (Kubernetes' Bidirectional propagation). The old root's own directory
+            // (fchdir, as runc does) names the old root mount itself.
+            nix::unistd::fchdir(&old_root).context("chdir to the old root")?;
             nix::mount::mount(
                 None::<&str>,
                 ".",
@@ -262,6 +273,19 @@ fn rootfs_propagation(linux: Option<&Linux>) -> Result<Option<MsFlags>> {
             Some(f) => Ok(Some(f)),
             None => bail!("linux.rootfsPropagation {s:?}: unknown propagation"),
         },
+    }
+}
+
+/// The propagation `/` of the new mount namespace gets before the rootfs is bound: the
+/// configured one (applied again to the container's root after pivot_root, where the spec
+/// means it), so an `rshared` root keeps the host's peer groups that Bidirectional binds
+/// need, and `rslave` by default. Unbindable waits for pivot_root: binding the rootfs out of
+/// an unbindable mount is EINVAL.
+fn before_pivot_propagation(configured: Option<MsFlags>) -> MsFlags {
+    let rslave = MsFlags::MS_SLAVE | MsFlags::MS_REC;
+    match configured {
+        Some(p) if !p.contains(MsFlags::MS_UNBINDABLE) => p,
+        _ => rslave,
     }
 }
 
@@ -418,5 +442,22 @@ mod tests {
             Some(MsFlags::MS_SLAVE | MsFlags::MS_REC)
         );
         assert_eq!(mount::propagation_flag("bogus"), None);
+    }
+
+    #[test]
+    fn unbindable_root_waits_for_pivot() {
+        let rslave = MsFlags::MS_SLAVE | MsFlags::MS_REC;
+        assert_eq!(before_pivot_propagation(None), rslave);
+        for p in ["unbindable", "runbindable"] {
+            assert_eq!(
+                before_pivot_propagation(mount::propagation_flag(p)),
+                rslave,
+                "{p}"
+            );
+        }
+        for p in ["rshared", "shared", "private", "rslave"] {
+            let f = mount::propagation_flag(p);
+            assert_eq!(Some(before_pivot_propagation(f)), f, "{p}");
+        }
     }
 }
