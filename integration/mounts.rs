@@ -427,3 +427,28 @@ fn rootfs_propagation_private() {
         "root mount not private: {line}"
     );
 }
+
+/// Relative `readonlyPaths` and `maskedPaths` are relative to the container's `/` (not to
+/// process.cwd), and missing ones are skipped, as runc and crun do.
+#[test]
+fn relative_readonly_and_masked_paths() {
+    let mut c = Ctr::new("mnt-relpaths");
+    fs::create_dir_all(c.rootfs.join("tmp/etc")).unwrap();
+    fs::create_dir_all(c.rootfs.join("tmp/proc")).unwrap();
+    fs::write(c.rootfs.join("tmp/proc/timer_list"), "cwd copy\n").unwrap();
+    c.config["process"]["cwd"] = json!("/tmp");
+    c.config["linux"]["readonlyPaths"] = json!(["etc", "no/such/dir"]);
+    c.config["linux"]["maskedPaths"] = json!(["./proc/../proc/timer_list", "missing"]);
+    c.sh(
+        "touch /etc/x 2>/dev/null && echo etc-writable || echo etc-ro; \
+         touch /tmp/etc/x && echo cwd-etc-writable; \
+         wc -c < /proc/timer_list; cat /tmp/proc/timer_list",
+    );
+    let out = c.run();
+    out.assert_ok();
+    assert_eq!(
+        out.stdout_lines(),
+        ["etc-ro", "cwd-etc-writable", "0", "cwd copy"],
+        "{out}"
+    );
+}
