@@ -452,3 +452,28 @@ fn relative_readonly_and_masked_paths() {
         "{out}"
     );
 }
+
+/// A /proc or /sys that is a symlink in the image (here to each other) is refused with runc's
+/// wording, naming the mount entry.
+#[test]
+fn proc_or_sys_through_a_symlink_is_refused_with_runcs_wording() {
+    for (dir, target, fs_type) in [("sys", "/proc", "sysfs"), ("proc", "sys", "proc")] {
+        let mut c = Ctr::new(&format!("mnt-symlink-{dir}"));
+        fs::remove_dir(c.rootfs.join(dir)).unwrap();
+        std::os::unix::fs::symlink(target, c.rootfs.join(dir)).unwrap();
+        let index = c.config["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|m| m["destination"] == format!("/{dir}"))
+            .unwrap();
+        let out = c.run();
+        // The log's text format escapes the quotes around the type.
+        out.assert_fail_with("must be mounted on ordinary directory");
+        out.assert_fail_with(&format!("filesystem \\\"{fs_type}\\\""));
+        if is_hutch() {
+            // runc names the destination only.
+            out.assert_fail_with(&format!("mounts[{index}]"));
+        }
+    }
+}

@@ -264,7 +264,8 @@ pub fn mount_entry(ctx: &MountCtx, index: usize, m: &Mount) -> Result<()> {
         }
         _ => format!("mount {typ:?}"),
     };
-    mount_one(ctx, index, m, typ, opts).with_context(|| format!("{what} on {}", display(dest)))
+    mount_one(ctx, index, m, typ, opts)
+        .with_context(|| format!("mounts[{index}]: {what} on {}", display(dest)))
 }
 
 fn mount_one(
@@ -296,13 +297,13 @@ fn mount_one(
         "cgroup" | "cgroup2" => cgroupfs::mount_cgroup(ctx, dest, &opts),
         // A new user namespace may not mount sysfs unless it also owns the network namespace.
         "sysfs" if ctx.new_user_ns && !ctx.new_net_ns => {
-            refuse_symlink(ctx.root, dest)?;
+            refuse_symlink(ctx.root, dest, typ)?;
             opts.flags.insert(MsFlags::MS_BIND | MsFlags::MS_REC);
             bind(ctx, Path::new("/sys"), dest, &opts, None)
         }
         _ => {
             if typ == "proc" || typ == "sysfs" {
-                refuse_symlink(ctx.root, dest)?;
+                refuse_symlink(ctx.root, dest, typ)?;
             }
             let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
             let mut flags = opts.flags;
@@ -528,7 +529,7 @@ fn check_not_into_proc(target: &OwnedFd, dest: &Path, typ: &str) -> Result<()> {
 }
 
 /// /proc and /sys must not be symlinks in the image (CVE-2023-27561).
-fn refuse_symlink(root: BorrowedFd, dest: &Path) -> Result<()> {
+fn refuse_symlink(root: BorrowedFd, dest: &Path, typ: &str) -> Result<()> {
     let Some((parent, name)) = resolve::split_parent(dest) else {
         return Ok(());
     };
@@ -537,9 +538,13 @@ fn refuse_symlink(root: BorrowedFd, dest: &Path) -> Result<()> {
         Err(Errno::ENOENT) => return Ok(()),
         Err(e) => return Err(e.into()),
     };
+    // runc's wording, which engines and conformance tests match on.
     match fstatat(&dir, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
         Ok(st) if st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFLNK.bits() => {
-            bail!("destination is a symlink")
+            bail!("filesystem {typ:?} must be mounted on ordinary directory (the destination is a symlink)")
+        }
+        Ok(st) if !is_dir(&st) => {
+            bail!("filesystem {typ:?} must be mounted on ordinary directory (the destination is not a directory)")
         }
         _ => Ok(()),
     }
