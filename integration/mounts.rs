@@ -477,3 +477,154 @@ fn proc_or_sys_through_a_symlink_is_refused_with_runcs_wording() {
         }
     }
 }
+
+/// The attributes of a path under a running container's root, seen from the host.
+fn lstat_line(root: &std::path::Path, p: &str) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let path = root.join(p.trim_start_matches('/'));
+    let m = fs::symlink_metadata(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let kind = if m.file_type().is_symlink() {
+        format!("-> {}", fs::read_link(&path).unwrap().display())
+    } else if m.is_dir() {
+        "dir".to_string()
+    } else if m.is_file() {
+        format!("file {:?}", fs::read_to_string(&path).unwrap())
+    } else {
+        "special".to_string()
+    };
+    format!("{p} {:o} {}:{} {kind}", m.mode() & 0o7777, m.uid(), m.gid())
+}
+
+/// One extended attribute of a path, through libc (the rootfs may have no getfattr).
+fn xattr(path: &std::path::Path, name: &str) -> Option<String> {
+    let p = cstr(path.to_str().unwrap());
+    let n = cstr(name);
+    let mut buf = [0u8; 256];
+    // SAFETY: valid C strings and a writable buffer of the size passed.
+    let r = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (r >= 0).then(|| String::from_utf8_lossy(&buf[..r as usize]).into_owned())
+}
+
+/// `tmpcopyup`: the tmpfs starts with a copy of the image's directory (content, modes, owners,
+/// symlinks as links, fifos, user xattrs), the image itself is untouched by writes, and a
+/// symlink in the copied directory is never followed out of the rootfs.
+#[test]
+fn tmpfs_copy_up() {
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    let mut c = Ctr::new("mnt-copyup");
+    let host_secret = c.dir.join("host-secret");
+    fs::create_dir_all(&host_secret).unwrap();
+    fs::write(host_secret.join("secret"), "host only\n").unwrap();
+    let d = c.rootfs.join("opt/data");
+    fs::create_dir_all(d.join("sub/deeper")).unwrap();
+    fs::write(d.join("file"), "image content\n").unwrap();
+    fs::write(d.join("sub/deeper/nested"), "nested\n").unwrap();
+    let chmod = |p: &std::path::Path, m: u32| {
+        fs::set_permissions(p, fs::Permissions::from_mode(m)).unwrap()
+    };
+    chmod(&d.join("file"), 0o640);
+    chmod(&d.join("sub"), 0o1750);
+    chmod(&d, 0o771);
+    std::os::unix::fs::chown(d.join("file"), Some(1000), Some(1000)).unwrap();
+    std::os::unix::fs::chown(d.join("sub"), Some(1000), Some(5)).unwrap();
+    symlink("../../etc/passwd", d.join("rel-link")).unwrap();
+    symlink(&host_secret, d.join("host-link")).unwrap();
+    // runc 1.1.5's copy fails on a fifo ("lchown …/fifo: no such file or directory"), drops
+    // extended attributes and applies its umask to the modes of copied directories: those
+    // parts are hutch's.
+    let hutch = is_hutch();
+    if hutch {
+        let st = Command::new("mkfifo").arg(d.join("fifo")).status().unwrap();
+        assert!(st.success());
+        chmod(&d.join("fifo"), 0o620);
+        fs::create_dir(d.join("group-writable")).unwrap();
+        chmod(&d.join("group-writable"), 0o2770);
+    }
+    let file = cstr(d.join("file").to_str().unwrap());
+    // SAFETY: valid C strings and a value of the length passed.
+    let rc = unsafe {
+        libc::lsetxattr(
+            file.as_ptr(),
+            c"user.origin".as_ptr(),
+            b"image".as_ptr().cast(),
+            5,
+            0,
+        )
+    };
+    assert_eq!(rc, 0, "setting a user xattr in the rootfs");
+
+    c.add_mount(
+        json!({"destination": "/opt/data", "type": "tmpfs", "source": "tmpfs",
+        "options": ["nosuid", "nodev", "tmpcopyup"]}),
+    );
+    c.add_mount(
+        json!({"destination": "/opt/ro", "type": "tmpfs", "source": "tmpfs",
+        "options": ["ro", "tmpcopyup"]}),
+    );
+    fs::create_dir_all(c.rootfs.join("opt/ro")).unwrap();
+    fs::write(c.rootfs.join("opt/ro/kept"), "read-only copy\n").unwrap();
+    c.sh(
+        "echo new > /opt/data/new && echo written; cat /opt/ro/kept; \
+         touch /opt/ro/x 2>/dev/null && echo ro-writable || echo ro-refused; \
+         grep -E ' /opt/(data|ro) ' /proc/self/mountinfo | cut -d' ' -f5,9; sleep 100",
+    );
+    c.create_ok();
+    c.start_ok();
+    let pid = c.pid();
+    let root = std::path::PathBuf::from(format!("/proc/{pid}/root"));
+    let mut want = vec![
+        "/opt/data 771 0:0 dir",
+        "/opt/data/sub 1750 1000:5 dir",
+        "/opt/data/sub/deeper/nested 644 0:0 file \"nested\\n\"",
+        "/opt/data/rel-link 777 0:0 -> ../../etc/passwd",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect::<Vec<_>>();
+    want.push(format!(
+        "/opt/data/host-link 777 0:0 -> {}",
+        host_secret.display()
+    ));
+    let mut paths = vec![
+        "/opt/data",
+        "/opt/data/sub",
+        "/opt/data/sub/deeper/nested",
+        "/opt/data/rel-link",
+        "/opt/data/host-link",
+    ];
+    if hutch {
+        want.push("/opt/data/fifo 620 0:0 special".to_string());
+        want.push("/opt/data/group-writable 2770 0:0 dir".to_string());
+        paths.extend(["/opt/data/fifo", "/opt/data/group-writable"]);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !c.ctr_stdout().contains("/opt/ro") {
+        assert!(std::time::Instant::now() < deadline, "{}", c.ctr_stdout());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let got: Vec<String> = paths.iter().map(|p| lstat_line(&root, p)).collect();
+    assert_eq!(got, want);
+    assert_eq!(
+        lstat_line(&root, "/opt/data/file"),
+        "/opt/data/file 640 1000:1000 file \"image content\\n\""
+    );
+    if hutch {
+        assert_eq!(
+            xattr(&root.join("opt/data/file"), "user.origin").as_deref(),
+            Some("image")
+        );
+    }
+    let out = c.ctr_stdout();
+    assert!(
+        out.starts_with("written\nread-only copy\nro-refused\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("/opt/data tmpfs") && out.contains("/opt/ro tmpfs"),
+        "{out}"
+    );
+    // The image's directory and the host are untouched.
+    assert!(!d.join("new").exists());
+    assert_eq!(fs::read_dir(&host_secret).unwrap().count(), 1);
+    assert!(!c.rootfs.join("opt/ro/x").exists());
+}

@@ -8,6 +8,7 @@
 //! root.readonly). Every container path is resolved inside the rootfs by fd (see `resolve`).
 
 mod cgroupfs;
+mod copyup;
 mod devices;
 mod idmap;
 mod masked;

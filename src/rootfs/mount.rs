@@ -16,7 +16,7 @@ use nix::sys::stat::{fstat, fstatat, Mode, SFlag};
 use oci_spec::runtime::Mount;
 
 use super::resolve::{self, create_file, display, is_dir, mkdir_all, open_in_root};
-use super::{cgroupfs, idmap};
+use super::{cgroupfs, copyup, idmap};
 use crate::syscall::fs::{self as sysfs, MountAttr};
 
 /// nix has no name for it; it is a plain mount(2) flag since Linux 5.10.
@@ -35,6 +35,8 @@ pub struct MountOptions {
     pub rec_attr: MountAttr,
     /// `idmap` (false) or `ridmap` (true).
     pub idmap: Option<bool>,
+    /// `tmpcopyup`: a tmpfs starts with a copy of the directory it covers.
+    pub copy_up: bool,
     /// Everything not recognised: filesystem data such as `mode=755`.
     pub data: Vec<String>,
 }
@@ -47,6 +49,7 @@ impl Default for MountOptions {
             propagation: Vec::new(),
             rec_attr: MountAttr::default(),
             idmap: None,
+            copy_up: false,
             data: Vec::new(),
         }
     }
@@ -140,9 +143,9 @@ pub fn parse_options(options: &[String]) -> MountOptions {
             match opt {
                 "idmap" => o.idmap = Some(false),
                 "ridmap" => o.idmap = Some(true),
-                // Copy-up of the image's content onto a tmpfs is not supported; runc treats it
-                // as best effort too.
-                "tmpcopyup" | "defaults" | "" => {}
+                // Only tmpfs mounts act on it (as in runc and crun); others ignore it.
+                "tmpcopyup" => o.copy_up = true,
+                "defaults" | "" => {}
                 _ => o.data.push(opt.to_string()),
             }
         }
@@ -313,7 +316,22 @@ fn mount_one(
             }
             let target = mkdir_all(ctx.root, dest, Mode::from_bits_truncate(0o755))?;
             check_not_into_proc(&target, dest, typ)?;
+            let copy_from = if opts.copy_up && typ == "tmpfs" {
+                // Read-only only once the copy is in.
+                flags.remove(MsFlags::MS_RDONLY);
+                Some(open_covered_dir(ctx.root, dest, &target)?)
+            } else {
+                None
+            };
             mount_fs(&target, &source, typ, flags, opts.data().as_deref())?;
+            if let Some(from) = copy_from {
+                tmpfs_copy_up(
+                    ctx.root,
+                    dest,
+                    &from,
+                    opts.flags.contains(MsFlags::MS_RDONLY),
+                )?;
+            }
             if !opts.rec_attr.is_empty() {
                 let mounted = open_in_root(ctx.root, dest, OFlag::O_PATH)?;
                 sysfs::mount_setattr_fd(mounted.as_fd(), true, &opts.rec_attr)
@@ -322,6 +340,37 @@ fn mount_one(
             apply_propagation(ctx.root, dest, &opts.propagation)
         }
     }
+}
+
+/// The directory a tmpfs is about to cover, opened for reading: the fd keeps reaching its
+/// content once the tmpfs hides it. It must be the very inode of the resolved target.
+fn open_covered_dir(root: BorrowedFd, dest: &Path, target: &OwnedFd) -> Result<OwnedFd> {
+    let dir = open_in_root(root, dest, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+        .context("tmpcopyup: open the directory to copy")?;
+    let (a, b) = (fstat(&dir)?, fstat(target)?);
+    if a.st_dev != b.st_dev || a.st_ino != b.st_ino {
+        bail!("tmpcopyup: the destination changed while it was being mounted");
+    }
+    Ok(dir)
+}
+
+/// Fills the tmpfs just mounted on `dest` from `from`, then makes it read-only if asked.
+fn tmpfs_copy_up(root: BorrowedFd, dest: &Path, from: &OwnedFd, readonly: bool) -> Result<()> {
+    let mounted = open_in_root(root, dest, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+        .context("tmpcopyup: open the new tmpfs")?;
+    if sysfs::fs_magic(&mounted)? != libc::TMPFS_MAGIC {
+        bail!("tmpcopyup: the destination is no longer the new tmpfs");
+    }
+    copyup::copy_up(from, &mounted, &PathBuf::from(display(dest)))?;
+    if readonly {
+        let ro = MountAttr {
+            set: libc::MOUNT_ATTR_RDONLY,
+            ..Default::default()
+        };
+        sysfs::mount_setattr_fd(mounted.as_fd(), false, &ro)
+            .context("tmpcopyup: make the tmpfs read-only")?;
+    }
+    Ok(())
 }
 
 /// The spec's `idmap`/`ridmap` and the mount's own uid/gid mappings.
@@ -585,6 +634,7 @@ mod tests {
             vec![MsFlags::MS_PRIVATE | MsFlags::MS_REC, MsFlags::MS_SHARED]
         );
         assert!(o.data.is_empty());
+        assert!(o.copy_up);
         let o = opts(&["bind"]);
         assert!(o.is_bind() && !o.recursive_bind());
     }
