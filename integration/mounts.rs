@@ -628,3 +628,24 @@ fn tmpfs_copy_up() {
     assert_eq!(fs::read_dir(&host_secret).unwrap().count(), 1);
     assert!(!c.rootfs.join("opt/ro/x").exists());
 }
+
+/// `linux.mountLabel` on a host without SELinux cannot be applied: refused with a clear error
+/// (runc 1.1.5 fails too, with the kernel's EINVAL for `context=` on its /dev tmpfs). With
+/// SELinux it becomes the `context=` option of the tmpfs, devpts... mounts (unit-tested in
+/// src/rootfs/mount.rs).
+#[test]
+fn mount_label_without_selinux_is_refused() {
+    if std::path::Path::new("/sys/fs/selinux/enforce").exists() {
+        eprintln!("SKIP: SELinux is enabled on this host");
+        return;
+    }
+    let mut c = Ctr::new("mnt-label");
+    c.config["linux"]["mountLabel"] = json!("system_u:object_r:container_file_t:s0:c1,c2");
+    let out = c.run();
+    if is_hutch() {
+        out.assert_fail_with("linux.mountLabel");
+        out.assert_fail_with("SELinux is disabled");
+    } else {
+        out.assert_fail_with("context=");
+    }
+}

@@ -79,6 +79,7 @@ pub fn prepare(cfg: &RootfsConfig) -> Result<Rootfs> {
         new_net_ns: has_namespace(linux, LinuxNamespaceType::Network),
         new_cgroup_ns: cfg.new_cgroup_ns,
         premade: cfg.premade,
+        mount_label: mount::mount_label(cfg.spec, crate::process::attributes::selinux_enabled())?,
     };
     let mounts = cfg.spec.mounts().as_deref().unwrap_or(&[]);
     for (index, m) in mounts.iter().enumerate() {
@@ -258,7 +259,8 @@ pub fn finalize(spec: &Spec) -> Result<()> {
         masked::readonly_paths(root.as_fd(), paths)?;
     }
     if let Some(paths) = linux.and_then(|l| l.masked_paths().as_deref()) {
-        masked::masked_paths(root.as_fd(), paths)?;
+        let label = mount::mount_label(spec, crate::process::attributes::selinux_enabled())?;
+        masked::masked_paths(root.as_fd(), paths, label)?;
     }
     if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
         root_readonly(&root)?;
