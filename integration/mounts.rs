@@ -649,3 +649,38 @@ fn mount_label_without_selinux_is_refused() {
         out.assert_fail_with("context=");
     }
 }
+
+/// A container whose root maps to a non-root host uid, with its bundle (rootfs and a bind
+/// source) under a directory only host root may enter: the host side is opened before the
+/// init is in the user namespace, so nothing is looked up through the 0700 directory by the
+/// mapped uid. Inside, the files are the image's; the 0700 directory stays closed.
+#[test]
+fn user_namespace_with_the_bundle_under_a_root_only_directory() {
+    hutch_only!("runc 1.1.5 binds the rootfs from inside the user namespace: EACCES");
+    use std::os::unix::fs::PermissionsExt;
+    let mut c = Ctr::new("mnt-userns-private");
+    let h = host_dir(&c, "volume");
+    c.set_ns("user", None);
+    c.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    // The container's root cannot create mount points in a rootfs owned by host root.
+    fs::create_dir_all(c.rootfs.join("mnt/vol")).unwrap();
+    c.add_mount(
+        json!({"destination": "/mnt/vol", "type": "bind", "source": h, "options": ["rbind", "ro"]}),
+    );
+    c.add_mount(
+        json!({"destination": "/mnt/rel", "type": "bind", "source": "relvol", "options": ["bind"]}),
+    );
+    fs::create_dir_all(c.bundle.join("relvol")).unwrap();
+    fs::create_dir_all(c.rootfs.join("mnt/rel")).unwrap();
+    fs::write(c.bundle.join("relvol/x"), "relative\n").unwrap();
+    c.sh("cat /mnt/vol/hello /mnt/rel/x; id -u; grep -c ' /mnt/' /proc/self/mountinfo");
+    fs::set_permissions(&c.dir, fs::Permissions::from_mode(0o700)).unwrap();
+    let out = c.run();
+    out.assert_ok();
+    assert_eq!(
+        out.stdout_lines(),
+        ["from the host", "relative", "0", "2"],
+        "{out}"
+    );
+}

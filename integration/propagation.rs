@@ -25,7 +25,20 @@ struct Seen {
 /// Runs a container with the source bound at `/p` with `bind_opts`, and `rootfsPropagation`
 /// when given; the container mounts under `/p/up`, the host under `sub/`.
 fn propagation(bind_opts: &[&str], rootfs_propagation: Option<&str>) -> Seen {
+    propagation_in(bind_opts, rootfs_propagation, false)
+}
+
+/// `propagation`, in a user namespace mapping root to host uid 100000 when `userns`.
+fn propagation_in(bind_opts: &[&str], rootfs_propagation: Option<&str>, userns: bool) -> Seen {
     let mut c = Ctr::new("prop");
+    if userns {
+        c.set_ns("user", None);
+        let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c.config["linux"]["uidMappings"] = map.clone();
+        c.config["linux"]["gidMappings"] = map;
+        // Its root cannot create the mount point in a rootfs owned by host root.
+        fs::create_dir_all(c.rootfs.join("p")).unwrap();
+    }
     let h = c.dir.join("shared-src");
     fs::create_dir_all(h.join("sub")).unwrap();
     fs::create_dir_all(h.join("up")).unwrap();
@@ -146,4 +159,21 @@ fn rootfs_propagation_unbindable() {
     out.assert_ok();
     let line = out.stdout.lines().next().unwrap_or_default();
     assert!(line.contains(" unbindable "), "root mount: {out}");
+}
+
+/// In a user namespace the parent clones the bind sources (the init may not reach them); the
+/// clone must relate to the host's mounts as one made in the container's rslave namespace
+/// would: host mounts come in, the container's never go out, even from a shared source.
+#[test]
+fn user_namespace_bind_receives_but_never_leaks_to_the_host() {
+    for opts in [&[][..], &["rslave"][..]] {
+        assert_eq!(
+            propagation_in(opts, None, true),
+            Seen {
+                host_to_container: true,
+                container_to_host: false
+            },
+            "{opts:?}"
+        );
+    }
 }

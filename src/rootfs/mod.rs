@@ -26,7 +26,7 @@ use nix::sys::stat::{fstat, major, minor, Mode, SFlag};
 use oci_spec::runtime::{Linux, LinuxNamespaceType, Spec};
 
 use crate::syscall::fs::{self as sysfs, MountAttr};
-pub use mount::premake_idmapped_trees;
+pub use mount::premake_bind_trees;
 use mount::MountCtx;
 use resolve::open_in_root;
 
@@ -43,8 +43,12 @@ pub struct RootfsConfig<'a> {
     pub new_cgroup_ns: bool,
     /// process.terminal is set: /dev/console must exist as a mount point.
     pub terminal: bool,
-    /// Idmapped trees made by the parent, by mount index (see `premake_idmapped_trees`).
+    /// Bind trees made by the parent, by mount index (see `premake_bind_trees`).
     pub premade: &'a [(usize, OwnedFd)],
+    /// Device and inode of the rootfs directory, as the parent saw it. The parent clones the
+    /// init from inside the rootfs, so the init's working directory is the rootfs (translated
+    /// into its new mount namespace) unless joining a mount namespace moved it.
+    pub rootfs_id: Option<(u64, u64)>,
 }
 
 pub struct Rootfs {
@@ -57,20 +61,8 @@ pub fn prepare(cfg: &RootfsConfig) -> Result<Rootfs> {
     let linux = cfg.spec.linux().as_ref();
     root_propagation(before_pivot_propagation(rootfs_propagation(linux)?))?;
     rootfs_parent_private(cfg.rootfs)?;
-    nix::mount::mount(
-        Some(cfg.rootfs),
-        cfg.rootfs,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .with_context(|| format!("bind rootfs {} onto itself", cfg.rootfs.display()))?;
-    let root = nix::fcntl::open(
-        cfg.rootfs,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .with_context(|| format!("open rootfs {}", cfg.rootfs.display()))?;
+    let root = bind_rootfs(cfg)
+        .with_context(|| format!("bind rootfs {} onto itself", cfg.rootfs.display()))?;
 
     let ctx = MountCtx {
         root: root.as_fd(),
@@ -95,6 +87,27 @@ pub fn prepare(cfg: &RootfsConfig) -> Result<Rootfs> {
     }
     dev_readonly(root.as_fd(), mounts)?;
     Ok(Rootfs { root })
+}
+
+/// Binds the rootfs onto itself and returns the bind's root. In a user namespace mapping root
+/// to a non-root host uid, the rootfs path may lead through directories only host root may
+/// enter: the working directory the parent gave the init reaches it without a lookup.
+fn bind_rootfs(cfg: &RootfsConfig) -> Result<OwnedFd> {
+    let from_cwd = cfg.rootfs_id.is_some_and(|(dev, ino)| {
+        nix::sys::stat::stat(".").is_ok_and(|st| st.st_dev == dev && st.st_ino == ino)
+    });
+    let here = if from_cwd { Path::new(".") } else { cfg.rootfs };
+    let flags = libc::OPEN_TREE_CLONE | libc::AT_RECURSIVE as u32;
+    let tree = sysfs::open_tree(sysfs::cwd_fd(), here, flags).context("open_tree")?;
+    let target = nix::fcntl::open(
+        here,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .context("open")?;
+    sysfs::move_mount_fd(tree.as_fd(), target.as_fd()).context("move_mount")?;
+    // The attached tree's fd is the root of the new bind, no lookup needed.
+    Ok(tree)
 }
 
 impl Rootfs {

@@ -243,7 +243,7 @@ pub struct MountCtx<'a> {
     pub new_net_ns: bool,
     pub new_cgroup_ns: bool,
     /// Idmapped trees the parent made for mounts (by index in `mounts`), see
-    /// [`premake_idmapped_trees`].
+    /// [`premake_bind_trees`].
     pub premade: &'a [(usize, OwnedFd)],
     /// `linux.mountLabel`, only where SELinux is enabled (elsewhere it is ignored, as runc
     /// does).
@@ -441,16 +441,22 @@ fn idmap_request(m: &Mount, opts: &MountOptions) -> Result<Option<IdmapRequest>>
     }))
 }
 
-/// Idmapped bind mounts of a container with its own user namespace must be made by the parent:
-/// mount_setattr(MOUNT_ATTR_IDMAP) needs privilege over the source filesystem's user namespace,
-/// which the init, inside its new user namespace, does not have. The parent makes the detached,
-/// idmapped trees here (mapped through `userns_pid`'s user namespace, the init's, unless the
-/// mount has its own mappings) and sends them to the init, which attaches them in order.
-pub fn premake_idmapped_trees(
+/// Bind mounts of a container with its own user namespace are cloned by the parent, in the
+/// host's mount namespace, and sent to the init, which attaches them in order: the init, in
+/// its user namespace, could not reach a source under a directory only host root may enter,
+/// and an idmapped mount (mount_setattr(MOUNT_ATTR_IDMAP)) needs privilege over the source
+/// filesystem's user namespace. Idmapped trees are mapped through `userns_pid`'s user
+/// namespace (the init's) unless the mount has its own mappings. Each tree gets the
+/// propagation `/` gets in the container's mount namespace before the binds (`root_prop`), so
+/// it relates to the host's mounts as a clone made in there would: a copy of a shared host
+/// mount must not stay the host's peer under an rslave root.
+pub fn premake_bind_trees(
     spec: &oci_spec::runtime::Spec,
     bundle: &Path,
     userns_pid: nix::unistd::Pid,
 ) -> Result<Vec<(usize, OwnedFd)>> {
+    let root_prop =
+        super::before_pivot_propagation(super::rootfs_propagation(spec.linux().as_ref())?);
     let mut trees = Vec::new();
     for (index, m) in spec.mounts().iter().flatten().enumerate() {
         let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
@@ -458,10 +464,7 @@ pub fn premake_idmapped_trees(
         if !(opts.is_bind() || typ == "bind") {
             continue;
         }
-        let Some(req) = idmap_request(m, &opts)? else {
-            continue;
-        };
-        let what = || format!("mounts[{index}] (idmapped) on {}", display(m.destination()));
+        let what = || format!("mounts[{index}]: bind on {}", display(m.destination()));
         let source = m
             .source()
             .as_ref()
@@ -477,7 +480,10 @@ pub fn premake_idmapped_trees(
         }
         let tree = sysfs::open_tree(sysfs::cwd_fd(), &source, flags)
             .with_context(|| format!("{}: open_tree {}", what(), source.display()))?;
-        idmap::idmap_tree(&tree, &req, userns_pid).with_context(what)?;
+        apply_propagation_fd(&tree, &[root_prop]).with_context(what)?;
+        if let Some(req) = idmap_request(m, &opts)? {
+            idmap::idmap_tree(&tree, &req, userns_pid).with_context(what)?;
+        }
         trees.push((index, tree));
     }
     Ok(trees)
