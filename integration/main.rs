@@ -22,5 +22,6 @@ mod lifecycle;
 mod mounts;
 mod namespaces;
 mod process;
+mod propagation;
 mod seccomp;
 mod security;

@@ -427,3 +427,260 @@ fn rootfs_propagation_private() {
         "root mount not private: {line}"
     );
 }
+
+/// Relative `readonlyPaths` and `maskedPaths` are relative to the container's `/` (not to
+/// process.cwd), and missing ones are skipped, as runc and crun do.
+#[test]
+fn relative_readonly_and_masked_paths() {
+    let mut c = Ctr::new("mnt-relpaths");
+    fs::create_dir_all(c.rootfs.join("tmp/etc")).unwrap();
+    fs::create_dir_all(c.rootfs.join("tmp/proc")).unwrap();
+    fs::write(c.rootfs.join("tmp/proc/timer_list"), "cwd copy\n").unwrap();
+    c.config["process"]["cwd"] = json!("/tmp");
+    c.config["linux"]["readonlyPaths"] = json!(["etc", "no/such/dir"]);
+    c.config["linux"]["maskedPaths"] = json!(["./proc/../proc/timer_list", "missing"]);
+    c.sh(
+        "touch /etc/x 2>/dev/null && echo etc-writable || echo etc-ro; \
+         touch /tmp/etc/x && echo cwd-etc-writable; \
+         wc -c < /proc/timer_list; cat /tmp/proc/timer_list",
+    );
+    let out = c.run();
+    out.assert_ok();
+    assert_eq!(
+        out.stdout_lines(),
+        ["etc-ro", "cwd-etc-writable", "0", "cwd copy"],
+        "{out}"
+    );
+}
+
+/// A /proc or /sys that is a symlink in the image (here to each other) is refused with runc's
+/// wording, naming the mount entry.
+#[test]
+fn proc_or_sys_through_a_symlink_is_refused_with_runcs_wording() {
+    for (dir, target, fs_type) in [("sys", "/proc", "sysfs"), ("proc", "sys", "proc")] {
+        let mut c = Ctr::new(&format!("mnt-symlink-{dir}"));
+        fs::remove_dir(c.rootfs.join(dir)).unwrap();
+        std::os::unix::fs::symlink(target, c.rootfs.join(dir)).unwrap();
+        let index = c.config["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|m| m["destination"] == format!("/{dir}"))
+            .unwrap();
+        let out = c.run();
+        // The log's text format escapes the quotes around the type.
+        out.assert_fail_with("must be mounted on ordinary directory");
+        out.assert_fail_with(&format!("filesystem \\\"{fs_type}\\\""));
+        if is_hutch() {
+            // runc names the destination only.
+            out.assert_fail_with(&format!("mounts[{index}]"));
+        }
+    }
+}
+
+/// The attributes of a path under a running container's root, seen from the host.
+fn lstat_line(root: &std::path::Path, p: &str) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let path = root.join(p.trim_start_matches('/'));
+    let m = fs::symlink_metadata(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let kind = if m.file_type().is_symlink() {
+        format!("-> {}", fs::read_link(&path).unwrap().display())
+    } else if m.is_dir() {
+        "dir".to_string()
+    } else if m.is_file() {
+        format!("file {:?}", fs::read_to_string(&path).unwrap())
+    } else {
+        "special".to_string()
+    };
+    format!("{p} {:o} {}:{} {kind}", m.mode() & 0o7777, m.uid(), m.gid())
+}
+
+/// One extended attribute of a path, through libc (the rootfs may have no getfattr).
+fn xattr(path: &std::path::Path, name: &str) -> Option<String> {
+    let p = cstr(path.to_str().unwrap());
+    let n = cstr(name);
+    let mut buf = [0u8; 256];
+    // SAFETY: valid C strings and a writable buffer of the size passed.
+    let r = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (r >= 0).then(|| String::from_utf8_lossy(&buf[..r as usize]).into_owned())
+}
+
+/// `tmpcopyup`: the tmpfs starts with a copy of the image's directory (content, modes, owners,
+/// symlinks as links, fifos, user xattrs), the image itself is untouched by writes, and a
+/// symlink in the copied directory is never followed out of the rootfs.
+#[test]
+fn tmpfs_copy_up() {
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    let mut c = Ctr::new("mnt-copyup");
+    let host_secret = c.dir.join("host-secret");
+    fs::create_dir_all(&host_secret).unwrap();
+    fs::write(host_secret.join("secret"), "host only\n").unwrap();
+    let d = c.rootfs.join("opt/data");
+    fs::create_dir_all(d.join("sub/deeper")).unwrap();
+    fs::write(d.join("file"), "image content\n").unwrap();
+    fs::write(d.join("sub/deeper/nested"), "nested\n").unwrap();
+    let chmod = |p: &std::path::Path, m: u32| {
+        fs::set_permissions(p, fs::Permissions::from_mode(m)).unwrap()
+    };
+    chmod(&d.join("file"), 0o640);
+    chmod(&d.join("sub"), 0o1750);
+    chmod(&d, 0o771);
+    std::os::unix::fs::chown(d.join("file"), Some(1000), Some(1000)).unwrap();
+    std::os::unix::fs::chown(d.join("sub"), Some(1000), Some(5)).unwrap();
+    symlink("../../etc/passwd", d.join("rel-link")).unwrap();
+    symlink(&host_secret, d.join("host-link")).unwrap();
+    // runc 1.1.5's copy fails on a fifo ("lchown …/fifo: no such file or directory"), drops
+    // extended attributes and applies its umask to the modes of copied directories: those
+    // parts are hutch's.
+    let hutch = is_hutch();
+    if hutch {
+        let st = Command::new("mkfifo").arg(d.join("fifo")).status().unwrap();
+        assert!(st.success());
+        chmod(&d.join("fifo"), 0o620);
+        fs::create_dir(d.join("group-writable")).unwrap();
+        chmod(&d.join("group-writable"), 0o2770);
+    }
+    let file = cstr(d.join("file").to_str().unwrap());
+    // SAFETY: valid C strings and a value of the length passed.
+    let rc = unsafe {
+        libc::lsetxattr(
+            file.as_ptr(),
+            c"user.origin".as_ptr(),
+            b"image".as_ptr().cast(),
+            5,
+            0,
+        )
+    };
+    assert_eq!(rc, 0, "setting a user xattr in the rootfs");
+
+    c.add_mount(
+        json!({"destination": "/opt/data", "type": "tmpfs", "source": "tmpfs",
+        "options": ["nosuid", "nodev", "tmpcopyup"]}),
+    );
+    c.add_mount(
+        json!({"destination": "/opt/ro", "type": "tmpfs", "source": "tmpfs",
+        "options": ["ro", "tmpcopyup"]}),
+    );
+    fs::create_dir_all(c.rootfs.join("opt/ro")).unwrap();
+    fs::write(c.rootfs.join("opt/ro/kept"), "read-only copy\n").unwrap();
+    c.sh(
+        "echo new > /opt/data/new && echo written; cat /opt/ro/kept; \
+         touch /opt/ro/x 2>/dev/null && echo ro-writable || echo ro-refused; \
+         grep -E ' /opt/(data|ro) ' /proc/self/mountinfo | cut -d' ' -f5,9; sleep 100",
+    );
+    c.create_ok();
+    c.start_ok();
+    let pid = c.pid();
+    let root = std::path::PathBuf::from(format!("/proc/{pid}/root"));
+    let mut want = vec![
+        "/opt/data 771 0:0 dir",
+        "/opt/data/sub 1750 1000:5 dir",
+        "/opt/data/sub/deeper/nested 644 0:0 file \"nested\\n\"",
+        "/opt/data/rel-link 777 0:0 -> ../../etc/passwd",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect::<Vec<_>>();
+    want.push(format!(
+        "/opt/data/host-link 777 0:0 -> {}",
+        host_secret.display()
+    ));
+    let mut paths = vec![
+        "/opt/data",
+        "/opt/data/sub",
+        "/opt/data/sub/deeper/nested",
+        "/opt/data/rel-link",
+        "/opt/data/host-link",
+    ];
+    if hutch {
+        want.push("/opt/data/fifo 620 0:0 special".to_string());
+        want.push("/opt/data/group-writable 2770 0:0 dir".to_string());
+        paths.extend(["/opt/data/fifo", "/opt/data/group-writable"]);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !c.ctr_stdout().contains("/opt/ro") {
+        assert!(std::time::Instant::now() < deadline, "{}", c.ctr_stdout());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let got: Vec<String> = paths.iter().map(|p| lstat_line(&root, p)).collect();
+    assert_eq!(got, want);
+    assert_eq!(
+        lstat_line(&root, "/opt/data/file"),
+        "/opt/data/file 640 1000:1000 file \"image content\\n\""
+    );
+    if hutch {
+        assert_eq!(
+            xattr(&root.join("opt/data/file"), "user.origin").as_deref(),
+            Some("image")
+        );
+    }
+    let out = c.ctr_stdout();
+    assert!(
+        out.starts_with("written\nread-only copy\nro-refused\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("/opt/data tmpfs") && out.contains("/opt/ro tmpfs"),
+        "{out}"
+    );
+    // The image's directory and the host are untouched.
+    assert!(!d.join("new").exists());
+    assert_eq!(fs::read_dir(&host_secret).unwrap().count(), 1);
+    assert!(!c.rootfs.join("opt/ro/x").exists());
+}
+
+/// `linux.mountLabel` on a host without SELinux cannot be applied: refused with a clear error
+/// (runc 1.1.5 fails too, with the kernel's EINVAL for `context=` on its /dev tmpfs). With
+/// SELinux it becomes the `context=` option of the tmpfs, devpts... mounts (unit-tested in
+/// src/rootfs/mount.rs).
+#[test]
+fn mount_label_without_selinux_is_refused() {
+    if std::path::Path::new("/sys/fs/selinux/enforce").exists() {
+        eprintln!("SKIP: SELinux is enabled on this host");
+        return;
+    }
+    let mut c = Ctr::new("mnt-label");
+    c.config["linux"]["mountLabel"] = json!("system_u:object_r:container_file_t:s0:c1,c2");
+    let out = c.run();
+    if is_hutch() {
+        out.assert_fail_with("linux.mountLabel");
+        out.assert_fail_with("SELinux is disabled");
+    } else {
+        out.assert_fail_with("context=");
+    }
+}
+
+/// A container whose root maps to a non-root host uid, with its bundle (rootfs and a bind
+/// source) under a directory only host root may enter: the host side is opened before the
+/// init is in the user namespace, so nothing is looked up through the 0700 directory by the
+/// mapped uid. Inside, the files are the image's; the 0700 directory stays closed.
+#[test]
+fn user_namespace_with_the_bundle_under_a_root_only_directory() {
+    hutch_only!("runc 1.1.5 binds the rootfs from inside the user namespace: EACCES");
+    use std::os::unix::fs::PermissionsExt;
+    let mut c = Ctr::new("mnt-userns-private");
+    let h = host_dir(&c, "volume");
+    c.set_ns("user", None);
+    c.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    // The container's root cannot create mount points in a rootfs owned by host root.
+    fs::create_dir_all(c.rootfs.join("mnt/vol")).unwrap();
+    c.add_mount(
+        json!({"destination": "/mnt/vol", "type": "bind", "source": h, "options": ["rbind", "ro"]}),
+    );
+    c.add_mount(
+        json!({"destination": "/mnt/rel", "type": "bind", "source": "relvol", "options": ["bind"]}),
+    );
+    fs::create_dir_all(c.bundle.join("relvol")).unwrap();
+    fs::create_dir_all(c.rootfs.join("mnt/rel")).unwrap();
+    fs::write(c.bundle.join("relvol/x"), "relative\n").unwrap();
+    c.sh("cat /mnt/vol/hello /mnt/rel/x; id -u; grep -c ' /mnt/' /proc/self/mountinfo");
+    fs::set_permissions(&c.dir, fs::Permissions::from_mode(0o700)).unwrap();
+    let out = c.run();
+    out.assert_ok();
+    assert_eq!(
+        out.stdout_lines(),
+        ["from the host", "relative", "0", "2"],
+        "{out}"
+    );
+}

@@ -154,16 +154,8 @@ pub fn validate(spec: &Spec) -> Result<()> {
         bail!("config.json: linux: the field is required on Linux");
     };
     check_user(process, spec).context("config.json")?;
-    for (field, paths) in [
-        ("linux.maskedPaths", linux.masked_paths()),
-        ("linux.readonlyPaths", linux.readonly_paths()),
-    ] {
-        for p in paths.iter().flatten() {
-            if !p.starts_with('/') {
-                bail!("config.json: {field}: {p:?} must be an absolute path");
-            }
-        }
-    }
+    // Relative maskedPaths/readonlyPaths are taken relative to the container's "/", as runc
+    // and crun do (they resolve them after pivot_root, from "/").
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         if m.destination().as_os_str().is_empty() {
             bail!("config.json: mounts[{i}].destination: the field is required");

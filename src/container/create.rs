@@ -150,7 +150,9 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
         Vec::new()
     };
     let dir_ref = undo.dir.as_ref().context("state directory vanished")?;
+    let start_in = StartIn::rootfs(&bundle.rootfs)?;
     let mut parent_fds = vec![dir_ref.fd().as_raw_fd(), parent_ch.raw_fd()];
+    parent_fds.extend(start_in.fds());
     for stream in console_stream.iter().chain(pidfd_stream.iter()) {
         parent_fds.push(stream.as_raw_fd());
     }
@@ -178,9 +180,11 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
         preserve_fds: listen_fds + req.preserve_fds,
         has_create_hooks,
         cgroup_tasks: &cgroup_tasks,
+        rootfs_id: Some(start_in.rootfs_id),
     };
     crate::logging::timing(started, "state directory and cgroup ready");
     let unified = cgroup_dir_fd(&cgroup)?;
+    start_in.enter()?;
     let spawned = spawn(
         &namespaces,
         unified.as_ref().map(|f| f.as_fd()),
@@ -192,10 +196,14 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
         },
         || namespaces.unshare_time(spec),
         || -> Infallible { container_init(&ctx) },
-    )?;
+    );
+    let left = start_in.leave();
+    let spawned = spawned?;
     let init_pid = spawned.pid;
     crate::logging::timing(started, "init cloned");
     undo.init = Some(init_pid);
+    left?;
+    drop(start_in);
     drop(child_ch);
     drop(exec_fifo);
     drop(start_error);
@@ -214,9 +222,13 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
         let mut idmapped_trees = Vec::new();
         if namespaces.is_new(LinuxNamespaceType::User) {
             namespaces::write_id_mappings(init_pid, spec)?;
-            idmapped_trees = rootfs::premake_idmapped_trees(spec, &bundle.dir, init_pid)?;
+            idmapped_trees = rootfs::premake_bind_trees(spec, &bundle.dir, init_pid)?;
             if notify {
-                idmapped_trees.extend(super::notify::premade_tree(spec, &state_dir)?);
+                let tree = super::notify::premade_tree(spec, &state_dir)?;
+                // Already made if it is a bind of the config's mounts.
+                idmapped_trees.extend(
+                    tree.filter(|(i, _)| !idmapped_trees.iter().any(|(made, _)| made == i)),
+                );
             }
         }
         // The init is in the container's cgroup before it may proceed, so everything it does
@@ -456,4 +468,48 @@ fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
     };
     state::write_atomic(&path, pid.to_string().as_bytes(), 0o644)
         .with_context(|| format!("--pid-file {}", path.display()))
+}
+
+/// The init is cloned from inside the rootfs: its working directory (translated into its new
+/// mount namespace) then reaches the rootfs without a path lookup, which in a user namespace
+/// mapping root to a non-root host uid could be refused by a directory above it.
+struct StartIn {
+    rootfs: OwnedFd,
+    rootfs_id: (u64, u64),
+    caller_cwd: OwnedFd,
+}
+
+impl StartIn {
+    fn rootfs(rootfs: &Path) -> Result<StartIn> {
+        use nix::fcntl::OFlag;
+        let open = |p: &Path| {
+            nix::fcntl::open(
+                p,
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+        };
+        let dir = open(rootfs).with_context(|| format!("opening rootfs {}", rootfs.display()))?;
+        let st = nix::sys::stat::fstat(&dir)
+            .with_context(|| format!("stat of rootfs {}", rootfs.display()))?;
+        let caller_cwd = open(Path::new(".")).context("opening the working directory")?;
+        Ok(StartIn {
+            rootfs: dir,
+            rootfs_id: (st.st_dev, st.st_ino),
+            caller_cwd,
+        })
+    }
+
+    /// Host descriptors the init closes first thing.
+    fn fds(&self) -> [std::os::fd::RawFd; 2] {
+        [self.rootfs.as_raw_fd(), self.caller_cwd.as_raw_fd()]
+    }
+
+    fn enter(&self) -> Result<()> {
+        nix::unistd::fchdir(&self.rootfs).context("chdir into the rootfs to clone the init")
+    }
+
+    fn leave(&self) -> Result<()> {
+        nix::unistd::fchdir(&self.caller_cwd).context("chdir back to the working directory")
+    }
 }

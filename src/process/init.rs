@@ -52,6 +52,8 @@ pub struct InitContext<'a> {
     pub has_create_hooks: bool,
     /// The v1 cgroups' `tasks` files the init moves itself into (empty when hutch does it).
     pub cgroup_tasks: &'a [File],
+    /// The rootfs directory's device and inode: the init starts in it (see `RootfsConfig`).
+    pub rootfs_id: Option<(u64, u64)>,
 }
 
 /// Never returns: ends in execve of the user's program or in exit.
@@ -115,6 +117,7 @@ fn run(ctx: &InitContext) -> Result<Never> {
         new_cgroup_ns: ns.is_new(LinuxNamespaceType::Cgroup),
         terminal: process.terminal().unwrap_or(false),
         premade: &premade,
+        rootfs_id: ctx.rootfs_id,
     })?;
     drop(premade);
 

@@ -66,7 +66,7 @@ impl Masks {
 
     /// Mounts the shared empty tmpfs on `target`. The first use attaches the fsmount'ed tmpfs
     /// itself; later ones clone it, which needs it attached.
-    fn mask_dir(&mut self, target: &OwnedFd) -> Result<()> {
+    fn mask_dir(&mut self, target: &OwnedFd, label: Option<&str>) -> Result<()> {
         if let Some(attached) = &self.empty_dir {
             let tree = sysfs::clone_tree(attached.as_fd(), false).context("open_tree")?;
             return sysfs::move_mount_fd(tree.as_fd(), target.as_fd()).context("move_mount");
@@ -76,6 +76,10 @@ impl Masks {
         ctx.set_string("source", "tmpfs").context("tmpfs source")?;
         ctx.set_string("size", "4k").context("tmpfs size")?;
         ctx.set_string("mode", "0755").context("tmpfs mode")?;
+        if let Some(label) = label {
+            ctx.set_string("context", label)
+                .context("linux.mountLabel: tmpfs context")?;
+        }
         let flags = libc::MOUNT_ATTR_RDONLY
             | libc::MOUNT_ATTR_NOSUID
             | libc::MOUNT_ATTR_NODEV
@@ -100,20 +104,27 @@ fn verified_dev_null(root: BorrowedFd) -> Result<OwnedFd> {
 
 /// `linux.maskedPaths`: files hidden behind /dev/null, directories behind an empty read-only
 /// tmpfs.
-pub fn masked_paths(root: BorrowedFd, paths: &[String]) -> Result<()> {
+/// Directories' tmpfs gets `label` (`linux.mountLabel`) as its SELinux context.
+pub fn masked_paths(root: BorrowedFd, paths: &[String], label: Option<&str>) -> Result<()> {
     let mut masks = Masks::default();
     for p in paths {
-        masked_path(root, &mut masks, Path::new(p)).with_context(|| format!("maskedPaths {p}"))?;
+        masked_path(root, &mut masks, Path::new(p), label)
+            .with_context(|| format!("maskedPaths {p}"))?;
     }
     Ok(())
 }
 
-fn masked_path(root: BorrowedFd, masks: &mut Masks, path: &Path) -> Result<()> {
+fn masked_path(
+    root: BorrowedFd,
+    masks: &mut Masks,
+    path: &Path,
+    label: Option<&str>,
+) -> Result<()> {
     let Some(fd) = target(root, path)? else {
         return Ok(());
     };
     if is_dir(&fstat(&fd)?) {
-        return masks.mask_dir(&fd);
+        return masks.mask_dir(&fd, label);
     }
     let tree = sysfs::clone_tree(masks.dev_null(root)?, false).context("open_tree /dev/null")?;
     sysfs::move_mount_fd(tree.as_fd(), fd.as_fd()).context("move_mount")?;

@@ -8,6 +8,7 @@
 //! root.readonly). Every container path is resolved inside the rootfs by fd (see `resolve`).
 
 mod cgroupfs;
+mod copyup;
 mod devices;
 mod idmap;
 mod masked;
@@ -25,7 +26,7 @@ use nix::sys::stat::{fstat, major, minor, Mode, SFlag};
 use oci_spec::runtime::{Linux, LinuxNamespaceType, Spec};
 
 use crate::syscall::fs::{self as sysfs, MountAttr};
-pub use mount::premake_idmapped_trees;
+pub use mount::premake_bind_trees;
 use mount::MountCtx;
 use resolve::open_in_root;
 
@@ -42,8 +43,12 @@ pub struct RootfsConfig<'a> {
     pub new_cgroup_ns: bool,
     /// process.terminal is set: /dev/console must exist as a mount point.
     pub terminal: bool,
-    /// Idmapped trees made by the parent, by mount index (see `premake_idmapped_trees`).
+    /// Bind trees made by the parent, by mount index (see `premake_bind_trees`).
     pub premade: &'a [(usize, OwnedFd)],
+    /// Device and inode of the rootfs directory, as the parent saw it. The parent clones the
+    /// init from inside the rootfs, so the init's working directory is the rootfs (translated
+    /// into its new mount namespace) unless joining a mount namespace moved it.
+    pub rootfs_id: Option<(u64, u64)>,
 }
 
 pub struct Rootfs {
@@ -54,23 +59,10 @@ pub struct Rootfs {
 /// Everything between entering the mount namespace and pivot_root.
 pub fn prepare(cfg: &RootfsConfig) -> Result<Rootfs> {
     let linux = cfg.spec.linux().as_ref();
-    let propagation = rootfs_propagation(linux)?;
-    root_propagation(propagation.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC))?;
+    root_propagation(before_pivot_propagation(rootfs_propagation(linux)?))?;
     rootfs_parent_private(cfg.rootfs)?;
-    nix::mount::mount(
-        Some(cfg.rootfs),
-        cfg.rootfs,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .with_context(|| format!("bind rootfs {} onto itself", cfg.rootfs.display()))?;
-    let root = nix::fcntl::open(
-        cfg.rootfs,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .with_context(|| format!("open rootfs {}", cfg.rootfs.display()))?;
+    let root = bind_rootfs(cfg)
+        .with_context(|| format!("bind rootfs {} onto itself", cfg.rootfs.display()))?;
 
     let ctx = MountCtx {
         root: root.as_fd(),
@@ -79,6 +71,7 @@ pub fn prepare(cfg: &RootfsConfig) -> Result<Rootfs> {
         new_net_ns: has_namespace(linux, LinuxNamespaceType::Network),
         new_cgroup_ns: cfg.new_cgroup_ns,
         premade: cfg.premade,
+        mount_label: mount::mount_label(cfg.spec, crate::process::attributes::selinux_enabled())?,
     };
     let mounts = cfg.spec.mounts().as_deref().unwrap_or(&[]);
     for (index, m) in mounts.iter().enumerate() {
@@ -94,6 +87,27 @@ pub fn prepare(cfg: &RootfsConfig) -> Result<Rootfs> {
     }
     dev_readonly(root.as_fd(), mounts)?;
     Ok(Rootfs { root })
+}
+
+/// Binds the rootfs onto itself and returns the bind's root. In a user namespace mapping root
+/// to a non-root host uid, the rootfs path may lead through directories only host root may
+/// enter: the working directory the parent gave the init reaches it without a lookup.
+fn bind_rootfs(cfg: &RootfsConfig) -> Result<OwnedFd> {
+    let from_cwd = cfg.rootfs_id.is_some_and(|(dev, ino)| {
+        nix::sys::stat::stat(".").is_ok_and(|st| st.st_dev == dev && st.st_ino == ino)
+    });
+    let here = if from_cwd { Path::new(".") } else { cfg.rootfs };
+    let flags = libc::OPEN_TREE_CLONE | libc::AT_RECURSIVE as u32;
+    let tree = sysfs::open_tree(sysfs::cwd_fd(), here, flags).context("open_tree")?;
+    let target = nix::fcntl::open(
+        here,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .context("open")?;
+    sysfs::move_mount_fd(tree.as_fd(), target.as_fd()).context("move_mount")?;
+    // The attached tree's fd is the root of the new bind, no lookup needed.
+    Ok(tree)
 }
 
 impl Rootfs {
@@ -144,10 +158,22 @@ impl Rootfs {
                 .context("move rootfs onto /")?;
             nix::unistd::chroot(".").context("chroot")?;
         } else {
-            // With both arguments ".", the old root ends up stacked under the new one, where
-            // it can be detached without needing a directory for it inside the rootfs.
+            let old_root = nix::fcntl::open(
+                "/",
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .context("open the old root")?;
+            // With both arguments ".", the old root ends up stacked on the new one, where it
+            // can be detached without needing a directory for it inside the rootfs.
             nix::unistd::pivot_root(".", ".").context("pivot_root")?;
-            // Slave first, so detaching the old root does not propagate to the host.
+            // Slave first, so detaching the old root does not propagate to the host. It must
+            // be the old root that gets it: mount(2) on "." from the new root's directory hits
+            // the new root (the lookup does not step onto the mount stacked there), and a
+            // recursive slave there would cut every shared bind of the container off from
+            // its peers (Kubernetes' Bidirectional propagation). The old root's own directory
+            // (fchdir, as runc does) names the old root mount itself.
+            nix::unistd::fchdir(&old_root).context("chdir to the old root")?;
             nix::mount::mount(
                 None::<&str>,
                 ".",
@@ -246,7 +272,8 @@ pub fn finalize(spec: &Spec) -> Result<()> {
         masked::readonly_paths(root.as_fd(), paths)?;
     }
     if let Some(paths) = linux.and_then(|l| l.masked_paths().as_deref()) {
-        masked::masked_paths(root.as_fd(), paths)?;
+        let label = mount::mount_label(spec, crate::process::attributes::selinux_enabled())?;
+        masked::masked_paths(root.as_fd(), paths, label)?;
     }
     if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
         root_readonly(&root)?;
@@ -262,6 +289,19 @@ fn rootfs_propagation(linux: Option<&Linux>) -> Result<Option<MsFlags>> {
             Some(f) => Ok(Some(f)),
             None => bail!("linux.rootfsPropagation {s:?}: unknown propagation"),
         },
+    }
+}
+
+/// The propagation `/` of the new mount namespace gets before the rootfs is bound: the
+/// configured one (applied again to the container's root after pivot_root, where the spec
+/// means it), so an `rshared` root keeps the host's peer groups that Bidirectional binds
+/// need, and `rslave` by default. Unbindable waits for pivot_root: binding the rootfs out of
+/// an unbindable mount is EINVAL.
+fn before_pivot_propagation(configured: Option<MsFlags>) -> MsFlags {
+    let rslave = MsFlags::MS_SLAVE | MsFlags::MS_REC;
+    match configured {
+        Some(p) if !p.contains(MsFlags::MS_UNBINDABLE) => p,
+        _ => rslave,
     }
 }
 
@@ -450,5 +490,22 @@ mod tests {
             Some(MsFlags::MS_SLAVE | MsFlags::MS_REC)
         );
         assert_eq!(mount::propagation_flag("bogus"), None);
+    }
+
+    #[test]
+    fn unbindable_root_waits_for_pivot() {
+        let rslave = MsFlags::MS_SLAVE | MsFlags::MS_REC;
+        assert_eq!(before_pivot_propagation(None), rslave);
+        for p in ["unbindable", "runbindable"] {
+            assert_eq!(
+                before_pivot_propagation(mount::propagation_flag(p)),
+                rslave,
+                "{p}"
+            );
+        }
+        for p in ["rshared", "shared", "private", "rslave"] {
+            let f = mount::propagation_flag(p);
+            assert_eq!(Some(before_pivot_propagation(f)), f, "{p}");
+        }
     }
 }

@@ -16,7 +16,7 @@ use nix::sys::stat::{fstat, fstatat, Mode, SFlag};
 use oci_spec::runtime::Mount;
 
 use super::resolve::{self, create_file, display, is_dir, mkdir_all, open_in_root};
-use super::{cgroupfs, idmap};
+use super::{cgroupfs, copyup, idmap};
 use crate::syscall::fs::{self as sysfs, MountAttr};
 
 /// nix has no name for it; it is a plain mount(2) flag since Linux 5.10.
@@ -35,6 +35,8 @@ pub struct MountOptions {
     pub rec_attr: MountAttr,
     /// `idmap` (false) or `ridmap` (true).
     pub idmap: Option<bool>,
+    /// `tmpcopyup`: a tmpfs starts with a copy of the directory it covers.
+    pub copy_up: bool,
     /// Everything not recognised: filesystem data such as `mode=755`.
     pub data: Vec<String>,
 }
@@ -47,6 +49,7 @@ impl Default for MountOptions {
             propagation: Vec::new(),
             rec_attr: MountAttr::default(),
             idmap: None,
+            copy_up: false,
             data: Vec::new(),
         }
     }
@@ -140,9 +143,9 @@ pub fn parse_options(options: &[String]) -> MountOptions {
             match opt {
                 "idmap" => o.idmap = Some(false),
                 "ridmap" => o.idmap = Some(true),
-                // Copy-up of the image's content onto a tmpfs is not supported; runc treats it
-                // as best effort too.
-                "tmpcopyup" | "defaults" | "" => {}
+                // Only tmpfs mounts act on it (as in runc and crun); others ignore it.
+                "tmpcopyup" => o.copy_up = true,
+                "defaults" | "" => {}
                 _ => o.data.push(opt.to_string()),
             }
         }
@@ -240,8 +243,11 @@ pub struct MountCtx<'a> {
     pub new_net_ns: bool,
     pub new_cgroup_ns: bool,
     /// Idmapped trees the parent made for mounts (by index in `mounts`), see
-    /// [`premake_idmapped_trees`].
+    /// [`premake_bind_trees`].
     pub premade: &'a [(usize, OwnedFd)],
+    /// `linux.mountLabel`, only where SELinux is enabled (elsewhere it is ignored, as runc
+    /// does).
+    pub mount_label: Option<&'a str>,
 }
 
 /// The path of an fd in the host's procfs, for mount(2) calls that must hit exactly that inode.
@@ -264,7 +270,8 @@ pub fn mount_entry(ctx: &MountCtx, index: usize, m: &Mount) -> Result<()> {
         }
         _ => format!("mount {typ:?}"),
     };
-    mount_one(ctx, index, m, typ, opts).with_context(|| format!("{what} on {}", display(dest)))
+    mount_one(ctx, index, m, typ, opts)
+        .with_context(|| format!("mounts[{index}]: {what} on {}", display(dest)))
 }
 
 fn mount_one(
@@ -296,13 +303,13 @@ fn mount_one(
         "cgroup" | "cgroup2" => cgroupfs::mount_cgroup(ctx, dest, &opts),
         // A new user namespace may not mount sysfs unless it also owns the network namespace.
         "sysfs" if ctx.new_user_ns && !ctx.new_net_ns => {
-            refuse_symlink(ctx.root, dest)?;
+            refuse_symlink(ctx.root, dest, typ)?;
             opts.flags.insert(MsFlags::MS_BIND | MsFlags::MS_REC);
             bind(ctx, Path::new("/sys"), dest, &opts, None)
         }
         _ => {
             if typ == "proc" || typ == "sysfs" {
-                refuse_symlink(ctx.root, dest)?;
+                refuse_symlink(ctx.root, dest, typ)?;
             }
             let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
             let mut flags = opts.flags;
@@ -312,7 +319,35 @@ fn mount_one(
             }
             let target = mkdir_all(ctx.root, dest, Mode::from_bits_truncate(0o755))?;
             check_not_into_proc(&target, dest, typ)?;
-            mount_fs(&target, &source, typ, flags, opts.data().as_deref())?;
+            let copy_from = if opts.copy_up && typ == "tmpfs" {
+                // Read-only only once the copy is in.
+                flags.remove(MsFlags::MS_RDONLY);
+                Some(open_covered_dir(ctx.root, dest, &target)?)
+            } else {
+                None
+            };
+            // runc labels every filesystem it mounts this way but proc, sysfs and mqueue
+            // (mqueue's root gets the label as an xattr instead).
+            let data = match ctx.mount_label {
+                Some(label) if !matches!(typ, "proc" | "sysfs" | "mqueue") => {
+                    Some(format_mount_label(opts.data().as_deref(), label))
+                }
+                _ => opts.data(),
+            };
+            mount_fs(&target, &source, typ, flags, data.as_deref())?;
+            if let (Some(label), "mqueue") = (ctx.mount_label, typ) {
+                let root = open_in_root(ctx.root, dest, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
+                sysfs::set_xattr(root.as_fd(), c"security.selinux", label.as_bytes())
+                    .context("linux.mountLabel: labelling the mqueue root")?;
+            }
+            if let Some(from) = copy_from {
+                tmpfs_copy_up(
+                    ctx.root,
+                    dest,
+                    &from,
+                    opts.flags.contains(MsFlags::MS_RDONLY),
+                )?;
+            }
             if !opts.rec_attr.is_empty() {
                 let mounted = open_in_root(ctx.root, dest, OFlag::O_PATH)?;
                 sysfs::mount_setattr_fd(mounted.as_fd(), true, &opts.rec_attr)
@@ -321,6 +356,66 @@ fn mount_one(
             apply_propagation(ctx.root, dest, &opts.propagation)
         }
     }
+}
+
+/// Mount data with the SELinux `context=` option for `linux.mountLabel` (runc's
+/// label.FormatMountLabel). The label is quoted: MLS ranges hold commas.
+pub fn format_mount_label(data: Option<&str>, label: &str) -> String {
+    match data {
+        Some(d) if !d.is_empty() => format!("{d},context=\"{label}\""),
+        _ => format!("context=\"{label}\""),
+    }
+}
+
+/// `linux.mountLabel`, refused on a host without SELinux (runc 1.1.5 passes it on anyway and
+/// fails with the kernel's EINVAL on the first tmpfs; engines only set it where SELinux is
+/// enabled) and when the mount options cannot carry it.
+pub fn mount_label(spec: &oci_spec::runtime::Spec, selinux: bool) -> Result<Option<&str>> {
+    let label = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.mount_label().as_deref())
+        .filter(|l| !l.is_empty());
+    match label {
+        Some(l) if l.contains('"') || l.contains('\0') => {
+            bail!("linux.mountLabel {l:?}: a label cannot contain quotes or NUL")
+        }
+        Some(_) if !selinux => bail!(
+            "linux.mountLabel: a mount label is specified in config, but SELinux is disabled or not supported on this host"
+        ),
+        label => Ok(label),
+    }
+}
+
+/// The directory a tmpfs is about to cover, opened for reading: the fd keeps reaching its
+/// content once the tmpfs hides it. It must be the very inode of the resolved target.
+fn open_covered_dir(root: BorrowedFd, dest: &Path, target: &OwnedFd) -> Result<OwnedFd> {
+    let dir = open_in_root(root, dest, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+        .context("tmpcopyup: open the directory to copy")?;
+    let (a, b) = (fstat(&dir)?, fstat(target)?);
+    if a.st_dev != b.st_dev || a.st_ino != b.st_ino {
+        bail!("tmpcopyup: the destination changed while it was being mounted");
+    }
+    Ok(dir)
+}
+
+/// Fills the tmpfs just mounted on `dest` from `from`, then makes it read-only if asked.
+fn tmpfs_copy_up(root: BorrowedFd, dest: &Path, from: &OwnedFd, readonly: bool) -> Result<()> {
+    let mounted = open_in_root(root, dest, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+        .context("tmpcopyup: open the new tmpfs")?;
+    if sysfs::fs_magic(&mounted)? != libc::TMPFS_MAGIC {
+        bail!("tmpcopyup: the destination is no longer the new tmpfs");
+    }
+    copyup::copy_up(from, &mounted, &PathBuf::from(display(dest)))?;
+    if readonly {
+        let ro = MountAttr {
+            set: libc::MOUNT_ATTR_RDONLY,
+            ..Default::default()
+        };
+        sysfs::mount_setattr_fd(mounted.as_fd(), false, &ro)
+            .context("tmpcopyup: make the tmpfs read-only")?;
+    }
+    Ok(())
 }
 
 /// The spec's `idmap`/`ridmap` and the mount's own uid/gid mappings.
@@ -346,16 +441,22 @@ fn idmap_request(m: &Mount, opts: &MountOptions) -> Result<Option<IdmapRequest>>
     }))
 }
 
-/// Idmapped bind mounts of a container with its own user namespace must be made by the parent:
-/// mount_setattr(MOUNT_ATTR_IDMAP) needs privilege over the source filesystem's user namespace,
-/// which the init, inside its new user namespace, does not have. The parent makes the detached,
-/// idmapped trees here (mapped through `userns_pid`'s user namespace, the init's, unless the
-/// mount has its own mappings) and sends them to the init, which attaches them in order.
-pub fn premake_idmapped_trees(
+/// Bind mounts of a container with its own user namespace are cloned by the parent, in the
+/// host's mount namespace, and sent to the init, which attaches them in order: the init, in
+/// its user namespace, could not reach a source under a directory only host root may enter,
+/// and an idmapped mount (mount_setattr(MOUNT_ATTR_IDMAP)) needs privilege over the source
+/// filesystem's user namespace. Idmapped trees are mapped through `userns_pid`'s user
+/// namespace (the init's) unless the mount has its own mappings. Each tree gets the
+/// propagation `/` gets in the container's mount namespace before the binds (`root_prop`), so
+/// it relates to the host's mounts as a clone made in there would: a copy of a shared host
+/// mount must not stay the host's peer under an rslave root.
+pub fn premake_bind_trees(
     spec: &oci_spec::runtime::Spec,
     bundle: &Path,
     userns_pid: nix::unistd::Pid,
 ) -> Result<Vec<(usize, OwnedFd)>> {
+    let root_prop =
+        super::before_pivot_propagation(super::rootfs_propagation(spec.linux().as_ref())?);
     let mut trees = Vec::new();
     for (index, m) in spec.mounts().iter().flatten().enumerate() {
         let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
@@ -363,10 +464,7 @@ pub fn premake_idmapped_trees(
         if !(opts.is_bind() || typ == "bind") {
             continue;
         }
-        let Some(req) = idmap_request(m, &opts)? else {
-            continue;
-        };
-        let what = || format!("mounts[{index}] (idmapped) on {}", display(m.destination()));
+        let what = || format!("mounts[{index}]: bind on {}", display(m.destination()));
         let source = m
             .source()
             .as_ref()
@@ -382,7 +480,10 @@ pub fn premake_idmapped_trees(
         }
         let tree = sysfs::open_tree(sysfs::cwd_fd(), &source, flags)
             .with_context(|| format!("{}: open_tree {}", what(), source.display()))?;
-        idmap::idmap_tree(&tree, &req, userns_pid).with_context(what)?;
+        apply_propagation_fd(&tree, &[root_prop]).with_context(what)?;
+        if let Some(req) = idmap_request(m, &opts)? {
+            idmap::idmap_tree(&tree, &req, userns_pid).with_context(what)?;
+        }
         trees.push((index, tree));
     }
     Ok(trees)
@@ -528,7 +629,7 @@ fn check_not_into_proc(target: &OwnedFd, dest: &Path, typ: &str) -> Result<()> {
 }
 
 /// /proc and /sys must not be symlinks in the image (CVE-2023-27561).
-fn refuse_symlink(root: BorrowedFd, dest: &Path) -> Result<()> {
+fn refuse_symlink(root: BorrowedFd, dest: &Path, typ: &str) -> Result<()> {
     let Some((parent, name)) = resolve::split_parent(dest) else {
         return Ok(());
     };
@@ -537,9 +638,13 @@ fn refuse_symlink(root: BorrowedFd, dest: &Path) -> Result<()> {
         Err(Errno::ENOENT) => return Ok(()),
         Err(e) => return Err(e.into()),
     };
+    // runc's wording, which engines and conformance tests match on.
     match fstatat(&dir, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
         Ok(st) if st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFLNK.bits() => {
-            bail!("destination is a symlink")
+            bail!("filesystem {typ:?} must be mounted on ordinary directory (the destination is a symlink)")
+        }
+        Ok(st) if !is_dir(&st) => {
+            bail!("filesystem {typ:?} must be mounted on ordinary directory (the destination is not a directory)")
         }
         _ => Ok(()),
     }
@@ -580,6 +685,7 @@ mod tests {
             vec![MsFlags::MS_PRIVATE | MsFlags::MS_REC, MsFlags::MS_SHARED]
         );
         assert!(o.data.is_empty());
+        assert!(o.copy_up);
         let o = opts(&["bind"]);
         assert!(o.is_bind() && !o.recursive_bind());
     }
@@ -609,6 +715,34 @@ mod tests {
         assert_eq!(o.rec_attr.set, 0);
         assert_eq!(o.rec_attr.clr, libc::MOUNT_ATTR_RDONLY);
         assert_eq!(opts(&["idmap"]).idmap, Some(false));
+    }
+
+    #[test]
+    fn mount_label_option() {
+        let label = "system_u:object_r:container_file_t:s0:c1,c2";
+        assert_eq!(
+            format_mount_label(Some("mode=755,size=65536k"), label),
+            "mode=755,size=65536k,context=\"system_u:object_r:container_file_t:s0:c1,c2\""
+        );
+        assert_eq!(
+            format_mount_label(None, label),
+            "context=\"system_u:object_r:container_file_t:s0:c1,c2\""
+        );
+        assert_eq!(format_mount_label(Some(""), "l"), "context=\"l\"");
+        let mut spec = oci_spec::runtime::Spec::default();
+        let mut linux = spec.linux().clone().unwrap_or_default();
+        linux.set_mount_label(Some(label.to_string()));
+        spec.set_linux(Some(linux.clone()));
+        assert_eq!(mount_label(&spec, true).unwrap(), Some(label));
+        // SELinux off: refused (runc fails at its first labelled mount).
+        assert!(mount_label(&spec, false).is_err());
+        assert_eq!(
+            mount_label(&oci_spec::runtime::Spec::default(), false).unwrap(),
+            None
+        );
+        linux.set_mount_label(Some("bad\"label".to_string()));
+        spec.set_linux(Some(linux));
+        assert!(mount_label(&spec, true).is_err());
     }
 
     #[test]

@@ -272,3 +272,67 @@ pub fn path_fs_magic(path: &std::path::Path) -> io::Result<libc::c_long> {
     let st = nix::sys::statfs::statfs(path)?;
     Ok(st.filesystem_type().0 as libc::c_long)
 }
+
+/// `flistxattr(2)`: the names of the extended attributes of an open file (not O_PATH).
+pub fn list_xattrs(fd: BorrowedFd) -> io::Result<Vec<CString>> {
+    let mut buf = vec![0u8; 1024];
+    loop {
+        // SAFETY: buf is writable for buf.len() bytes; fd is live.
+        let ret = unsafe { libc::flistxattr(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if ret >= 0 {
+            buf.truncate(ret as usize);
+            break;
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::ERANGE) || buf.len() >= 1 << 20 {
+            return Err(err);
+        }
+        // The list grew between calls; the kernel caps it at 64 KiB.
+        buf.resize(buf.len() * 4, 0);
+    }
+    Ok(buf
+        .split(|b| *b == 0)
+        .filter(|name| !name.is_empty())
+        .filter_map(|name| CString::new(name).ok())
+        .collect())
+}
+
+/// `fgetxattr(2)` of one attribute.
+pub fn get_xattr(fd: BorrowedFd, name: &CStr) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; 256];
+    loop {
+        // SAFETY: name is a valid C string; buf is writable for buf.len() bytes; fd is live.
+        let ret = unsafe {
+            libc::fgetxattr(
+                fd.as_raw_fd(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        if ret >= 0 {
+            buf.truncate(ret as usize);
+            return Ok(buf);
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::ERANGE) || buf.len() >= 1 << 20 {
+            return Err(err);
+        }
+        buf.resize(buf.len() * 4, 0);
+    }
+}
+
+/// `fsetxattr(2)`, creating or replacing the attribute.
+pub fn set_xattr(fd: BorrowedFd, name: &CStr, value: &[u8]) -> io::Result<()> {
+    // SAFETY: name is a valid C string and value readable for value.len() bytes; fd is live.
+    let ret = unsafe {
+        libc::fsetxattr(
+            fd.as_raw_fd(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    unit_result(ret as libc::c_long)
+}
