@@ -332,7 +332,9 @@ fn drive_setup(
                 console::forward_master(console, &name, fd, &mut kept_master)?
             }
             ToParent::MountsReady => {
-                let json = state.hook_state_json(Status::Creating);
+                // The spec's lifecycle runs these hooks once the container exists (after step
+                // 2): the state they get says `created`, as crun's does (runc says `creating`).
+                let json = state.hook_state_json(Status::Created);
                 if let Some(h) = spec.hooks() {
                     #[allow(deprecated)]
                     hooks::run_hooks(
