@@ -651,3 +651,42 @@ fn pid_reuse_is_detected() {
     fs::write(&state_path, state.to_string()).unwrap();
     c.rt(&["delete", "--force", &c.id.clone()]).assert_ok();
 }
+
+#[test]
+fn kill_all_of_a_stopped_container_signals_what_is_left_in_its_cgroup() {
+    // Without a pid namespace of its own, the init's children outlive it (containerd's shim
+    // runs `kill --all` when the main process of a container in a pod with a shared pid
+    // namespace exits).
+    let mut c = Ctr::new("kill-all-stopped");
+    c.drop_ns("pid");
+    c.sh("sleep 100 >/dev/null 2>&1 & echo $!");
+    c.create_ok();
+    let init = c.pid();
+    c.start_ok();
+    wait_dead(init, 0, T).unwrap();
+    c.reaped.insert(init);
+    c.wait_status("stopped", T);
+    let deadline = Instant::now() + T;
+    let child: i32 = loop {
+        if let Ok(pid) = c.ctr_stdout().trim().parse() {
+            break pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no child pid: {:?}",
+            c.ctr_stdout()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let start = proc_stat(child).expect("the child is alive").1;
+    c.track(child);
+    assert!(alive(child, start));
+    c.rt(&["kill", "--all", &c.id, "KILL"]).assert_ok();
+    wait_dead(child, start, T).unwrap_or_else(|e| panic!("kill --all left the child: {e}"));
+    // Nothing left: kill --all still succeeds; a plain kill is still refused.
+    c.rt(&["kill", "--all", &c.id, "TERM"]).assert_ok();
+    c.kill("TERM").assert_fail_with("container not running");
+    c.delete().assert_ok();
+    let leaks = c.leaks();
+    assert!(leaks.is_empty(), "{leaks:#?}");
+}
