@@ -690,3 +690,24 @@ fn kill_all_of_a_stopped_container_signals_what_is_left_in_its_cgroup() {
     let leaks = c.leaks();
     assert!(leaks.is_empty(), "{leaks:#?}");
 }
+
+#[test]
+fn delete_of_a_created_container_without_force_removes_it() {
+    // runtime.md says delete of a container that is not stopped must fail; runc 1.1.5 instead
+    // kills a created container and deletes it, and engines rely on that: Docker 20.10's
+    // libcontainerd (remote/client.go, (*client).Start) deletes a task whose start failed
+    // without killing it, and containerd 1.6's runc shim turns that into a plain `delete`
+    // (pkg/process: createdState.Delete -> (*Init).delete -> runtime.Delete(id, nil)); `ctr run`
+    // does the same. So hutch keeps runc's behaviour.
+    let mut c = Ctr::new("delete-created");
+    c.sh("echo should-not-run");
+    c.create_ok();
+    let pid = c.pid();
+    c.delete().assert_ok();
+    wait_dead(pid, 0, T).unwrap();
+    c.reaped.insert(pid);
+    assert_eq!(c.ctr_stdout(), "");
+    c.rt(&["state", &c.id]).assert_fail_with("does not exist");
+    let leaks = c.leaks();
+    assert!(leaks.is_empty(), "{leaks:#?}");
+}
