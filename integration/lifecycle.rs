@@ -652,6 +652,86 @@ fn pid_reuse_is_detected() {
     c.rt(&["delete", "--force", &c.id.clone()]).assert_ok();
 }
 
+/// Waits for the init of a created container that `sig` should end, and returns its exit
+/// status (shell convention), which the test process sees as the init's subreaper.
+fn created_init_ends(c: &mut Ctr, sig: &str) -> Option<i32> {
+    c.sh("echo should-not-run");
+    c.create_ok();
+    let pid = c.pid();
+    c.kill(sig).assert_ok();
+    let st = wait_dead(pid, 0, T)
+        .unwrap_or_else(|e| panic!("kill {sig} of a created container left its init: {e}"));
+    c.reaped.insert(pid);
+    c.wait_status("stopped", T);
+    assert_eq!(
+        c.ctr_stdout(),
+        "",
+        "kill {sig}: the user process must never run"
+    );
+    c.delete().assert_ok();
+    c.rt(&["state", &c.id]).assert_fail_with("does not exist");
+    st.map(wait_status_code)
+}
+
+#[test]
+fn kill_term_int_hup_stop_a_created_container() {
+    // The init of a created container is pid 1 of its pid namespace, which the kernel shields
+    // from every signal it has no handler for; engines send TERM first and would otherwise
+    // wait out their grace period.
+    for (sig, num) in [("TERM", 15), ("INT", 2), ("HUP", 1)] {
+        let mut c = Ctr::new("kill-created-term");
+        let code = created_init_ends(&mut c, sig);
+        if is_hutch() {
+            // It cannot die of the signal (pid 1 of a pid namespace); it exits 128+signal, the
+            // status a shell reports for a process the signal killed. (runc's init exits 2.)
+            assert_eq!(code, Some(128 + num), "exit status after kill {sig}");
+        }
+    }
+}
+
+#[test]
+fn kill_of_a_created_container_ends_it_for_every_signal_whose_default_is_to_end() {
+    hutch_only!("runc 1.1.5's created init ignores USR1, USR2, ALRM and real-time signals");
+    for (sig, num) in [
+        ("USR1", 10),
+        ("USR2", 12),
+        ("ALRM", 14),
+        ("QUIT", 3),
+        ("RTMIN+1", 35),
+    ] {
+        let mut c = Ctr::new("kill-created-sig");
+        assert_eq!(
+            created_init_ends(&mut c, sig),
+            Some(128 + num),
+            "kill {sig}"
+        );
+    }
+    // Signals whose default is to be ignored (and PIPE, as hutch and runc ignore it) leave the
+    // container created.
+    let mut c = Ctr::new("kill-created-ign");
+    c.sh("echo ran");
+    c.create_ok();
+    let pid = c.pid();
+    for sig in ["WINCH", "CHLD", "URG", "PIPE"] {
+        c.kill(sig).assert_ok();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        alive(pid, 0),
+        "an ignored signal ended the created container"
+    );
+    assert_eq!(c.status(), "created");
+    c.start_ok();
+    wait_output(&c, "ran\n");
+}
+
+#[test]
+fn kill_created_container_without_its_own_pid_namespace_dies_of_the_signal() {
+    let mut c = Ctr::new("kill-created-hostpid");
+    c.drop_ns("pid");
+    assert_eq!(created_init_ends(&mut c, "TERM"), Some(128 + 15));
+}
+
 #[test]
 fn kill_all_of_a_stopped_container_signals_what_is_left_in_its_cgroup() {
     // Without a pid namespace of its own, the init's children outlive it (containerd's shim

@@ -71,6 +71,10 @@ fn run(ctx: &InitContext) -> Result<Never> {
     for fd in ctx.parent_fds {
         let _ = nix::unistd::close(*fd);
     }
+    // As pid 1 of its pid namespace, the init would ignore every signal it has no handler for:
+    // `kill ID TERM` of a created container must still end it, as it ends one without a pid
+    // namespace of its own (the handlers go with the execve of the user's program).
+    sys::exit_on_terminating_signals();
     // Until execve, /proc/<init> must not be openable by other processes in the container.
     sys::set_dumpable(false).context("prctl(PR_SET_DUMPABLE)")?;
     // A session of its own, terminal or not: in the caller's session the container could open
