@@ -791,3 +791,35 @@ fn delete_of_a_created_container_without_force_removes_it() {
     let leaks = c.leaks();
     assert!(leaks.is_empty(), "{leaks:#?}");
 }
+
+#[test]
+fn create_without_process_succeeds_and_start_fails_naming_it() {
+    hutch_only!("runc 1.1.5 refuses a config without process at create; the spec requires it only for start");
+    let mut c = Ctr::new("no-process");
+    c.config.as_object_mut().unwrap().remove("process");
+    c.create_ok();
+    let st = c.state();
+    assert_eq!(st["status"], "created", "{st}");
+    let pid = c.pid();
+    c.start().assert_fail_with("process");
+    assert_eq!(
+        c.status(),
+        "created",
+        "a refused start must not touch the container"
+    );
+    assert!(alive(pid, 0));
+    c.delete().assert_ok();
+    wait_dead(pid, 0, T).unwrap();
+    c.reaped.insert(pid);
+    c.rt(&["state", &c.id]).assert_fail_with("does not exist");
+    let leaks = c.leaks();
+    assert!(leaks.is_empty(), "{leaks:#?}");
+
+    // run: create + start, so it fails the same way, and leaves nothing.
+    let mut r = Ctr::new("no-process-run");
+    r.config.as_object_mut().unwrap().remove("process");
+    r.run().assert_fail_with("process");
+    r.rt(&["state", &r.id]).assert_fail_with("does not exist");
+    let leaks = r.leaks();
+    assert!(leaks.is_empty(), "{leaks:#?}");
+}

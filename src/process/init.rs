@@ -99,11 +99,9 @@ fn run(ctx: &InitContext) -> Result<Never> {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
             .context("creating the cgroup namespace")?;
     }
-    let process = ctx
-        .spec
-        .process()
-        .as_ref()
-        .context("config.json: process: the field is required")?;
+    // None: a container created to be deleted; `start` refuses it.
+    let process = ctx.spec.process().as_ref();
+    let terminal = process.and_then(|p| p.terminal()).unwrap_or(false);
     set_hostname(ctx.spec)?;
 
     let rootfs = rootfs::prepare(&RootfsConfig {
@@ -112,12 +110,12 @@ fn run(ctx: &InitContext) -> Result<Never> {
         bundle: ctx.bundle,
         new_user_ns: ns.is_new(LinuxNamespaceType::User),
         new_cgroup_ns: ns.is_new(LinuxNamespaceType::Cgroup),
-        terminal: process.terminal().unwrap_or(false),
+        terminal,
         premade: &premade,
     })?;
     drop(premade);
 
-    if process.terminal().unwrap_or(false) {
+    if let Some(process) = process.filter(|_| terminal) {
         console::attach_terminal(&rootfs, process, ctx.channel, true)?;
     }
 
@@ -137,25 +135,31 @@ fn run(ctx: &InitContext) -> Result<Never> {
     if !ctx.no_new_keyring {
         join_keyring(ctx.id);
     }
-    identity::apply_rlimits(process)?;
-    attributes::apply_scheduler(process)?;
-    attributes::apply_io_priority(process)?;
+    if let Some(process) = process {
+        identity::apply_rlimits(process)?;
+        attributes::apply_scheduler(process)?;
+        attributes::apply_io_priority(process)?;
+    }
     attributes::apply_personality(ctx.spec)?;
-    attributes::apply_lsm_labels(process)?;
-
-    // After pivot_root, paths resolve inside the container only.
-    create_cwd(process.cwd())?;
-    let command = Command::prepare(process)?;
-
     let link = ctx.link();
-    let late_seccomp = take_identity(
-        &link,
-        process,
-        ctx.spec,
-        ctx.caps,
-        ctx.seccomp,
-        ns.has(LinuxNamespaceType::User),
-    )?;
+    let prepared = match process {
+        Some(process) => {
+            attributes::apply_lsm_labels(process)?;
+            // After pivot_root, paths resolve inside the container only.
+            create_cwd(process.cwd())?;
+            let command = Command::prepare(process)?;
+            let late_seccomp = take_identity(
+                &link,
+                process,
+                ctx.spec,
+                ctx.caps,
+                ctx.seccomp,
+                ns.has(LinuxNamespaceType::User),
+            )?;
+            Some((command, late_seccomp))
+        }
+        None => None,
+    };
 
     ctx.channel.send(&ToParent::Ready)?;
     let start_state = match link.receive("create to complete")? {
@@ -164,6 +168,13 @@ fn run(ctx: &InitContext) -> Result<Never> {
     };
 
     wait_for_start(ctx.exec_fifo);
+    let Some((command, late_seccomp)) = prepared else {
+        // `start` refuses such a container before it writes exec.fifo; this is for a byte
+        // written there by something else.
+        let _ = (&*ctx.start_error)
+            .write_all(b"config.json: process: the field is required to start the container");
+        std::process::exit(1);
+    };
     let start_container = hook_list(ctx.spec, |h| h.start_container());
     if let Err(err) = hooks::run_hooks("startContainer", start_container, start_state.as_bytes()) {
         let _ = (&*ctx.start_error).write_all(format!("{err:#}").as_bytes());
