@@ -377,3 +377,63 @@ fn relative_hook_path_is_refused() {
     );
     c.rt(&["state", &c.id]).assert_fail_with("does not exist");
 }
+
+#[test]
+fn hooks_in_the_container_without_env_get_the_process_env() {
+    // runc and crun give startContainer hooks without `env` the container process's
+    // environment; runc gives createContainer hooks the same (hutch follows it).
+    let mut c = Ctr::new("hook-procenv");
+    let log = c.dir.join("hooklog");
+    fs::create_dir_all(&log).unwrap();
+    let cc = write_script(
+        &c.dir.join("cc-hook"),
+        &format!("/usr/bin/env > {}/createContainer.env", log.display()),
+    );
+    write_script(
+        &c.rootfs.join("bin/sc-hook"),
+        "env > /hooklog/startContainer.env",
+    );
+    let with_env = write_script(
+        &c.rootfs.join("bin/sc-hook-env"),
+        "env > /hooklog/startContainer-own.env",
+    );
+    let _ = with_env;
+    c.config["process"]["env"] =
+        json!(["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "PROCVAR=from-process"]);
+    c.config["hooks"] = json!({
+        "createContainer": [{"path": cc}],
+        "startContainer": [
+            {"path": "/bin/sc-hook"},
+            {"path": "/bin/sc-hook-env", "env": ["ONLY=this"]}
+        ],
+    });
+    c.add_mount(json!({"destination": "/hooklog", "type": "bind", "source": log, "options": ["rbind", "rw"]}));
+    c.args(&["true"]);
+    c.save();
+    let b = c.bundle.to_string_lossy().into_owned();
+    let out = exec_files(
+        c.cmd()
+            .env("HUTCH_IT_LEAK", "1")
+            .args(["run", "--bundle", &b, &c.id]),
+        CMD_TIMEOUT,
+    );
+    out.assert_ok();
+    let read = |name: &str| fs::read_to_string(log.join(name)).unwrap_or_default();
+    for kind in ["createContainer", "startContainer"] {
+        let env = read(&format!("{kind}.env"));
+        assert!(
+            env.lines().any(|l| l == "PROCVAR=from-process"),
+            "{kind} hook without env must get the process's environment:\n{env}"
+        );
+        assert!(
+            !env.contains("HUTCH_IT_LEAK"),
+            "{kind}: the runtime's environment leaked into the hook:\n{env}"
+        );
+    }
+    let own = read("startContainer-own.env");
+    assert!(own.lines().any(|l| l == "ONLY=this"), "{own}");
+    assert!(
+        !own.contains("PROCVAR"),
+        "a hook's own env replaces the process's:\n{own}"
+    );
+}

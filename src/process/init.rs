@@ -126,7 +126,15 @@ fn run(ctx: &InitContext) -> Result<Never> {
             other => bail!("sync protocol: expected HooksDone, got {other:?}"),
         };
         let create_container = hook_list(ctx.spec, |h| h.create_container());
-        hooks::run_hooks("createContainer", create_container, state.as_bytes())?;
+        // Without an env of their own they get the process's (as runc's do; HOME is not
+        // known before pivot_root).
+        let process_env = process.and_then(|p| p.env().as_deref());
+        hooks::run_hooks_with_env(
+            "createContainer",
+            create_container,
+            state.as_bytes(),
+            process_env,
+        )?;
     }
 
     rootfs.pivot(ctx.no_pivot)?;
@@ -176,7 +184,14 @@ fn run(ctx: &InitContext) -> Result<Never> {
         std::process::exit(1);
     };
     let start_container = hook_list(ctx.spec, |h| h.start_container());
-    if let Err(err) = hooks::run_hooks("startContainer", start_container, start_state.as_bytes()) {
+    // Without an env of their own they get the process's, HOME included (as runc's and crun's).
+    let started = hooks::run_hooks_with_env(
+        "startContainer",
+        start_container,
+        start_state.as_bytes(),
+        Some(&command.env),
+    );
+    if let Err(err) = started {
         let _ = (&*ctx.start_error).write_all(format!("{err:#}").as_bytes());
         std::process::exit(1);
     }
@@ -189,6 +204,8 @@ pub(super) struct Command {
     exe: CString,
     argv: Vec<CString>,
     envp: Vec<CString>,
+    /// `envp` as strings, for startContainer hooks without an env of their own.
+    env: Vec<String>,
     arg0: String,
 }
 
@@ -202,6 +219,7 @@ impl Command {
             exe: find_executable(&arg0, &env)?,
             argv: to_cstrings(&args, "process.args")?,
             envp: to_cstrings(&env, "process.env")?,
+            env,
             arg0,
         })
     }
