@@ -126,15 +126,9 @@ fn run(ctx: &InitContext) -> Result<Never> {
             other => bail!("sync protocol: expected HooksDone, got {other:?}"),
         };
         let create_container = hook_list(ctx.spec, |h| h.create_container());
-        // Without an env of their own they get the process's (as runc's do; HOME is not
-        // known before pivot_root).
-        let process_env = process.and_then(|p| p.env().as_deref());
-        hooks::run_hooks_with_env(
-            "createContainer",
-            create_container,
-            state.as_bytes(),
-            process_env,
-        )?;
+        // Only their own env: the process's may exceed what execve takes before
+        // process.rlimits (RLIMIT_STACK) apply (runc gives them the process's, crun its own).
+        hooks::run_hooks("createContainer", create_container, state.as_bytes())?;
     }
 
     rootfs.pivot(ctx.no_pivot)?;
