@@ -172,6 +172,13 @@ fn empty_args() {
 
 #[test]
 fn missing_process() {
+    if is_hutch() {
+        // The spec requires process for start only: hutch creates such a container and refuses
+        // to start it (issue 10, item 7; see
+        // lifecycle::create_without_process_succeeds_and_start_fails_naming_it).
+        eprintln!("SKIP (hutch creates a container without process; runc 1.1.5 refuses it)");
+        return;
+    }
     refused("err-noprocess", |c| {
         c.config.as_object_mut().unwrap().remove("process");
     });

@@ -193,8 +193,10 @@ fn poststart_runs_after_start_not_during_create() {
 }
 
 #[test]
-fn hooks_get_status_creating_created_running_stopped() {
-    hutch_only!("runc 1.1.5 reports other statuses to some hooks");
+fn hooks_get_status_created_running_stopped() {
+    // The spec's lifecycle runs prestart, createRuntime and createContainer after the container
+    // exists (step 2): their state says `created`, as crun's does.
+    hutch_only!("runc 1.1.5 reports `creating` to prestart, createRuntime and createContainer");
     let mut c = Ctr::new("hooks-status");
     let log = all_hooks(&mut c);
     c.create_ok();
@@ -205,8 +207,9 @@ fn hooks_get_status_creating_created_running_stopped() {
         parse_json(&fs::read_to_string(log.join(format!("state-{k}.json"))).unwrap())["status"]
             .clone()
     };
-    assert_eq!(st("createRuntime"), "creating");
-    assert_eq!(st("createContainer"), "creating");
+    assert_eq!(st("prestart"), "created");
+    assert_eq!(st("createRuntime"), "created");
+    assert_eq!(st("createContainer"), "created");
     assert_eq!(st("startContainer"), "created");
     assert_eq!(st("poststart"), "running");
     assert_eq!(st("poststop"), "stopped");
@@ -373,4 +376,68 @@ fn relative_hook_path_is_refused() {
         "{out}"
     );
     c.rt(&["state", &c.id]).assert_fail_with("does not exist");
+}
+
+#[test]
+fn start_container_hooks_without_env_get_the_process_env() {
+    // runc and crun give startContainer hooks without `env` the container process's
+    // environment. (createContainer hooks: runc gives them the process's, crun its own; hutch
+    // gives them only their own, as the process's may not fit execve before the rlimits
+    // apply, see hardening::multi_mib_annotations_and_env_reach_hooks_and_the_container.)
+    let mut c = Ctr::new("hook-procenv");
+    let log = c.dir.join("hooklog");
+    fs::create_dir_all(&log).unwrap();
+    let cc = write_script(
+        &c.dir.join("cc-hook"),
+        &format!("/usr/bin/env > {}/createContainer.env", log.display()),
+    );
+    write_script(
+        &c.rootfs.join("bin/sc-hook"),
+        "env > /hooklog/startContainer.env",
+    );
+    let with_env = write_script(
+        &c.rootfs.join("bin/sc-hook-env"),
+        "env > /hooklog/startContainer-own.env",
+    );
+    let _ = with_env;
+    c.config["process"]["env"] =
+        json!(["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "PROCVAR=from-process"]);
+    c.config["hooks"] = json!({
+        "createContainer": [{"path": cc}],
+        "startContainer": [
+            {"path": "/bin/sc-hook"},
+            {"path": "/bin/sc-hook-env", "env": ["ONLY=this"]}
+        ],
+    });
+    c.add_mount(json!({"destination": "/hooklog", "type": "bind", "source": log, "options": ["rbind", "rw"]}));
+    c.args(&["true"]);
+    c.save();
+    let b = c.bundle.to_string_lossy().into_owned();
+    let out = exec_files(
+        c.cmd()
+            .env("HUTCH_IT_LEAK", "1")
+            .args(["run", "--bundle", &b, &c.id]),
+        CMD_TIMEOUT,
+    );
+    out.assert_ok();
+    let read = |name: &str| {
+        fs::read_to_string(log.join(name)).unwrap_or_else(|e| panic!("the hook's {name}: {e}"))
+    };
+    for kind in ["createContainer", "startContainer"] {
+        let env = read(&format!("{kind}.env"));
+        assert!(
+            kind == "createContainer" || env.lines().any(|l| l == "PROCVAR=from-process"),
+            "{kind} hook without env must get the process's environment:\n{env}"
+        );
+        assert!(
+            !env.contains("HUTCH_IT_LEAK"),
+            "{kind}: the runtime's environment leaked into the hook:\n{env}"
+        );
+    }
+    let own = read("startContainer-own.env");
+    assert!(own.lines().any(|l| l == "ONLY=this"), "{own}");
+    assert!(
+        !own.contains("PROCVAR"),
+        "a hook's own env replaces the process's:\n{own}"
+    );
 }

@@ -651,3 +651,181 @@ fn pid_reuse_is_detected() {
     fs::write(&state_path, state.to_string()).unwrap();
     c.rt(&["delete", "--force", &c.id.clone()]).assert_ok();
 }
+
+/// Waits for the init of a created container that `sig` should end, and returns its wait
+/// status, which the test process gets as the init's subreaper.
+fn created_init_ends(c: &mut Ctr, sig: &str) -> Option<i32> {
+    c.sh("echo should-not-run");
+    c.create_ok();
+    let pid = c.pid();
+    c.kill(sig).assert_ok();
+    let st = wait_dead(pid, 0, T)
+        .unwrap_or_else(|e| panic!("kill {sig} of a created container left its init: {e}"));
+    c.reaped.insert(pid);
+    c.wait_status("stopped", T);
+    assert_eq!(
+        c.ctr_stdout(),
+        "",
+        "kill {sig}: the user process must never run"
+    );
+    c.delete().assert_ok();
+    c.rt(&["state", &c.id]).assert_fail_with("does not exist");
+    st
+}
+
+#[test]
+fn kill_term_int_hup_stop_a_created_container() {
+    // The init of a created container is pid 1 of its pid namespace, which the kernel shields
+    // from every signal it has no handler for; engines send TERM first and would otherwise
+    // wait out their grace period.
+    for (sig, num) in [("TERM", 15), ("INT", 2), ("HUP", 1)] {
+        let mut c = Ctr::new("kill-created-term");
+        let code = created_init_ends(&mut c, sig).map(wait_status_code);
+        if is_hutch() {
+            // It cannot die of the signal (pid 1 of a pid namespace); it exits 128+signal, the
+            // status a shell reports for a process the signal killed. (runc's init exits 2.)
+            assert_eq!(code, Some(128 + num), "exit status after kill {sig}");
+        }
+    }
+}
+
+#[test]
+fn kill_of_a_created_container_ends_it_for_every_signal_whose_default_is_to_end() {
+    hutch_only!("runc 1.1.5's created init ignores USR1, USR2, ALRM and real-time signals");
+    for (sig, num) in [
+        ("USR1", 10),
+        ("USR2", 12),
+        ("ALRM", 14),
+        ("QUIT", 3),
+        ("RTMIN+1", 35),
+    ] {
+        let mut c = Ctr::new("kill-created-sig");
+        assert_eq!(
+            created_init_ends(&mut c, sig).map(wait_status_code),
+            Some(128 + num),
+            "kill {sig}"
+        );
+    }
+    // Signals whose default is to be ignored (and PIPE, as hutch and runc ignore it) leave the
+    // container created.
+    let mut c = Ctr::new("kill-created-ign");
+    c.sh("echo ran");
+    c.create_ok();
+    let pid = c.pid();
+    for sig in ["WINCH", "CHLD", "URG", "PIPE"] {
+        c.kill(sig).assert_ok();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        alive(pid, 0),
+        "an ignored signal ended the created container"
+    );
+    assert_eq!(c.status(), "created");
+    c.start_ok();
+    wait_output(&c, "ran\n");
+}
+
+#[test]
+fn kill_created_container_without_its_own_pid_namespace_dies_of_the_signal() {
+    // Not pid 1 of a namespace, the init can die of the signal itself: a wait status "killed
+    // by SIGTERM", not an exit with 143.
+    let mut c = Ctr::new("kill-created-hostpid");
+    c.drop_ns("pid");
+    let st = created_init_ends(&mut c, "TERM").expect("the init's wait status");
+    assert!(
+        libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGTERM,
+        "wait status {st:#x}: the init must die of SIGTERM"
+    );
+}
+
+#[test]
+fn kill_all_of_a_stopped_container_signals_what_is_left_in_its_cgroup() {
+    // Without a pid namespace of its own, the init's children outlive it (containerd's shim
+    // runs `kill --all` when the main process of a container in a pod with a shared pid
+    // namespace exits).
+    let mut c = Ctr::new("kill-all-stopped");
+    c.drop_ns("pid");
+    c.sh("sleep 100 >/dev/null 2>&1 & echo $!");
+    c.create_ok();
+    let init = c.pid();
+    c.start_ok();
+    wait_dead(init, 0, T).unwrap();
+    c.reaped.insert(init);
+    c.wait_status("stopped", T);
+    let deadline = Instant::now() + T;
+    let child: i32 = loop {
+        if let Ok(pid) = c.ctr_stdout().trim().parse() {
+            break pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no child pid: {:?}",
+            c.ctr_stdout()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let start = proc_stat(child).expect("the child is alive").1;
+    c.track(child);
+    assert!(alive(child, start));
+    c.rt(&["kill", "--all", &c.id, "KILL"]).assert_ok();
+    wait_dead(child, start, T).unwrap_or_else(|e| panic!("kill --all left the child: {e}"));
+    // Nothing left: kill --all still succeeds; a plain kill is still refused.
+    c.rt(&["kill", "--all", &c.id, "TERM"]).assert_ok();
+    c.kill("TERM").assert_fail_with("container not running");
+    c.delete().assert_ok();
+    let leaks = c.leaks();
+    assert!(leaks.is_empty(), "{leaks:#?}");
+}
+
+#[test]
+fn delete_of_a_created_container_without_force_removes_it() {
+    // runtime.md says delete of a container that is not stopped must fail; runc 1.1.5 instead
+    // kills a created container and deletes it, and engines rely on that: Docker 20.10's
+    // libcontainerd (remote/client.go, (*client).Start) deletes a task whose start failed
+    // without killing it, and containerd 1.6's runc shim turns that into a plain `delete`
+    // (pkg/process: createdState.Delete -> (*Init).delete -> runtime.Delete(id, nil)); `ctr run`
+    // does the same. So hutch keeps runc's behaviour.
+    let mut c = Ctr::new("delete-created");
+    c.sh("echo should-not-run");
+    c.create_ok();
+    let pid = c.pid();
+    c.delete().assert_ok();
+    wait_dead(pid, 0, T).unwrap();
+    c.reaped.insert(pid);
+    assert_eq!(c.ctr_stdout(), "");
+    c.rt(&["state", &c.id]).assert_fail_with("does not exist");
+    let leaks = c.leaks();
+    assert!(leaks.is_empty(), "{leaks:#?}");
+}
+
+#[test]
+fn create_without_process_succeeds_and_start_fails_naming_it() {
+    hutch_only!("runc 1.1.5 refuses a config without process at create; the spec requires it only for start");
+    let mut c = Ctr::new("no-process");
+    c.config.as_object_mut().unwrap().remove("process");
+    c.create_ok();
+    let st = c.state();
+    assert_eq!(st["status"], "created", "{st}");
+    let pid = c.pid();
+    c.start().assert_fail_with("process");
+    assert_eq!(
+        c.status(),
+        "created",
+        "a refused start must not touch the container"
+    );
+    assert!(alive(pid, 0));
+    c.delete().assert_ok();
+    wait_dead(pid, 0, T).unwrap();
+    c.reaped.insert(pid);
+    c.rt(&["state", &c.id]).assert_fail_with("does not exist");
+    let leaks = c.leaks();
+    assert!(leaks.is_empty(), "{leaks:#?}");
+
+    // run: create + start, so it fails the same way, and leaves nothing.
+    let mut r = Ctr::new("no-process-run");
+    r.config.as_object_mut().unwrap().remove("process");
+    r.run().assert_fail_with("process");
+    r.rt(&["state", &r.id]).assert_fail_with("does not exist");
+    let leaks = r.leaks();
+    assert!(leaks.is_empty(), "{leaks:#?}");
+}

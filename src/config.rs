@@ -135,25 +135,27 @@ pub fn validate(spec: &Spec) -> Result<()> {
     if root.path().as_os_str().is_empty() {
         bail!("config.json: root.path: the field is required");
     }
-    let process = spec
-        .process()
-        .as_ref()
-        .context("config.json: process: the field is required")?;
-    let args = process.args().as_deref().unwrap_or_default();
-    if args.is_empty() || args[0].is_empty() {
-        bail!("config.json: process.args: at least one argument is required");
-    }
-    if !process.cwd().is_absolute() {
-        bail!(
-            "config.json: process.cwd: {:?} must be an absolute path",
-            process.cwd()
-        );
+    // `process` is required by `start` only (runtime.md), which refuses a container without it.
+    let process = spec.process().as_ref();
+    if let Some(process) = process {
+        let args = process.args().as_deref().unwrap_or_default();
+        if args.is_empty() || args[0].is_empty() {
+            bail!("config.json: process.args: at least one argument is required");
+        }
+        if !process.cwd().is_absolute() {
+            bail!(
+                "config.json: process.cwd: {:?} must be an absolute path",
+                process.cwd()
+            );
+        }
     }
     // Relative mount destinations are allowed (runtime-spec 1.2: relative to "/").
     let Some(linux) = spec.linux() else {
         bail!("config.json: linux: the field is required on Linux");
     };
-    check_user(process, spec).context("config.json")?;
+    if let Some(process) = process {
+        check_user(process, spec).context("config.json")?;
+    }
     // Relative maskedPaths/readonlyPaths are taken relative to the container's "/", as runc
     // and crun do (they resolve them after pivot_root, from "/").
     for (i, m) in spec.mounts().iter().flatten().enumerate() {

@@ -20,12 +20,10 @@ pub fn config(raw: &[u8]) -> Result<()> {
     let spec = config::parse_spec(raw)?;
     config::validate(&spec)?;
     NamespacePlan::from_spec(&spec)?;
-    let process = spec
-        .process()
-        .as_ref()
-        .context("config.json: process: the field is required")?;
-    identity::capability_plan(process)?;
-    attributes::check_lsm(process)?;
+    if let Some(process) = spec.process() {
+        identity::capability_plan(process)?;
+        attributes::check_lsm(process)?;
+    }
     let linux = spec.linux().as_ref();
     if let Some(profile) = linux.and_then(|l| l.seccomp().as_ref()) {
         check_program(&seccomp::compile(profile)?);

@@ -31,8 +31,19 @@ const FALLBACK_POLL_INTERVAL: Duration = Duration::from_millis(10);
 /// Runs `hooks` in order and stops at the first one that fails (prestart, createRuntime,
 /// createContainer and startContainer semantics: the caller then aborts the container).
 pub fn run_hooks(kind: &str, hooks: &[Hook], state_json: &[u8]) -> Result<()> {
+    run_hooks_with_env(kind, hooks, state_json, None)
+}
+
+/// Like [`run_hooks`]; a hook without `env` of its own gets `default_env` (the container
+/// process's, for the hooks that run in the container), else an empty environment.
+pub fn run_hooks_with_env(
+    kind: &str,
+    hooks: &[Hook],
+    state_json: &[u8],
+    default_env: Option<&[String]>,
+) -> Result<()> {
     for (index, hook) in hooks.iter().enumerate() {
-        run_one(kind, index, hook, state_json)?;
+        run_one(kind, index, hook, state_json, default_env)?;
     }
     Ok(())
 }
@@ -41,13 +52,19 @@ pub fn run_hooks(kind: &str, hooks: &[Hook], state_json: &[u8]) -> Result<()> {
 /// semantics: the container's fate is already decided, so a failing hook must not change it).
 pub fn run_hooks_warn(kind: &str, hooks: &[Hook], state_json: &[u8]) {
     for (index, hook) in hooks.iter().enumerate() {
-        if let Err(err) = run_one(kind, index, hook, state_json) {
+        if let Err(err) = run_one(kind, index, hook, state_json, None) {
             logging::warn(&format!("{err:#}"));
         }
     }
 }
 
-fn run_one(kind: &str, index: usize, hook: &Hook, state_json: &[u8]) -> Result<()> {
+fn run_one(
+    kind: &str,
+    index: usize,
+    hook: &Hook,
+    state_json: &[u8],
+    default_env: Option<&[String]>,
+) -> Result<()> {
     let path = hook.path();
     logging::debug(&format!(
         "running {kind} hook #{index} ({})",
@@ -55,11 +72,11 @@ fn run_one(kind: &str, index: usize, hook: &Hook, state_json: &[u8]) -> Result<(
     ));
     // One flat message rather than an anyhow chain: callers print errors with either `{}` or
     // `{:#}`, and the hook's identity must survive both.
-    run_hook(hook, state_json)
+    run_hook(hook, state_json, default_env)
         .map_err(|err| anyhow!("{kind} hook #{index} ({}): {err:#}", hook.path().display()))
 }
 
-fn run_hook(hook: &Hook, state_json: &[u8]) -> Result<()> {
+fn run_hook(hook: &Hook, state_json: &[u8], default_env: Option<&[String]>) -> Result<()> {
     let path = hook.path();
     if !path.is_absolute() {
         bail!("hook path must be absolute");
@@ -74,9 +91,10 @@ fn run_hook(hook: &Hook, state_json: &[u8]) -> Result<()> {
     if let Some([argv0, rest @ ..]) = hook.args().as_deref() {
         cmd.arg0(argv0).args(rest);
     }
-    // The hook's environment is exactly `env`: nothing of hutch's (or the caller's) leaks in.
+    // The hook's environment is exactly `env` (or the default it was given): nothing of
+    // hutch's (or the caller's) leaks in.
     cmd.env_clear();
-    for entry in hook.env().iter().flatten() {
+    for entry in hook.env().as_deref().or(default_env).into_iter().flatten() {
         match entry.split_once('=') {
             Some((key, value)) => {
                 cmd.env(key, value);

@@ -17,6 +17,9 @@ use oci_spec::runtime::{Hooks, LinuxNamespaceType, Spec};
 
 use super::activation;
 use super::state::{self, ContainerDir, State, Status, EXEC_FIFO, START_ERROR};
+
+/// In the state directory of a container whose config has no `process`.
+pub(super) const NO_PROCESS: &str = "no-process";
 use crate::config::{self, Bundle};
 use crate::console;
 use crate::hooks;
@@ -87,15 +90,19 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     let notify = activation::apply(&mut bundle.spec, listen_fds, &state_dir)?;
     let spec = &bundle.spec;
     let namespaces = NamespacePlan::from_spec(spec)?;
-    let process = spec
-        .process()
-        .as_ref()
-        .context("config.json: process: the field is required")?;
-    let caps = identity::capability_plan(process)?;
-    attributes::check_lsm(process)?;
+    // runtime.md requires `process` for `start` only: a container without one can be created
+    // (and deleted), and `start` then refuses it.
+    let process = spec.process().as_ref();
+    let caps = process
+        .map(identity::capability_plan)
+        .transpose()?
+        .flatten();
+    if let Some(process) = process {
+        attributes::check_lsm(process)?;
+    }
     let seccomp = compile_seccomp(spec)?;
     crate::logging::timing(started, "seccomp compiled");
-    check_terminal(process.terminal().unwrap_or(false), req)?;
+    check_terminal(process.and_then(|p| p.terminal()).unwrap_or(false), req)?;
     if req.systemd_cgroup {
         bail!("--systemd-cgroup: the systemd cgroup driver is not supported yet (use the cgroupfs driver)");
     }
@@ -127,6 +134,9 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     undo.dir = Some(dir);
     if notify {
         super::notify::make_dir(&dir_path)?;
+    }
+    if process.is_none() {
+        make_no_process_marker(&dir_path)?;
     }
 
     let exec_fifo = make_exec_fifo(&dir_path.join(EXEC_FIFO))?;
@@ -208,7 +218,7 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     drop(exec_fifo);
     drop(start_error);
 
-    attributes::set_oom_score_adj(init_pid, process.oom_score_adj())?;
+    attributes::set_oom_score_adj(init_pid, process.and_then(|p| p.oom_score_adj()))?;
     let (start_time, _) = state::process_start_time(init_pid)
         .context("the container's init exited before it could be set up")?;
     state.init_pid = init_pid.as_raw();
@@ -297,6 +307,19 @@ fn check_terminal(terminal: bool, req: &CreateRequest) -> Result<()> {
     }
 }
 
+/// Marks a container created without `process`, so `start` refuses it without touching it.
+fn make_no_process_marker(dir: &Path) -> Result<()> {
+    let path = dir.join(NO_PROCESS);
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&path)
+        .map(drop)
+        .with_context(|| format!("creating {}", path.display()))
+}
+
 fn make_exec_fifo(path: &Path) -> Result<OwnedFd> {
     nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o622))
         .with_context(|| format!("creating {}", path.display()))?;
@@ -344,7 +367,9 @@ fn drive_setup(
                 console::forward_master(console, &name, fd, &mut kept_master)?
             }
             ToParent::MountsReady => {
-                let json = state.hook_state_json(Status::Creating);
+                // The spec's lifecycle runs these hooks once the container exists (after step
+                // 2): the state they get says `created`, as crun's does (runc says `creating`).
+                let json = state.hook_state_json(Status::Created);
                 if let Some(h) = spec.hooks() {
                     #[allow(deprecated)]
                     hooks::run_hooks(

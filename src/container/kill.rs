@@ -10,14 +10,19 @@ use super::state::{process_is_alive, ContainerDir, State, Status};
 use crate::syscall::process::{pidfd_open, pidfd_send_signal};
 
 pub fn kill(dir: &ContainerDir, state: &State, signal: i32, all: bool) -> Result<()> {
-    match dir.status(state) {
-        Status::Stopped => bail!("container not running"),
-        Status::Created | Status::Running | Status::Paused | Status::Creating => {}
-    }
-    if all {
-        signal_all(state, signal)
-    } else {
-        signal_init(state, signal)
+    let stopped = dir.status(state) == Status::Stopped;
+    match (stopped, all) {
+        // The init is gone, but processes it left may still be in the cgroup (without a pid
+        // namespace of its own, nothing killed them with it): runc signals them, and
+        // containerd's shim relies on it when the main process of a container in a pod with
+        // a shared pid namespace exits.
+        (true, true) => match &state.cgroup {
+            Some(cg) if cg.exists() => cg.kill_all(signal),
+            _ => Ok(()),
+        },
+        (true, false) => bail!("container not running"),
+        (false, true) => signal_all(state, signal),
+        (false, false) => signal_init(state, signal),
     }
 }
 

@@ -20,6 +20,13 @@ pub fn start(dir: &ContainerDir, state: &State) -> Result<()> {
         Status::Running | Status::Paused => bail!("cannot start an already running container"),
         Status::Creating => bail!("cannot start a container that is still being created"),
     }
+    if dir.path.join(super::create::NO_PROCESS).exists() {
+        bail!(
+            "cannot start container {}: its config.json has no `process` (the program to run), \
+             which start requires",
+            state.id
+        );
+    }
     release_init(dir)?;
     let poststart = state
         .hooks

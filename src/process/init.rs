@@ -73,6 +73,10 @@ fn run(ctx: &InitContext) -> Result<Never> {
     for fd in ctx.parent_fds {
         let _ = nix::unistd::close(*fd);
     }
+    // As pid 1 of its pid namespace, the init would ignore every signal it has no handler for:
+    // `kill ID TERM` of a created container must still end it, as it ends one without a pid
+    // namespace of its own (the handlers go with the execve of the user's program).
+    sys::exit_on_terminating_signals();
     // Until execve, /proc/<init> must not be openable by other processes in the container.
     sys::set_dumpable(false).context("prctl(PR_SET_DUMPABLE)")?;
     // A session of its own, terminal or not: in the caller's session the container could open
@@ -97,11 +101,9 @@ fn run(ctx: &InitContext) -> Result<Never> {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
             .context("creating the cgroup namespace")?;
     }
-    let process = ctx
-        .spec
-        .process()
-        .as_ref()
-        .context("config.json: process: the field is required")?;
+    // None: a container created to be deleted; `start` refuses it.
+    let process = ctx.spec.process().as_ref();
+    let terminal = process.and_then(|p| p.terminal()).unwrap_or(false);
     set_hostname(ctx.spec)?;
 
     let prepare = if ns.shares_mount_ns {
@@ -115,13 +117,13 @@ fn run(ctx: &InitContext) -> Result<Never> {
         bundle: ctx.bundle,
         new_user_ns: ns.is_new(LinuxNamespaceType::User),
         new_cgroup_ns: ns.is_new(LinuxNamespaceType::Cgroup),
-        terminal: process.terminal().unwrap_or(false),
+        terminal,
         premade: &premade,
         rootfs_id: ctx.rootfs_id,
     })?;
     drop(premade);
 
-    if process.terminal().unwrap_or(false) {
+    if let Some(process) = process.filter(|_| terminal) {
         console::attach_terminal(&rootfs, process, ctx.channel, true)?;
     }
 
@@ -132,6 +134,8 @@ fn run(ctx: &InitContext) -> Result<Never> {
             other => bail!("sync protocol: expected HooksDone, got {other:?}"),
         };
         let create_container = hook_list(ctx.spec, |h| h.create_container());
+        // Only their own env: the process's may exceed what execve takes before
+        // process.rlimits (RLIMIT_STACK) apply (runc gives them the process's, crun its own).
         hooks::run_hooks("createContainer", create_container, state.as_bytes())?;
     }
 
@@ -145,25 +149,31 @@ fn run(ctx: &InitContext) -> Result<Never> {
     if !ctx.no_new_keyring {
         join_keyring(ctx.id);
     }
-    identity::apply_rlimits(process)?;
-    attributes::apply_scheduler(process)?;
-    attributes::apply_io_priority(process)?;
+    if let Some(process) = process {
+        identity::apply_rlimits(process)?;
+        attributes::apply_scheduler(process)?;
+        attributes::apply_io_priority(process)?;
+    }
     attributes::apply_personality(ctx.spec)?;
-    attributes::apply_lsm_labels(process)?;
-
-    // After pivot_root, paths resolve inside the container only.
-    create_cwd(process.cwd())?;
-    let command = Command::prepare(process)?;
-
     let link = ctx.link();
-    let late_seccomp = take_identity(
-        &link,
-        process,
-        ctx.spec,
-        ctx.caps,
-        ctx.seccomp,
-        ns.has(LinuxNamespaceType::User),
-    )?;
+    let prepared = match process {
+        Some(process) => {
+            attributes::apply_lsm_labels(process)?;
+            // After pivot_root, paths resolve inside the container only.
+            create_cwd(process.cwd())?;
+            let command = Command::prepare(process)?;
+            let late_seccomp = take_identity(
+                &link,
+                process,
+                ctx.spec,
+                ctx.caps,
+                ctx.seccomp,
+                ns.has(LinuxNamespaceType::User),
+            )?;
+            Some((command, late_seccomp))
+        }
+        None => None,
+    };
 
     ctx.channel.send(&ToParent::Ready)?;
     let start_state = match link.receive("create to complete")? {
@@ -172,8 +182,22 @@ fn run(ctx: &InitContext) -> Result<Never> {
     };
 
     wait_for_start(ctx.exec_fifo);
+    let Some((command, late_seccomp)) = prepared else {
+        // `start` refuses such a container before it writes exec.fifo; this is for a byte
+        // written there by something else.
+        let _ = (&*ctx.start_error)
+            .write_all(b"config.json: process: the field is required to start the container");
+        std::process::exit(1);
+    };
     let start_container = hook_list(ctx.spec, |h| h.start_container());
-    if let Err(err) = hooks::run_hooks("startContainer", start_container, start_state.as_bytes()) {
+    // Without an env of their own they get the process's, HOME included (as runc's and crun's).
+    let started = hooks::run_hooks_with_env(
+        "startContainer",
+        start_container,
+        start_state.as_bytes(),
+        Some(&command.env),
+    );
+    if let Err(err) = started {
         let _ = (&*ctx.start_error).write_all(format!("{err:#}").as_bytes());
         std::process::exit(1);
     }
@@ -186,6 +210,8 @@ pub(super) struct Command {
     exe: CString,
     argv: Vec<CString>,
     envp: Vec<CString>,
+    /// `envp` as strings, for startContainer hooks without an env of their own.
+    env: Vec<String>,
     arg0: String,
 }
 
@@ -199,6 +225,7 @@ impl Command {
             exe: find_executable(&arg0, &env)?,
             argv: to_cstrings(&args, "process.args")?,
             envp: to_cstrings(&env, "process.env")?,
+            env,
             arg0,
         })
     }

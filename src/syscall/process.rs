@@ -217,6 +217,71 @@ pub fn reset_signal_dispositions() {
     );
 }
 
+/// The signals whose default action ends a process, but SIGPIPE (ignored by hutch, as by
+/// every Rust program, and by runc's init) and SIGKILL; the real-time ones are added at run
+/// time.
+const TERMINATING: [libc::c_int; 21] = [
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGILL,
+    libc::SIGTRAP,
+    libc::SIGABRT,
+    libc::SIGBUS,
+    libc::SIGFPE,
+    libc::SIGUSR1,
+    libc::SIGSEGV,
+    libc::SIGUSR2,
+    libc::SIGALRM,
+    libc::SIGTERM,
+    libc::SIGSTKFLT,
+    libc::SIGXCPU,
+    libc::SIGXFSZ,
+    libc::SIGVTALRM,
+    libc::SIGPROF,
+    libc::SIGIO,
+    libc::SIGPWR,
+    libc::SIGSYS,
+];
+
+/// Makes every signal whose default action ends a process end this one, even when it is pid 1
+/// of a pid namespace, which the kernel shields from the signals it has no handler for. The
+/// handler restores the default and sends the signal again, which ends any other process as
+/// the signal itself would (a wait status "killed by"); a namespace's init, to which the kernel
+/// never delivers it, exits 128+signal. The signals are unblocked too: a foreground `run`
+/// clones the init with them blocked. `execve` resets the handlers.
+pub fn exit_on_terminating_signals() {
+    let realtime = libc::SIGRTMIN()..=libc::SIGRTMAX();
+    // SAFETY: a zeroed sigaction and sigset_t are valid before sigemptyset fills them; the
+    // handler makes async-signal-safe calls only; errors (a number the kernel lacks) leave
+    // that signal as it was.
+    unsafe {
+        let mut unblock: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut unblock);
+        for sig in TERMINATING.into_iter().chain(realtime) {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = exit_of_signal as extern "C" fn(libc::c_int) as usize;
+            // Not deferred: the signal sent again from the handler is delivered at once.
+            action.sa_flags = libc::SA_NODEFER;
+            libc::sigemptyset(&mut action.sa_mask);
+            if libc::sigaction(sig, &action, std::ptr::null_mut()) == 0 {
+                libc::sigaddset(&mut unblock, sig);
+            }
+        }
+        libc::sigprocmask(libc::SIG_UNBLOCK, &unblock, std::ptr::null_mut());
+    }
+}
+
+extern "C" fn exit_of_signal(sig: libc::c_int) {
+    // SAFETY: signal, kill, getpid and _exit are async-signal-safe; nothing here returns to
+    // the interrupted code.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        libc::kill(libc::getpid(), sig);
+        libc::_exit(128 + sig);
+    }
+}
+
 /// prctl(PR_SET_NO_NEW_PRIVS, 1).
 pub fn set_no_new_privs() -> io::Result<()> {
     // SAFETY: PR_SET_NO_NEW_PRIVS with 1 and zero padding arguments, as the kernel requires.
