@@ -25,7 +25,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::namespaces::NamespacePlan;
 use crate::syscall::netlink::{
-    Address, RouteSocket, IFA_F_PERMANENT, IFF_LOOPBACK, IFF_UP, RT_SCOPE_UNIVERSE,
+    Address, Link, RouteSocket, IFA_F_PERMANENT, IFF_LOOPBACK, IFF_UP, RT_SCOPE_UNIVERSE,
 };
 
 /// The devices to move, checked against the config and the runtime's namespace.
@@ -214,6 +214,17 @@ impl Moved {
             .filter(|a| a.flags & IFA_F_PERMANENT != 0 && a.scope == RT_SCOPE_UNIVERSE)
             .collect();
         let was_up = link.flags & IFF_UP != 0;
+        let taken = format!(
+            "{field}: a device named {target:?} already exists in the container's network namespace"
+        );
+        // The kernel moves a device under its own name when that is free on the other side and
+        // renames it there afterwards: a taken target name fails only after the move, leaving
+        // the device inside under its host name. So the name is checked first, and a failed
+        // move is looked for inside (below).
+        if !target.contains('%') && self.lookup_inside(&field, target)?.is_some() {
+            bail!("{taken}");
+        }
+        let host_name_free_inside = self.lookup_inside(&field, host_name)?.is_none();
         // Down before it leaves, so nothing on the host keeps sending through it mid-move.
         if was_up {
             self.host
@@ -224,13 +235,26 @@ impl Moved {
             .host
             .move_to_netns(link.index, target, self.container_ns.as_fd())
         {
-            if was_up {
-                let _ = self.host.set_up(link.index, true);
+            let stranded = if host_name_free_inside {
+                self.container.link_by_name(host_name).ok().flatten()
+            } else {
+                None
+            };
+            match stranded {
+                // Moved but not renamed: the caller's restore brings it back with the rest.
+                Some(inside) => self.devices.push(MovedDevice {
+                    host_name: host_name.to_string(),
+                    index: inside.index,
+                    addresses,
+                    was_up,
+                }),
+                None if was_up => {
+                    let _ = self.host.set_up(link.index, true);
+                }
+                None => {}
             }
             let why = match err.raw_os_error() {
-                Some(libc::EEXIST) => format!(
-                    "a device named {target:?} already exists in the container's network namespace"
-                ),
+                Some(libc::EEXIST) => return Err(anyhow::anyhow!("{taken}")),
                 Some(libc::EINVAL) => format!(
                     "the kernel refused ({err}); devices such as bridges are bound to their network namespace"
                 ),
@@ -272,6 +296,12 @@ impl Moved {
             addresses.len()
         ));
         Ok(())
+    }
+
+    fn lookup_inside(&mut self, field: &str, name: &str) -> Result<Option<Link>> {
+        self.container.link_by_name(name).with_context(|| {
+            format!("{field}: looking up {name:?} in the container's network namespace")
+        })
     }
 
     /// Brings every moved device back to the runtime's namespace, under its host name, with
