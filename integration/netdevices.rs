@@ -242,13 +242,22 @@ fn device_moved_into_a_joined_namespace_stays_there_after_delete() {
     let ns = TestNetns::new();
     let pod = TestNetns::new();
     ns.veth("nd0", "nd0peer", "10.78.0.1/24");
+    ns.veth("nd2", "nd2peer", "10.78.1.1/24");
     let mut c = ctr_in(&ns, "netdev-join");
     c.set_ns("network", Some(pod.path().to_str().unwrap()));
-    c.config["linux"]["netDevices"] = json!({ "nd0": { "name": "pod0" } });
+    // `%d`: the kernel numbers it (pod0 is taken by then).
+    c.config["linux"]["netDevices"] =
+        json!({ "nd0": { "name": "pod0" }, "nd2": { "name": "pod%d" } });
     c.args(&["sleep", "60"]);
     c.create_ok();
-    assert!(!ns.has("nd0"), "{:?}", ns.links());
-    assert!(pod.has("pod0"), "{:?}", pod.links());
+    assert!(!ns.has("nd0") && !ns.has("nd2"), "{:?}", ns.links());
+    assert!(pod.has("pod0") && pod.has("pod1"), "{:?}", pod.links());
+    assert!(pod.is_up("pod1"));
+    assert!(
+        pod.addrs("pod1").contains("10.78.1.1/24"),
+        "{}",
+        pod.addrs("pod1")
+    );
     assert!(pod.is_up("pod0"));
     assert!(
         pod.addrs("pod0").contains("10.78.0.1/24"),
@@ -258,9 +267,9 @@ fn device_moved_into_a_joined_namespace_stays_there_after_delete() {
     c.kill("KILL").assert_ok();
     c.wait_status("stopped", Duration::from_secs(10));
     c.delete().assert_ok();
-    // The namespace's owner manages what is in it: the device stays, as it is named there.
-    assert!(pod.has("pod0"), "{:?}", pod.links());
-    assert!(!ns.has("nd0"), "{:?}", ns.links());
+    // The namespace's owner manages what is in it: the devices stay, as they are named there.
+    assert!(pod.has("pod0") && pod.has("pod1"), "{:?}", pod.links());
+    assert!(!ns.has("nd0") && !ns.has("nd2"), "{:?}", ns.links());
 }
 
 #[test]
