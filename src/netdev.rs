@@ -262,15 +262,15 @@ impl Moved {
             };
             bail!("{field}: moving {host_name:?} into the container's network namespace as {target:?}: {why}");
         }
-        // A `%d` template leaves the name to the kernel; the index survives the move unless
-        // it is taken there, and then the name is looked up.
+        // A `%d` template leaves the name to the kernel, so the device is found by its index,
+        // which a move keeps unless another device has it there.
         let found = if target.contains('%') {
             self.container.link_by_index(link.index)
         } else {
             self.container.link_by_name(target)
         };
         let Some(inside) = found.ok().flatten() else {
-            // Still ours to undo, but we cannot name it: say so.
+            // Moved, but not to be found (so it cannot be brought back either): say so.
             bail!("{field}: {host_name:?} was moved into the container's network namespace but cannot be found there as {target:?}");
         };
         self.devices.push(MovedDevice {
