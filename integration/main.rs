@@ -21,6 +21,7 @@ mod isolation;
 mod lifecycle;
 mod mounts;
 mod namespaces;
+mod netdevices;
 mod process;
 mod propagation;
 mod seccomp;

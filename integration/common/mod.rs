@@ -475,6 +475,9 @@ pub struct Ctr {
     cgroups: Vec<PathBuf>,
     /// Set by tests that reap the init themselves.
     pub reaped: HashSet<i32>,
+    /// Run every runtime command in this network namespace (an nsfs path), so the runtime's
+    /// own network namespace is one the test made.
+    pub netns: Option<PathBuf>,
 }
 
 impl Ctr {
@@ -509,6 +512,7 @@ impl Ctr {
             pids: Vec::new(),
             cgroups: Vec::new(),
             reaped: HashSet::new(),
+            netns: None,
         }
     }
 
@@ -565,7 +569,14 @@ impl Ctr {
 
     /// The runtime command with `--root`, ready for a subcommand.
     pub fn cmd(&self) -> Command {
-        let mut c = Command::new(runtime());
+        let mut c = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={}", ns.display())).arg(runtime());
+                c
+            }
+            None => Command::new(runtime()),
+        };
         c.arg("--root").arg(&self.root);
         c.stdin(Stdio::null());
         c

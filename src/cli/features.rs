@@ -110,9 +110,11 @@ const SECCOMP_SUPPORTED_FLAGS: &[&str] = crate::seccomp::FEATURE_FLAGS;
 
 const APPARMOR_ENABLED: bool = false;
 const SELINUX_ENABLED: bool = false;
+/// Not implemented: a config with `linux.intelRdt` is refused (src/intel_rdt.rs).
 const INTEL_RDT_ENABLED: bool = false;
 const IDMAP_MOUNTS_ENABLED: bool = true;
-const NET_DEVICES_ENABLED: bool = false;
+/// `linux.netDevices` (src/netdev.rs).
+const NET_DEVICES_ENABLED: bool = true;
 
 /// Annotations whose presence in a config changes what hutch does in ways an engine passing
 /// user-supplied annotations should know about (runc lists "bundle", "org.systemd.property.").
@@ -278,6 +280,10 @@ mod tests {
         assert_eq!(*linux.seccomp().as_ref().unwrap().enabled(), Some(true));
         let idmap = linux.mount_extensions().as_ref().unwrap().idmap().as_ref();
         assert_eq!(idmap.and_then(|m| *m.enabled()), Some(true));
+        let net_devices = linux.net_devices().as_ref().unwrap();
+        assert_eq!(*net_devices.enabled(), Some(true));
+        let intel_rdt = linux.intel_rdt().as_ref().unwrap();
+        assert_eq!(*intel_rdt.enabled(), Some(false));
         let annotations = parsed.annotations().as_ref().unwrap();
         assert_eq!(
             annotations.get(ANNOTATION_VERSION).map(String::as_str),

@@ -61,10 +61,15 @@ struct Undo {
     dir: Option<ContainerDir>,
     init: Option<Pid>,
     cgroup: Option<crate::cgroups::Manager>,
+    /// Devices moved into the container's network namespace: brought back before the init dies.
+    net_devices: Option<crate::netdev::Moved>,
 }
 
 impl Drop for Undo {
     fn drop(&mut self) {
+        if let Some(moved) = self.net_devices.take() {
+            moved.restore();
+        }
         if let Some(pid) = self.init.take() {
             let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
             let _ = waitpid(pid, None);
@@ -90,6 +95,8 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     let notify = activation::apply(&mut bundle.spec, listen_fds, &state_dir)?;
     let spec = &bundle.spec;
     let namespaces = NamespacePlan::from_spec(spec)?;
+    let net_devices = crate::netdev::check(spec, &namespaces)?;
+    crate::intel_rdt::check(spec)?;
     // runtime.md requires `process` for `start` only: a container without one can be created
     // (and deleted), and `start` then refuses it.
     let process = spec.process().as_ref();
@@ -129,6 +136,7 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
         dir: None,
         init: None,
         cgroup: state.cgroup.clone(),
+        net_devices: None,
     };
     let dir_path = dir.path.clone();
     undo.dir = Some(dir);
@@ -250,6 +258,9 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
         } else if !spawned.in_cgroup {
             cgroup.join_unified(init_pid)?;
         }
+        if let Some(plan) = &net_devices {
+            undo.net_devices = Some(plan.move_into(init_pid)?);
+        }
         for (index, tree) in &idmapped_trees {
             parent_ch.send_with_fd(
                 &ToChild::MountTree { index: *index },
@@ -286,6 +297,7 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     crate::logging::timing(started, "create committed");
     undo.init = None;
     undo.cgroup = None;
+    undo.net_devices = None;
     let dir = undo.dir.take().context("state directory vanished")?;
     Ok(Created {
         dir,

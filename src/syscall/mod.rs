@@ -2,5 +2,6 @@
 //! `// SAFETY:` line; the rest of the crate calls these safe wrappers.
 
 pub mod fs;
+pub mod netlink;
 pub mod process;
 pub mod tty;
