@@ -34,6 +34,7 @@ const MOUNT_OPTIONS: &[&str] = &[
     "diratime",
     "dirsync",
     "exec",
+    "idmap",
     "iversion",
     "lazytime",
     "loud",
@@ -57,6 +58,7 @@ const MOUNT_OPTIONS: &[&str] = &[
     "relatime",
     "remount",
     "rexec",
+    "ridmap",
     "rnoatime",
     "rnodev",
     "rnodiratime",
@@ -108,8 +110,11 @@ const SECCOMP_ARCHS: &[&str] = crate::seccomp::FEATURE_ARCHES;
 const SECCOMP_KNOWN_FLAGS: &[&str] = crate::seccomp::FEATURE_FLAGS;
 const SECCOMP_SUPPORTED_FLAGS: &[&str] = crate::seccomp::FEATURE_FLAGS;
 
-const APPARMOR_ENABLED: bool = false;
-const SELINUX_ENABLED: bool = false;
+// features-linux.md: whether support is built in, not whether this host has the LSM. hutch applies
+// `process.apparmorProfile`, `process.selinuxLabel` and `linux.mountLabel` where the host has the
+// LSM, and refuses them where it does not (as runc).
+const APPARMOR_ENABLED: bool = true;
+const SELINUX_ENABLED: bool = true;
 /// Not implemented: a config with `linux.intelRdt` is refused (src/intel_rdt.rs).
 const INTEL_RDT_ENABLED: bool = false;
 const IDMAP_MOUNTS_ENABLED: bool = true;
