@@ -68,7 +68,7 @@ want /usr/lib/cni/bridge containernetworking-plugins
 want /usr/lib/cni/loopback containernetworking-plugins
 want /usr/lib/cni/host-local containernetworking-plugins
 want /usr/bin/gcc gcc
-want /usr/lib/x86_64-linux-gnu/libc.a libc6-dev
+dpkg -s libc6-dev >/dev/null 2>&1 || need+=(libc6-dev)   # the static libc for pause
 command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 if ! { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; }; then need+=(busybox-static); fi
@@ -125,6 +125,15 @@ cleanup() {
         for t in $(seq 50); do kill -0 "$CTRD_PID" 2>/dev/null || break; sleep 0.2; done
         kill -KILL "$CTRD_PID" 2>/dev/null
     fi
+    # Processes of this run still alive (shims, a runtime's init): their command lines name $T.
+    local p
+    for p in /proc/[0-9]*; do
+        [ "${p#/proc/}" = $$ ] && continue
+        if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF "$T/"; then
+            LEFT+=("process ${p#/proc/}: $(tr '\0' ' ' <"$p/cmdline" 2>/dev/null | cut -c1-120)")
+            kill -KILL "${p#/proc/}" 2>/dev/null
+        fi
+    done
     # Leftover checks: the runtime's state, cgroups under our parent, processes in them, mounts
     # under the work dir, netns files.
     local f
