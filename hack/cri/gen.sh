@@ -27,12 +27,12 @@ cat >"$w/src/main.rs" <<'RS'
 fn main() {
     let mut a = std::env::args().skip(1);
     let (proto, out) = (a.next().expect("proto"), a.next().expect("out dir"));
-    let dir = std::path::Path::new(&proto).parent().expect("proto dir").to_path_buf();
+    let dir = std::path::Path::new(&proto).parent().expect("proto dir").display().to_string();
     tonic_prost_build::configure()
         .build_server(false)
         .build_transport(false)
         .out_dir(out)
-        .compile_protos(&[&proto], &[dir])
+        .compile_protos(&[&proto], &[&dir])
         .expect("compile v1.proto");
 }
 RS
