@@ -138,7 +138,7 @@ fn verify_classic_bpf(insns: &[libc::sock_filter]) -> Result<()> {
 fn quiet_logging() {
     let _ = crate::logging::init(
         Some(std::path::Path::new("/dev/null")),
-        crate::cli::LogFormat::Text,
+        crate::logging::LogFormat::Text,
         false,
     );
 }
