@@ -105,7 +105,7 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
         .transpose()?
         .flatten();
     if let Some(process) = process {
-        attributes::check_lsm(process)?;
+        crate::lsm::check_lsm(process)?;
     }
     let seccomp = compile_seccomp(spec)?;
     crate::logging::timing(started, "seccomp compiled");

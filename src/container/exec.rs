@@ -85,7 +85,7 @@ pub fn exec(
         }
         _ => {}
     }
-    attributes::check_lsm(&process)?;
+    crate::lsm::check_lsm(&process)?;
     let caps = identity::capability_plan(&process)?;
     let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
         Some(config) => Some(crate::seccomp::compile(config)?),

@@ -71,7 +71,7 @@ pub fn prepare(cfg: &RootfsConfig) -> Result<Rootfs> {
         new_net_ns: has_namespace(linux, LinuxNamespaceType::Network),
         new_cgroup_ns: cfg.new_cgroup_ns,
         premade: cfg.premade,
-        mount_label: mount::mount_label(cfg.spec, crate::process::attributes::selinux_enabled())?,
+        mount_label: mount::mount_label(cfg.spec, crate::lsm::selinux_enabled())?,
     };
     let mounts = cfg.spec.mounts().as_deref().unwrap_or(&[]);
     for (index, m) in mounts.iter().enumerate() {
@@ -272,7 +272,7 @@ pub fn finalize(spec: &Spec) -> Result<()> {
         masked::readonly_paths(root.as_fd(), paths)?;
     }
     if let Some(paths) = linux.and_then(|l| l.masked_paths().as_deref()) {
-        let label = mount::mount_label(spec, crate::process::attributes::selinux_enabled())?;
+        let label = mount::mount_label(spec, crate::lsm::selinux_enabled())?;
         masked::masked_paths(root.as_fd(), paths, label)?;
     }
     if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
