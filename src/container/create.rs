@@ -109,7 +109,11 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     }
     let seccomp = compile_seccomp(spec)?;
     crate::logging::timing(started, "seccomp compiled");
-    check_terminal(process.and_then(|p| p.terminal()).unwrap_or(false), req)?;
+    console::check_terminal_request(
+        process.and_then(|p| p.terminal()).unwrap_or(false),
+        req.console_socket.is_some(),
+        req.detached,
+    )?;
     if req.systemd_cgroup {
         bail!("--systemd-cgroup: the systemd cgroup driver is not supported yet (use the cgroupfs driver)");
     }
@@ -304,19 +308,6 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
         state,
         console,
     })
-}
-
-/// runc's rules for --console-socket and process.terminal.
-fn check_terminal(terminal: bool, req: &CreateRequest) -> Result<()> {
-    match (terminal, req.console_socket.is_some(), req.detached) {
-        (true, false, true) => bail!(
-            "cannot allocate tty if hutch will detach without setting console socket (process.terminal is true)"
-        ),
-        (false, true, _) | (_, true, false) => {
-            bail!("cannot use console socket if hutch will not detach or allocate tty")
-        }
-        _ => Ok(()),
-    }
 }
 
 /// Marks a container created without `process`, so `start` refuses it without touching it.

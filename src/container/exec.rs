@@ -76,15 +76,7 @@ pub fn exec(
     let process = build(&base)?;
     config::check_user(&process, &spec)?;
     let terminal = process.terminal().unwrap_or(false);
-    match (terminal, req.console_socket.is_some(), req.detach) {
-        (true, false, true) => {
-            bail!("cannot allocate tty if hutch will detach without setting console socket")
-        }
-        (false, true, _) | (_, true, false) => {
-            bail!("cannot use console socket if hutch will not detach or allocate tty")
-        }
-        _ => {}
-    }
+    console::check_terminal_request(terminal, req.console_socket.is_some(), req.detach)?;
     crate::lsm::check_lsm(&process)?;
     let caps = identity::capability_plan(&process)?;
     let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {

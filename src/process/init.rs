@@ -20,7 +20,7 @@ use super::attributes;
 use super::channel::{Channel, ToChild, ToParent};
 use super::exec_path::find_executable;
 use super::identity::{self, CapabilityPlan};
-use crate::console;
+use super::terminal;
 use crate::hooks;
 use crate::namespaces::NamespacePlan;
 use crate::rootfs::{self, RootfsConfig};
@@ -124,7 +124,7 @@ fn run(ctx: &InitContext) -> Result<Never> {
     drop(premade);
 
     if let Some(process) = process.filter(|_| terminal) {
-        console::attach_terminal(&rootfs, process, ctx.channel, true)?;
+        terminal::attach_terminal(&rootfs, process, ctx.channel, true)?;
     }
 
     if ctx.has_create_hooks {
