@@ -8,13 +8,37 @@
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use nix::fcntl::OFlag;
-use oci_spec::runtime::LinuxIdMapping;
+use oci_spec::runtime::{LinuxIdMapping, Mount};
 
-use super::mount::IdmapRequest;
+use super::options::MountOptions;
 use super::procfs::Procfs;
 use crate::syscall::fs::{self as sysfs, MountAttr, UsernsHolder};
+
+/// The spec's `idmap`/`ridmap` and the mount's own uid/gid mappings.
+pub struct IdmapRequest {
+    pub recursive: bool,
+    pub uid: Vec<oci_spec::runtime::LinuxIdMapping>,
+    pub gid: Vec<oci_spec::runtime::LinuxIdMapping>,
+}
+
+/// What a mount asks for: `None` when it is not idmapped.
+pub fn idmap_request(m: &Mount, opts: &MountOptions) -> Result<Option<IdmapRequest>> {
+    let uid = m.uid_mappings().clone().unwrap_or_default();
+    let gid = m.gid_mappings().clone().unwrap_or_default();
+    if opts.idmap.is_none() && uid.is_empty() && gid.is_empty() {
+        return Ok(None);
+    }
+    if uid.is_empty() != gid.is_empty() {
+        bail!("uidMappings and gidMappings must be given together");
+    }
+    Ok(Some(IdmapRequest {
+        recursive: opts.idmap.unwrap_or(false),
+        uid,
+        gid,
+    }))
+}
 
 /// Applies the idmapping to a detached tree (it must not have been attached yet); a request
 /// without its own mappings maps through the user namespace of `userns_pid`.
