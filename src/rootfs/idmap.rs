@@ -14,6 +14,7 @@ use oci_spec::runtime::{LinuxIdMapping, Mount};
 
 use super::options::MountOptions;
 use super::procfs::Procfs;
+use crate::namespaces::format_id_map;
 use crate::syscall::fs::{self as sysfs, MountAttr, UsernsHolder};
 
 /// The spec's `idmap`/`ridmap` and the mount's own uid/gid mappings.
@@ -59,12 +60,6 @@ pub fn idmap_tree(tree: &OwnedFd, req: &IdmapRequest, userns_pid: nix::unistd::P
         .context("idmap mount (mount_setattr MOUNT_ATTR_IDMAP)")
 }
 
-pub fn format_map(maps: &[LinuxIdMapping]) -> String {
-    maps.iter()
-        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-        .collect()
-}
-
 fn open_ns(pid_dir: &OwnedFd) -> Result<OwnedFd> {
     // ns/user is a magic link into nsfs; following it is the point.
     let fd = nix::fcntl::openat(
@@ -87,8 +82,8 @@ fn userns_with_maps(
 ) -> Result<OwnedFd> {
     let holder = UsernsHolder::spawn().context("create user namespace for idmapped mount")?;
     let dir = proc.pid_dir(holder.pid())?;
-    write_map(&dir, "uid_map", &format_map(uid))?;
-    write_map(&dir, "gid_map", &format_map(gid))?;
+    write_map(&dir, "uid_map", &format_id_map(uid))?;
+    write_map(&dir, "gid_map", &format_id_map(gid))?;
     let ns = open_ns(&dir)?;
     drop(holder);
     Ok(ns)
@@ -115,17 +110,6 @@ fn write_map(pid_dir: &OwnedFd, name: &str, content: &str) -> Result<()> {
 mod tests {
     use super::*;
     use oci_spec::runtime::LinuxIdMappingBuilder;
-
-    #[test]
-    fn map_lines() {
-        let m = LinuxIdMappingBuilder::default()
-            .container_id(0u32)
-            .host_id(100000u32)
-            .size(65536u32)
-            .build()
-            .unwrap();
-        assert_eq!(format_map(&[m]), "0 100000 65536\n");
-    }
 
     #[test]
     fn idmapped_userns() {
