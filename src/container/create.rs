@@ -7,7 +7,7 @@ use std::fs;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::Signal;
@@ -16,7 +16,10 @@ use nix::unistd::Pid;
 use oci_spec::runtime::{Hooks, LinuxNamespaceType, Spec};
 
 use super::activation;
-use super::state::{self, ContainerDir, State, Status, EXEC_FIFO, START_ERROR};
+use super::liveness;
+use super::pid_file::write_pid_file;
+use super::state::{self, State, Status};
+use super::state_dir::{self, ContainerDir, EXEC_FIFO, START_ERROR};
 
 /// In the state directory of a container whose config has no `process`.
 pub(super) const NO_PROCESS: &str = "no-process";
@@ -128,10 +131,11 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     )?;
     let mut state = new_state(req.id, &bundle, spec);
     state.cgroup = Some(cgroup.planned());
+    super::delete::remove_stale(root, req.id)?;
     let dir = ContainerDir::create(
         root,
         req.id,
-        &state::Initial {
+        &state_dir::Initial {
             config: &bundle.raw,
             state: &state,
         },
@@ -231,11 +235,11 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     drop(start_error);
 
     attributes::set_oom_score_adj(init_pid, process.and_then(|p| p.oom_score_adj()))?;
-    let (start_time, _) = state::process_start_time(init_pid)
+    let (start_time, _) = liveness::process_start_time(init_pid)
         .context("the container's init exited before it could be set up")?;
     state.init_pid = init_pid.as_raw();
     state.init_start_time = start_time;
-    state.init_exe = state::own_exe_identity();
+    state.init_exe = liveness::own_exe_identity();
     state.cgroup = Some(cgroup.clone());
     let dir = undo.dir.as_ref().context("state directory vanished")?;
     // Recorded at once: from here a killed create leaves an init that `delete` can find.
@@ -482,20 +486,6 @@ fn new_state(id: &str, bundle: &Bundle, spec: &Spec) -> State {
         cgroup: None,
         init_exe: None,
     }
-}
-
-/// The pid file: decimal, no newline, written to a temp file and renamed, so a reader never
-/// sees it half-written.
-fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
-    let path: PathBuf = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .context("reading the current directory")?
-            .join(path)
-    };
-    state::write_atomic(&path, pid.to_string().as_bytes(), 0o644)
-        .with_context(|| format!("--pid-file {}", path.display()))
 }
 
 /// The init is cloned from inside the rootfs: its working directory (translated into its new

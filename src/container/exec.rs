@@ -17,7 +17,8 @@ use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxNamespaceType, Process};
 
-use super::state::{ContainerDir, State, Status, CONFIG_FILE};
+use super::state::{State, Status};
+use super::state_dir::{ContainerDir, CONFIG_FILE};
 use crate::config;
 use crate::console;
 use crate::namespaces::NamespacePlan;
@@ -154,13 +155,7 @@ pub fn exec(
         console::send_master(stream, "pidfd", &pidfd).context("--pidfd-socket")?;
     }
     if let Some(path) = req.pid_file {
-        let path: PathBuf = if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            std::env::current_dir()?.join(path)
-        };
-        super::state::write_atomic(&path, pid.to_string().as_bytes(), 0o644)
-            .with_context(|| format!("--pid-file {}", path.display()))?;
+        super::pid_file::write_pid_file(path, pid)?;
     }
     parent_ch.send(&ToChild::Commit {
         state: String::new(),
@@ -182,7 +177,7 @@ fn container_namespaces(state: &State) -> Result<(NamespacePlan, Option<OwnedFd>
     // read below is the init's, however long exec takes.
     let pidfd =
         pidfd_open(Pid::from_raw(init)).map_err(|_| anyhow::anyhow!("container not running"))?;
-    if !super::state::process_is_alive(Pid::from_raw(init), state.init_start_time) {
+    if !super::liveness::process_is_alive(Pid::from_raw(init), state.init_start_time) {
         bail!("container not running");
     }
     let kinds = [

@@ -10,7 +10,8 @@ use std::os::fd::AsFd;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use super::state::{ContainerDir, State, Status, EXEC_FIFO, START_ERROR};
+use super::state::{State, Status};
+use super::state_dir::{ContainerDir, EXEC_FIFO, START_ERROR};
 use crate::hooks;
 
 pub fn start(dir: &ContainerDir, state: &State) -> Result<()> {
