@@ -18,18 +18,17 @@ use oci_spec::runtime::{Hooks, LinuxNamespaceType, Spec};
 use super::activation;
 use super::liveness;
 use super::pid_file::write_pid_file;
+use super::seccomp_listener::forward_listener;
 use super::state::{self, State, Status};
-use super::state_dir::{self, ContainerDir, EXEC_FIFO, START_ERROR};
+use super::state_dir::{self, ContainerDir, EXEC_FIFO, NO_PROCESS, START_ERROR};
 
-/// In the state directory of a container whose config has no `process`.
-pub(super) const NO_PROCESS: &str = "no-process";
 use crate::config::{self, Bundle};
 use crate::console;
 use crate::hooks;
 use crate::namespaces::{self, NamespacePlan};
 use crate::process::channel::{self, Channel, ToChild, ToParent};
 use crate::process::init::{container_init, InitContext};
-use crate::process::spawn::{spawn, SpawnFds};
+use crate::process::spawn::{open_cgroup_dir, spawn, SpawnFds};
 use crate::process::{attributes, identity};
 use crate::rootfs;
 use crate::syscall::process::pidfd_open;
@@ -209,7 +208,7 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
         rootfs_id: Some(start_in.rootfs_id),
     };
     crate::logging::timing(started, "state directory and cgroup ready");
-    let unified = cgroup_dir_fd(&cgroup)?;
+    let unified = open_cgroup_dir(cgroup.unified_dir())?;
     start_in.enter()?;
     let spawned = spawn(
         &namespaces,
@@ -340,19 +339,6 @@ fn make_exec_fifo(path: &Path) -> Result<OwnedFd> {
     Ok(OwnedFd::from(file))
 }
 
-/// The container's cgroup2 directory, for clone3(CLONE_INTO_CGROUP).
-pub(super) fn cgroup_dir_fd(cgroup: &crate::cgroups::Manager) -> Result<Option<OwnedFd>> {
-    let Some(dir) = cgroup.unified_dir() else {
-        return Ok(None);
-    };
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-        .open(dir)
-        .with_context(|| format!("opening cgroup {}", dir.display()))?;
-    Ok(Some(OwnedFd::from(file)))
-}
-
 /// Answers the init until it reports Ready (or fails). A pty master with no console socket
 /// to go to (a foreground `run`) is returned.
 fn drive_setup(
@@ -395,7 +381,7 @@ fn drive_setup(
                 })?;
             }
             ToParent::SeccompListener => {
-                forward_seccomp_listener(ch, spec, state, Status::Creating, init_pid, fd)?
+                forward_listener(ch, spec, state, Status::Creating, init_pid, fd)?
             }
             ToParent::InitPid { .. } => bail!("sync protocol: unexpected InitPid"),
         }
@@ -419,34 +405,6 @@ fn compile_seccomp(spec: &Spec) -> Result<Option<crate::seccomp::Program>> {
         ));
     }
     Ok(Some(program))
-}
-
-/// Hands a container process's seccomp notify listener to the agent at listenerPath, then
-/// lets the process go on.
-pub(super) fn forward_seccomp_listener(
-    ch: &Channel,
-    spec: &Spec,
-    state: &State,
-    status: Status,
-    pid: Pid,
-    fd: Option<OwnedFd>,
-) -> Result<()> {
-    let fd = fd.context("sync protocol: a seccomp listener without its fd")?;
-    let config = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().as_ref())
-        .context("linux.seccomp: a listener without a seccomp config")?;
-    let path = config
-        .listener_path()
-        .as_ref()
-        .context("linux.seccomp.listenerPath: SCMP_ACT_NOTIFY needs a listener path")?;
-    let metadata = config.listener_metadata().clone().unwrap_or_default();
-    let state_json = serde_json::to_value(state.oci_state(status))
-        .context("encoding the state for the seccomp agent")?;
-    crate::seccomp::send_listener(path, &metadata, &state_json, pid.as_raw(), fd)
-        .context("linux.seccomp.listenerPath")?;
-    ch.send(&ToChild::ListenerSent)
 }
 
 fn init_exit_reason(pid: Pid) -> String {

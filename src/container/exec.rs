@@ -25,7 +25,7 @@ use crate::namespaces::NamespacePlan;
 use crate::process::channel::{self, Channel, ToChild, ToParent};
 use crate::process::exec::{exec_child, ExecContext};
 use crate::process::foreground::{block_signals, forward_and_wait};
-use crate::process::spawn::{spawn, SpawnFds};
+use crate::process::spawn::{open_cgroup_dir, spawn, SpawnFds};
 use crate::process::{attributes, identity};
 use crate::syscall::process::pidfd_open;
 
@@ -115,10 +115,7 @@ pub fn exec(
         cgroup_tasks: &cgroup_tasks,
         chroot: init_root.as_ref(),
     };
-    let unified = match &state.cgroup {
-        Some(cgroup) => super::create::cgroup_dir_fd(cgroup)?,
-        None => None,
-    };
+    let unified = open_cgroup_dir(state.cgroup.as_ref().and_then(|c| c.unified_dir()))?;
     let spawned = spawn(
         &namespaces,
         unified.as_ref().map(|f| f.as_fd()),
@@ -240,9 +237,14 @@ fn drive(
             ToParent::Console { name } => {
                 console::forward_master(console, &name, fd, &mut kept_master)?
             }
-            ToParent::SeccompListener => {
-                super::create::forward_seccomp_listener(ch, spec, state, Status::Running, pid, fd)?
-            }
+            ToParent::SeccompListener => super::seccomp_listener::forward_listener(
+                ch,
+                spec,
+                state,
+                Status::Running,
+                pid,
+                fd,
+            )?,
             other => bail!("sync protocol: unexpected {other:?} from the exec process"),
         }
     }

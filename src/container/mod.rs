@@ -9,6 +9,7 @@ pub mod kill;
 pub mod liveness;
 pub mod notify;
 pub mod pid_file;
+pub mod seccomp_listener;
 pub mod start;
 pub mod state;
 pub mod state_dir;

@@ -7,7 +7,7 @@
 //!   everything later commands need), so a changed bundle cannot change a running container.
 //! - `exec.fifo`: exists from `create` until `start`; the container's init blocks on it.
 //! - `start.err`: empty unless the init failed between `start` and exec.
-//!
+//! - `no-process`: present when the config has no `process` (`start` refuses the container).
 //! - `cgroup.json`: the container's cgroup ([`crate::cgroups::Manager`]), written once before
 //!   any cgroup directory exists, so a `delete --force` finds the cgroup even when `create`
 //!   was killed half-way or `state.json` is unreadable.
@@ -45,6 +45,8 @@ pub const EXEC_FIFO: &str = "exec.fifo";
 /// Where the init reports why it could not exec after `start` (a failed startContainer hook).
 pub const START_ERROR: &str = "start.err";
 pub const CGROUP_FILE: &str = "cgroup.json";
+/// Marks a container whose config has no `process`: `start` refuses it without touching it.
+pub const NO_PROCESS: &str = "no-process";
 /// `create` builds a state directory as `<root>/.creating-<id>-<pid>` before publishing it.
 const TEMP_PREFIX: &str = ".creating-";
 
