@@ -4,10 +4,12 @@
 
 use std::convert::Infallible;
 use std::fs;
+use std::os::fd::RawFd;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::Signal;
@@ -27,8 +29,9 @@ use crate::console;
 use crate::hooks;
 use crate::namespaces::{self, NamespacePlan};
 use crate::process::channel::{self, Channel, ToChild, ToParent};
+use crate::process::identity::CapabilityPlan;
 use crate::process::init::{container_init, InitContext};
-use crate::process::spawn::{open_cgroup_dir, spawn, SpawnFds};
+use crate::process::spawn::{open_cgroup_dir, spawn, SpawnFds, Spawned};
 use crate::process::{attributes, identity};
 use crate::rootfs;
 use crate::syscall::process::pidfd_open;
@@ -87,8 +90,101 @@ impl Drop for Undo {
 }
 
 pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     state::validate_id(req.id)?;
+    let plan = plan(root, req, started)?;
+    let spec = &plan.bundle.spec;
+    let linux = spec.linux().as_ref();
+    // The cgroup is worked out and recorded before any directory of it exists: a create
+    // killed at any later point leaves a state that names everything it may have made.
+    let mut cgroup = crate::cgroups::Manager::new(
+        linux.and_then(|l| l.cgroups_path().as_deref()),
+        req.id,
+        req.systemd_cgroup,
+    )?;
+    let mut state = new_state(req.id, &plan.bundle, spec);
+    state.cgroup = Some(cgroup.planned());
+    let mut undo = make_state_dir(root, req.id, &plan, &state)?;
+    let dir = undo.dir.as_ref().context("state directory vanished")?;
+    let files = InitFiles::make(&dir.path)?;
+    // The cgroup, with every limit applied, before any container process exists.
+    cgroup.create_and_apply(linux.and_then(|l| l.resources().as_ref()))?;
+    let console_stream = req.console_socket.map(console::connect).transpose()?;
+    let pidfd_stream = req.pidfd_socket.map(console::connect).transpose()?;
+    let (parent_ch, child_ch) = channel::pair()?;
+    let mut parent_fds = vec![dir.fd().as_raw_fd(), parent_ch.raw_fd()];
+    for stream in console_stream.iter().chain(pidfd_stream.iter()) {
+        parent_fds.push(stream.as_raw_fd());
+    }
+    let spawned = spawn_init(
+        req,
+        &plan,
+        &cgroup,
+        (&parent_ch, child_ch),
+        files,
+        parent_fds,
+        &mut undo.init,
+    )?;
+    let init_pid = spawned.pid;
+    let oom_score_adj = spec.process().as_ref().and_then(|p| p.oom_score_adj());
+    attributes::set_oom_score_adj(init_pid, oom_score_adj)?;
+    record_init(&mut state, init_pid, &cgroup, dir)?;
+    let proceed = let_init_proceed(&plan, &cgroup, &spawned, &parent_ch, &mut undo.net_devices);
+    if let Err(err) = proceed {
+        // The init may have failed first (it reports, then exits): its reason is the one
+        // that matters, not our broken pipe.
+        if let Some(ToParent::Error(msg)) = parent_ch.try_recv::<ToParent>() {
+            bail!("{msg}");
+        }
+        return Err(err);
+    }
+
+    let console = drive_setup(&parent_ch, &state, spec, console_stream.as_ref(), init_pid)?;
+    crate::logging::timing(started, "init ready");
+    if let Some(stream) = &pidfd_stream {
+        let pidfd =
+            pidfd_open(init_pid).context("opening a pidfd of the init for --pidfd-socket")?;
+        console::send_master(stream, "pidfd", &pidfd).context("--pidfd-socket")?;
+    }
+    if let Some(pid_file) = req.pid_file {
+        write_pid_file(pid_file, init_pid)?;
+    }
+    state.creating = false;
+    dir.save(&state)?;
+    let start_state = String::from_utf8_lossy(&state.hook_state_json(Status::Created)).into_owned();
+    parent_ch.send(&ToChild::Commit { state: start_state })?;
+
+    crate::logging::timing(started, "create committed");
+    undo.init = None;
+    undo.cgroup = None;
+    undo.net_devices = None;
+    let dir = undo.dir.take().context("state directory vanished")?;
+    Ok(Created {
+        dir,
+        state,
+        console,
+    })
+}
+
+/// What `create` works out from the bundle and checks before it makes anything.
+struct Plan {
+    started: Instant,
+    bundle: Bundle,
+    /// Sockets passed by systemd socket activation (`LISTEN_FDS`), kept for the container.
+    listen_fds: u32,
+    /// The state directory's absolute path (the notify socket is made under it).
+    state_dir: PathBuf,
+    /// `NOTIFY_SOCKET` is relayed through hutch's own socket (see `activation`).
+    notify: bool,
+    namespaces: NamespacePlan,
+    net_devices: Option<crate::netdev::Plan>,
+    caps: Option<CapabilityPlan>,
+    seccomp: Option<crate::seccomp::Program>,
+}
+
+/// Loads the bundle and checks everything that can be checked before anything exists: a bad
+/// config fails here, naming the field, with nothing to undo.
+fn plan(root: &Path, req: &CreateRequest, started: Instant) -> Result<Plan> {
     let mut bundle = config::load_bundle(req.bundle)?;
     crate::logging::timing(started, "config loaded");
     let listen_fds = activation::listen_fds();
@@ -119,198 +215,205 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     if req.systemd_cgroup {
         bail!("--systemd-cgroup: the systemd cgroup driver is not supported yet (use the cgroupfs driver)");
     }
+    Ok(Plan {
+        started,
+        bundle,
+        listen_fds,
+        state_dir,
+        notify,
+        namespaces,
+        net_devices,
+        caps,
+        seccomp,
+    })
+}
 
-    // The cgroup is worked out and recorded before any directory of it exists: a create
-    // killed at any later point leaves a state that names everything it may have made.
-    let linux = spec.linux().as_ref();
-    let mut cgroup = crate::cgroups::Manager::new(
-        linux.and_then(|l| l.cgroups_path().as_deref()),
-        req.id,
-        req.systemd_cgroup,
-    )?;
-    let mut state = new_state(req.id, &bundle, spec);
-    state.cgroup = Some(cgroup.planned());
-    super::delete::remove_stale(root, req.id)?;
+/// Publishes the locked state directory with the config and first state in it, and the
+/// guard that removes it (and the planned cgroup) unless `create` completes.
+fn make_state_dir(root: &Path, id: &str, plan: &Plan, state: &State) -> Result<Undo> {
+    super::delete::remove_stale(root, id)?;
     let dir = ContainerDir::create(
         root,
-        req.id,
+        id,
         &state_dir::Initial {
-            config: &bundle.raw,
-            state: &state,
+            config: &plan.bundle.raw,
+            state,
         },
     )?;
-    let mut undo = Undo {
-        dir: None,
+    let dir_path = dir.path.clone();
+    let undo = Undo {
+        dir: Some(dir),
         init: None,
         cgroup: state.cgroup.clone(),
         net_devices: None,
     };
-    let dir_path = dir.path.clone();
-    undo.dir = Some(dir);
-    if notify {
+    if plan.notify {
         super::notify::make_dir(&dir_path)?;
     }
-    if process.is_none() {
+    if plan.bundle.spec.process().is_none() {
         make_no_process_marker(&dir_path)?;
     }
+    Ok(undo)
+}
 
-    let exec_fifo = make_exec_fifo(&dir_path.join(EXEC_FIFO))?;
-    let start_error = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(dir_path.join(START_ERROR))
-        .with_context(|| format!("creating {}", dir_path.join(START_ERROR).display()))?;
-    // The cgroup, with every limit applied, before any container process exists.
-    cgroup.create_and_apply(linux.and_then(|l| l.resources().as_ref()))?;
-    let console_stream = req.console_socket.map(console::connect).transpose()?;
-    let pidfd_stream = req.pidfd_socket.map(console::connect).transpose()?;
-    let (parent_ch, child_ch) = channel::pair()?;
+/// The state directory's files the init holds open: exec.fifo, which it blocks on until
+/// `start`, and start.err, where it reports a failure after `start`.
+struct InitFiles {
+    exec_fifo: OwnedFd,
+    start_error: fs::File,
+}
 
-    let self_join = !namespaces.is_new(LinuxNamespaceType::User);
+impl InitFiles {
+    fn make(dir: &Path) -> Result<InitFiles> {
+        let exec_fifo = make_exec_fifo(&dir.join(EXEC_FIFO))?;
+        let path = dir.join(START_ERROR);
+        let start_error = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        Ok(InitFiles {
+            exec_fifo,
+            start_error,
+        })
+    }
+}
+
+/// Clones the init, from inside the rootfs, into its namespaces (and cgroup2 directory); its
+/// pid goes to `undo_init` at once, so a failure from here on kills it. hutch's ends of
+/// everything the init must not hold are in `parent_fds`.
+fn spawn_init(
+    req: &CreateRequest,
+    plan: &Plan,
+    cgroup: &crate::cgroups::Manager,
+    (parent_ch, child_ch): (&Channel, Channel),
+    files: InitFiles,
+    mut parent_fds: Vec<RawFd>,
+    undo_init: &mut Option<Pid>,
+) -> Result<Spawned> {
+    let spec = &plan.bundle.spec;
+    let self_join = !plan.namespaces.is_new(LinuxNamespaceType::User);
     let cgroup_tasks = if self_join {
         cgroup.open_v1_task_files()?
     } else {
         Vec::new()
     };
-    let dir_ref = undo.dir.as_ref().context("state directory vanished")?;
-    let start_in = StartIn::rootfs(&bundle.rootfs)?;
-    let mut parent_fds = vec![dir_ref.fd().as_raw_fd(), parent_ch.raw_fd()];
+    let start_in = StartIn::rootfs(&plan.bundle.rootfs)?;
     parent_fds.extend(start_in.fds());
-    for stream in console_stream.iter().chain(pidfd_stream.iter()) {
-        parent_fds.push(stream.as_raw_fd());
-    }
-    let hooks_cfg = spec.hooks().as_ref();
-    let has = |pick: fn(&Hooks) -> &Option<Vec<oci_spec::runtime::Hook>>| {
-        hooks_cfg.is_some_and(|h| pick(h).as_ref().is_some_and(|v| !v.is_empty()))
-    };
-    #[allow(deprecated)]
-    let has_create_hooks =
-        has(|h| h.prestart()) || has(|h| h.create_runtime()) || has(|h| h.create_container());
     let ctx = InitContext {
         id: req.id,
         spec,
-        bundle: &bundle.dir,
-        rootfs: &bundle.rootfs,
-        namespaces: &namespaces,
-        caps: caps.as_ref(),
-        seccomp: seccomp.as_ref(),
+        bundle: &plan.bundle.dir,
+        rootfs: &plan.bundle.rootfs,
+        namespaces: &plan.namespaces,
+        caps: plan.caps.as_ref(),
+        seccomp: plan.seccomp.as_ref(),
         channel: &child_ch,
-        exec_fifo: &exec_fifo,
-        start_error: &start_error,
+        exec_fifo: &files.exec_fifo,
+        start_error: &files.start_error,
         parent_fds: &parent_fds,
         no_pivot: req.no_pivot,
         no_new_keyring: req.no_new_keyring,
-        preserve_fds: listen_fds + req.preserve_fds,
-        has_create_hooks,
+        preserve_fds: plan.listen_fds + req.preserve_fds,
+        has_create_hooks: has_create_hooks(spec),
         cgroup_tasks: &cgroup_tasks,
         rootfs_id: Some(start_in.rootfs_id),
     };
-    crate::logging::timing(started, "state directory and cgroup ready");
+    crate::logging::timing(plan.started, "state directory and cgroup ready");
     let unified = open_cgroup_dir(cgroup.unified_dir())?;
     start_in.enter()?;
     let spawned = spawn(
-        &namespaces,
+        &plan.namespaces,
         unified.as_ref().map(|f| f.as_fd()),
-        &parent_ch,
+        parent_ch,
         &child_ch,
         &SpawnFds {
             preserve: ctx.preserve_fds,
             parent_only: &parent_fds,
         },
-        || namespaces.unshare_time(spec),
+        || plan.namespaces.unshare_time(spec),
         || -> Infallible { container_init(&ctx) },
     );
     let left = start_in.leave();
     let spawned = spawned?;
-    let init_pid = spawned.pid;
-    crate::logging::timing(started, "init cloned");
-    undo.init = Some(init_pid);
+    crate::logging::timing(plan.started, "init cloned");
+    *undo_init = Some(spawned.pid);
     left?;
-    drop(start_in);
-    drop(child_ch);
-    drop(exec_fifo);
-    drop(start_error);
+    Ok(spawned)
+}
 
-    attributes::set_oom_score_adj(init_pid, process.and_then(|p| p.oom_score_adj()))?;
+/// prestart, createRuntime or createContainer hooks exist: the init must stop for them once
+/// its mounts are made.
+// `prestart` is deprecated in the spec, and still run.
+#[allow(deprecated)]
+fn has_create_hooks(spec: &Spec) -> bool {
+    let hooks_cfg = spec.hooks().as_ref();
+    let has = |pick: fn(&Hooks) -> &Option<Vec<oci_spec::runtime::Hook>>| {
+        hooks_cfg.is_some_and(|h| pick(h).as_ref().is_some_and(|v| !v.is_empty()))
+    };
+    has(|h| h.prestart()) || has(|h| h.create_runtime()) || has(|h| h.create_container())
+}
+
+/// Records the new init in the state at once: from here a killed create leaves an init that
+/// `delete` can find.
+fn record_init(
+    state: &mut State,
+    init_pid: Pid,
+    cgroup: &crate::cgroups::Manager,
+    dir: &ContainerDir,
+) -> Result<()> {
     let (start_time, _) = liveness::process_start_time(init_pid)
         .context("the container's init exited before it could be set up")?;
     state.init_pid = init_pid.as_raw();
     state.init_start_time = start_time;
     state.init_exe = liveness::own_exe_identity();
     state.cgroup = Some(cgroup.clone());
-    let dir = undo.dir.as_ref().context("state directory vanished")?;
-    // Recorded at once: from here a killed create leaves an init that `delete` can find.
-    dir.save(&state)?;
-    let proceed = (|| -> Result<()> {
-        let mut idmapped_trees = Vec::new();
-        if namespaces.is_new(LinuxNamespaceType::User) {
-            namespaces::write_id_mappings(init_pid, spec)?;
-            idmapped_trees = rootfs::premake_bind_trees(spec, &bundle.dir, init_pid)?;
-            if notify {
-                let tree = super::notify::premade_tree(spec, &state_dir)?;
-                // Already made if it is a bind of the config's mounts.
-                idmapped_trees.extend(
-                    tree.filter(|(i, _)| !idmapped_trees.iter().any(|(made, _)| made == i)),
-                );
-            }
-        }
-        // The init is in the container's cgroup before it may proceed, so everything it does
-        // (and its cgroup namespace root) is inside it: it was born in the cgroup2 directory
-        // and moves itself into the v1 ones, unless it could not (a new user namespace may not
-        // write the host's cgroup files), and then hutch moves it, the slow way.
-        if !self_join {
-            cgroup.join(init_pid)?;
-        } else if !spawned.in_cgroup {
-            cgroup.join_unified(init_pid)?;
-        }
-        if let Some(plan) = &net_devices {
-            undo.net_devices = Some(plan.move_into(init_pid)?);
-        }
-        for (index, tree) in &idmapped_trees {
-            parent_ch.send_with_fd(
-                &ToChild::MountTree { index: *index },
-                Some(tree.as_raw_fd()),
-            )?;
-        }
-        parent_ch.send(&ToChild::Proceed)
-    })();
-    if let Err(err) = proceed {
-        // The init may have failed first (it reports, then exits): its reason is the one
-        // that matters, not our broken pipe.
-        if let Some(ToParent::Error(msg)) = parent_ch.try_recv::<ToParent>() {
-            bail!("{msg}");
-        }
-        return Err(err);
-    }
+    dir.save(state)
+}
 
-    let console = drive_setup(&parent_ch, &state, spec, console_stream.as_ref(), init_pid)?;
-    crate::logging::timing(started, "init ready");
-
-    if let Some(stream) = &pidfd_stream {
-        let pidfd =
-            pidfd_open(init_pid).context("opening a pidfd of the init for --pidfd-socket")?;
-        console::send_master(stream, "pidfd", &pidfd).context("--pidfd-socket")?;
+/// Everything the init needs before it may go on: its id maps and idmapped mount trees (new
+/// user namespace), its cgroup, its network devices; then Proceed.
+fn let_init_proceed(
+    plan: &Plan,
+    cgroup: &crate::cgroups::Manager,
+    spawned: &Spawned,
+    parent_ch: &Channel,
+    undo_net_devices: &mut Option<crate::netdev::Moved>,
+) -> Result<()> {
+    let spec = &plan.bundle.spec;
+    let init_pid = spawned.pid;
+    let mut idmapped_trees = Vec::new();
+    if plan.namespaces.is_new(LinuxNamespaceType::User) {
+        namespaces::write_id_mappings(init_pid, spec)?;
+        idmapped_trees = rootfs::premake_bind_trees(spec, &plan.bundle.dir, init_pid)?;
+        if plan.notify {
+            let tree = super::notify::premade_tree(spec, &plan.state_dir)?;
+            // Already made if it is a bind of the config's mounts.
+            idmapped_trees
+                .extend(tree.filter(|(i, _)| !idmapped_trees.iter().any(|(made, _)| made == i)));
+        }
     }
-    if let Some(pid_file) = req.pid_file {
-        write_pid_file(pid_file, init_pid)?;
+    // The init is in the container's cgroup before it may proceed, so everything it does
+    // (and its cgroup namespace root) is inside it: it was born in the cgroup2 directory
+    // and moves itself into the v1 ones, unless it could not (a new user namespace may not
+    // write the host's cgroup files), and then hutch moves it, the slow way.
+    if plan.namespaces.is_new(LinuxNamespaceType::User) {
+        cgroup.join(init_pid)?;
+    } else if !spawned.in_cgroup {
+        cgroup.join_unified(init_pid)?;
     }
-    state.creating = false;
-    dir.save(&state)?;
-    let start_state = String::from_utf8_lossy(&state.hook_state_json(Status::Created)).into_owned();
-    parent_ch.send(&ToChild::Commit { state: start_state })?;
-
-    crate::logging::timing(started, "create committed");
-    undo.init = None;
-    undo.cgroup = None;
-    undo.net_devices = None;
-    let dir = undo.dir.take().context("state directory vanished")?;
-    Ok(Created {
-        dir,
-        state,
-        console,
-    })
+    if let Some(devices) = &plan.net_devices {
+        *undo_net_devices = Some(devices.move_into(init_pid)?);
+    }
+    for (index, tree) in &idmapped_trees {
+        parent_ch.send_with_fd(
+            &ToChild::MountTree { index: *index },
+            Some(tree.as_raw_fd()),
+        )?;
+    }
+    parent_ch.send(&ToChild::Proceed)
 }
 
 /// Marks a container created without `process`, so `start` refuses it without touching it.
