@@ -1,9 +1,10 @@
-//! The container's terminal (`process.terminal`).
+//! The container's terminal (`process.terminal`): the pty, and hutch's side of handing its
+//! master to the caller.
 //!
 //! The init allocates the pty inside the container, from the container's own devpts instance,
-//! binds the peer over `/dev/console` and makes it its controlling terminal and stdio. The
-//! master goes back to `create` over the sync socket, and `create` hands it to the caller's
-//! `--console-socket` exactly as runc does: one sendmsg whose data is the pty's name and whose
+//! binds the peer over `/dev/console` and makes it its controlling terminal and stdio
+//! (`process::terminal`). The master goes back to `create` over the sync socket, and `create`
+//! hands it to the caller's `--console-socket` exactly as runc does: one sendmsg whose data is the pty's name and whose
 //! control part is a single SCM_RIGHTS message carrying the one fd (go-runc rejects anything
 //! else). No response is read.
 
@@ -12,10 +13,9 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 
-use crate::process::channel::{Channel, ToParent};
 use crate::rootfs::Rootfs;
 use crate::syscall::tty;
 
@@ -63,32 +63,6 @@ pub fn open_pty(rootfs: &Rootfs, size: Option<(u16, u16)>) -> Result<Pty> {
     })
 }
 
-/// The container process's side of `process.terminal`: allocate the pty (binding it over
-/// /dev/console for an init), hand the master to hutch over the sync socket, and make the peer
-/// this process's controlling terminal and stdio.
-pub fn attach_terminal(
-    rootfs: &Rootfs,
-    process: &oci_spec::runtime::Process,
-    channel: &Channel,
-    bind_dev_console: bool,
-) -> Result<()> {
-    let size = process
-        .console_size()
-        .map(|b| (b.height() as u16, b.width() as u16));
-    let pty = open_pty(rootfs, size)?;
-    if bind_dev_console {
-        rootfs.mount_console(pty.peer.as_fd())?;
-    }
-    channel.send_with_fd(
-        &ToParent::Console {
-            name: pty.name.clone(),
-        },
-        Some(pty.master.as_raw_fd()),
-    )?;
-    drop(pty.master);
-    become_console_owner(&pty.peer)
-}
-
 /// hutch's side: a pty master goes to the caller's --console-socket, or, with none (a
 /// foreground `run`/`exec` relaying the caller's terminal), is kept in `kept`.
 pub fn forward_master(
@@ -104,6 +78,20 @@ pub fn forward_master(
             *kept = Some(master);
             Ok(())
         }
+    }
+}
+
+/// runc's rules for `--console-socket` and `process.terminal`, for `create`, `run` and `exec`
+/// alike: a terminal needs somewhere to go, and a socket needs a terminal to carry.
+pub fn check_terminal_request(terminal: bool, console_socket: bool, detached: bool) -> Result<()> {
+    match (terminal, console_socket, detached) {
+        (true, false, true) => bail!(
+            "cannot allocate tty if hutch will detach without setting console socket (process.terminal is true)"
+        ),
+        (false, true, _) | (_, true, false) => {
+            bail!("cannot use console socket if hutch will not detach or allocate tty")
+        }
+        _ => Ok(()),
     }
 }
 

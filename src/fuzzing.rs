@@ -9,8 +9,8 @@ use oci_spec::runtime::LinuxSeccomp;
 
 use crate::cgroups::{self, devices, resources};
 use crate::namespaces::NamespacePlan;
-use crate::process::{attributes, identity};
-use crate::{config, seccomp};
+use crate::process::identity;
+use crate::{config, lsm, seccomp};
 
 /// Everything `create` checks on a config.json before it makes the state directory (see
 /// `container::create::create`): parsing, validation, the namespace and capability plans,
@@ -22,7 +22,7 @@ pub fn config(raw: &[u8]) -> Result<()> {
     NamespacePlan::from_spec(&spec)?;
     if let Some(process) = spec.process() {
         identity::capability_plan(process)?;
-        attributes::check_lsm(process)?;
+        lsm::check_lsm(process)?;
     }
     let linux = spec.linux().as_ref();
     if let Some(profile) = linux.and_then(|l| l.seccomp().as_ref()) {
@@ -138,7 +138,7 @@ fn verify_classic_bpf(insns: &[libc::sock_filter]) -> Result<()> {
 fn quiet_logging() {
     let _ = crate::logging::init(
         Some(std::path::Path::new("/dev/null")),
-        crate::cli::LogFormat::Text,
+        crate::logging::LogFormat::Text,
         false,
     );
 }

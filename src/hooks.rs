@@ -108,14 +108,7 @@ fn run_hook(hook: &Hook, state_json: &[u8], default_env: Option<&[String]>) -> R
     // A hook dies with the hutch that runs it: a `create` killed mid-hook must not leave the
     // hook running where nothing records it.
     let parent = std::process::id() as libc::pid_t;
-    // SAFETY: the callback only issues raw syscalls (no allocation, no locks), which is what
-    // must hold between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            crate::syscall::process::die_with_parent(parent)?;
-            crate::syscall::process::cloexec_from(3)
-        });
-    }
+    crate::syscall::process::die_with_parent_and_cloexec(&mut cmd, parent);
 
     let deadline = timeout.and_then(|secs| {
         let secs = u64::try_from(secs).ok()?;

@@ -11,6 +11,7 @@ pub mod fuzzing;
 mod hooks;
 mod intel_rdt;
 pub mod logging;
+mod lsm;
 mod namespaces;
 mod netdev;
 mod process;

@@ -13,8 +13,15 @@ use std::sync::OnceLock;
 
 use anyhow::{Context, Result};
 
-use crate::cli::LogFormat;
 use crate::timefmt;
+
+/// How records are written (`--log-format`): plain text, or one logrus-shaped JSON object a
+/// line.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {

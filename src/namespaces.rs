@@ -381,10 +381,32 @@ fn write_map(pid: Pid, file: &str, mappings: &[LinuxIdMapping]) -> Result<()> {
     if mappings.is_empty() {
         return Ok(());
     }
-    let text: String = mappings
-        .iter()
-        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-        .collect();
+    let text = format_id_map(mappings);
     let path = Path::new("/proc").join(pid.to_string()).join(file);
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Id mappings as `/proc/<pid>/uid_map` and `gid_map` take them: one `inside outside count`
+/// line each, all written at once.
+pub fn format_id_map(maps: &[LinuxIdMapping]) -> String {
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::LinuxIdMappingBuilder;
+
+    #[test]
+    fn map_lines() {
+        let m = LinuxIdMappingBuilder::default()
+            .container_id(0u32)
+            .host_id(100000u32)
+            .size(65536u32)
+            .build()
+            .unwrap();
+        assert_eq!(format_id_map(&[m]), "0 100000 65536\n");
+    }
 }

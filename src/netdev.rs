@@ -195,24 +195,7 @@ impl Plan {
 impl Moved {
     fn move_one(&mut self, host_name: &str, target: &str) -> Result<()> {
         let field = format!("linux.netDevices[{host_name:?}]");
-        let link = self
-            .host
-            .link_by_name(host_name)
-            .with_context(|| format!("{field}: looking the device up"))?
-            .with_context(|| {
-                format!(
-                    "{field}: no network device {host_name:?} in the runtime's network namespace"
-                )
-            })?;
-        // Only what someone configured and that means the same anywhere survives the move
-        // (the kernel drops every address of a device that changes namespace).
-        let addresses: Vec<Address> = self
-            .host
-            .addresses(link.index)
-            .with_context(|| format!("{field}: listing the addresses of {host_name:?}"))?
-            .into_iter()
-            .filter(|a| a.flags & IFA_F_PERMANENT != 0 && a.scope == RT_SCOPE_UNIVERSE)
-            .collect();
+        let (link, addresses) = self.host_device(&field, host_name)?;
         let was_up = link.flags & IFF_UP != 0;
         let taken = format!(
             "{field}: a device named {target:?} already exists in the container's network namespace"
@@ -235,24 +218,13 @@ impl Moved {
             .host
             .move_to_netns(link.index, target, self.container_ns.as_fd())
         {
-            let stranded = if host_name_free_inside {
-                self.container.link_by_name(host_name).ok().flatten()
-            } else {
-                None
+            let device = MovedDevice {
+                host_name: host_name.to_string(),
+                index: link.index,
+                addresses,
+                was_up,
             };
-            match stranded {
-                // Moved but not renamed: the caller's restore brings it back with the rest.
-                Some(inside) => self.devices.push(MovedDevice {
-                    host_name: host_name.to_string(),
-                    index: inside.index,
-                    addresses,
-                    was_up,
-                }),
-                None if was_up => {
-                    let _ = self.host.set_up(link.index, true);
-                }
-                None => {}
-            }
+            self.after_failed_move(device, host_name_free_inside);
             let why = match err.raw_os_error() {
                 Some(libc::EEXIST) => return Err(anyhow::anyhow!("{taken}")),
                 Some(libc::EINVAL) => format!(
@@ -262,10 +234,71 @@ impl Moved {
             };
             bail!("{field}: moving {host_name:?} into the container's network namespace as {target:?}: {why}");
         }
+        self.set_up_inside(&field, host_name, target, link.index, addresses, was_up)
+    }
+
+    /// The host device and the addresses that go with it: only what someone configured and
+    /// that means the same anywhere survives the move (the kernel drops every address of a
+    /// device that changes namespace).
+    fn host_device(&mut self, field: &str, host_name: &str) -> Result<(Link, Vec<Address>)> {
+        let link = self
+            .host
+            .link_by_name(host_name)
+            .with_context(|| format!("{field}: looking the device up"))?
+            .with_context(|| {
+                format!(
+                    "{field}: no network device {host_name:?} in the runtime's network namespace"
+                )
+            })?;
+        let addresses: Vec<Address> = self
+            .host
+            .addresses(link.index)
+            .with_context(|| format!("{field}: listing the addresses of {host_name:?}"))?
+            .into_iter()
+            .filter(|a| a.flags & IFA_F_PERMANENT != 0 && a.scope == RT_SCOPE_UNIVERSE)
+            .collect();
+        Ok((link, addresses))
+    }
+
+    /// A failed move may still have moved the device, without renaming it: it is then
+    /// recorded (under its index inside), and the caller's restore brings it back with the
+    /// rest. Otherwise it is still on the host, and up again if it was. `device.index` is its
+    /// host index.
+    fn after_failed_move(&mut self, mut device: MovedDevice, host_name_free_inside: bool) {
+        let stranded = if host_name_free_inside {
+            self.container
+                .link_by_name(&device.host_name)
+                .ok()
+                .flatten()
+        } else {
+            None
+        };
+        match stranded {
+            Some(inside) => {
+                device.index = inside.index;
+                self.devices.push(device);
+            }
+            None if device.was_up => {
+                let _ = self.host.set_up(device.index, true);
+            }
+            None => {}
+        }
+    }
+
+    /// Finds the moved device inside, records it, and gives it its addresses and its up state.
+    fn set_up_inside(
+        &mut self,
+        field: &str,
+        host_name: &str,
+        target: &str,
+        host_index: i32,
+        addresses: Vec<Address>,
+        was_up: bool,
+    ) -> Result<()> {
         // A `%d` template leaves the name to the kernel, so the device is found by its index,
         // which a move keeps unless another device has it there.
         let found = if target.contains('%') {
-            self.container.link_by_index(link.index)
+            self.container.link_by_index(host_index)
         } else {
             self.container.link_by_name(target)
         };

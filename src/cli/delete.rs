@@ -9,7 +9,8 @@ use anyhow::Result;
 use super::{DeleteArgs, GlobalOpts};
 use crate::container::delete::{delete, remove_leftovers};
 use crate::container::kill::kill;
-use crate::container::state::{remove_stale_temp_dirs, validate_id};
+use crate::container::state::validate_id;
+use crate::container::state_dir::remove_stale_temp_dirs;
 use crate::container::ContainerDir;
 
 pub fn run(global: &GlobalOpts, args: DeleteArgs) -> Result<i32> {

@@ -11,7 +11,8 @@ use nix::unistd::Pid;
 use serde_json::json;
 
 use super::GlobalOpts;
-use crate::container::state::{process_is_alive, Status};
+use crate::container::liveness::process_is_alive;
+use crate::container::state::Status;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct EventsArgs {

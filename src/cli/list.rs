@@ -6,7 +6,8 @@ use std::os::unix::fs::MetadataExt;
 use anyhow::{Context, Result};
 
 use super::{GlobalOpts, ListArgs, ListFormat};
-use crate::container::state::{derive_status, State, Status, STATE_FILE};
+use crate::container::state::{State, Status};
+use crate::container::state_dir::{derive_status, STATE_FILE};
 
 struct Entry {
     state: State,

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::logging::LogFormat;
+
 pub mod create;
 pub mod delete;
 pub mod events;
@@ -92,12 +94,6 @@ impl std::str::FromStr for BundleDir {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(BundleDir(PathBuf::from(s)))
     }
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,7 +4,8 @@ use anyhow::{bail, Result};
 
 use super::GlobalOpts;
 use crate::cgroups::{self, Manager};
-use crate::container::state::{ContainerDir, State, Status};
+use crate::container::state::{State, Status};
+use crate::container::ContainerDir;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct PauseArgs {

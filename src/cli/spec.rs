@@ -205,101 +205,116 @@ fn mount(destination: &str, kind: &str, source: &str, options: &[&str]) -> Mount
 }
 
 fn example(cgroup2: bool) -> Spec {
+    Spec {
+        oci_version: crate::OCI_VERSION.to_string(),
+        process: example_process(),
+        root: Root {
+            path: "rootfs".to_string(),
+            readonly: true,
+        },
+        hostname: HOSTNAME.to_string(),
+        mounts: example_mounts(),
+        linux: example_linux(cgroup2),
+    }
+}
+
+/// `sh` on a terminal, as root with the default capabilities.
+fn example_process() -> Process {
+    Process {
+        terminal: true,
+        user: User { uid: 0, gid: 0 },
+        args: strings(&["sh"]),
+        env: strings(DEFAULT_ENV),
+        cwd: "/".to_string(),
+        capabilities: Capabilities {
+            bounding: strings(DEFAULT_CAPS),
+            effective: strings(DEFAULT_CAPS),
+            permitted: strings(DEFAULT_CAPS),
+        },
+        rlimits: vec![Rlimit {
+            kind: "RLIMIT_NOFILE".to_string(),
+            hard: 1024,
+            soft: 1024,
+        }],
+        no_new_privileges: true,
+    }
+}
+
+/// The filesystems every container needs: /proc, /dev and its pts, shm and mqueue, a
+/// read-only /sys and cgroup view.
+fn example_mounts() -> Vec<Mount> {
+    vec![
+        mount("/proc", "proc", "proc", &[]),
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        ),
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        ),
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        ),
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        ),
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["nosuid", "noexec", "nodev", "relatime", "ro"],
+        ),
+    ]
+}
+
+fn example_linux(cgroup2: bool) -> Linux {
     let mut namespaces = vec!["pid", "network", "ipc", "uts", "mount"];
     // On cgroup v1 a private cgroup namespace hides nothing useful and breaks the ro cgroup
     // mount for some controllers, so runc adds it only on unified hosts.
     if cgroup2 {
         namespaces.push("cgroup");
     }
-    Spec {
-        oci_version: crate::OCI_VERSION.to_string(),
-        process: Process {
-            terminal: true,
-            user: User { uid: 0, gid: 0 },
-            args: strings(&["sh"]),
-            env: strings(DEFAULT_ENV),
-            cwd: "/".to_string(),
-            capabilities: Capabilities {
-                bounding: strings(DEFAULT_CAPS),
-                effective: strings(DEFAULT_CAPS),
-                permitted: strings(DEFAULT_CAPS),
-            },
-            rlimits: vec![Rlimit {
-                kind: "RLIMIT_NOFILE".to_string(),
-                hard: 1024,
-                soft: 1024,
+    Linux {
+        uid_mappings: Vec::new(),
+        gid_mappings: Vec::new(),
+        resources: Some(Resources {
+            devices: vec![DeviceRule {
+                allow: false,
+                access: "rwm".to_string(),
             }],
-            no_new_privileges: true,
-        },
-        root: Root {
-            path: "rootfs".to_string(),
-            readonly: true,
-        },
-        hostname: HOSTNAME.to_string(),
-        mounts: vec![
-            mount("/proc", "proc", "proc", &[]),
-            mount(
-                "/dev",
-                "tmpfs",
-                "tmpfs",
-                &["nosuid", "strictatime", "mode=755", "size=65536k"],
-            ),
-            mount(
-                "/dev/pts",
-                "devpts",
-                "devpts",
-                &[
-                    "nosuid",
-                    "noexec",
-                    "newinstance",
-                    "ptmxmode=0666",
-                    "mode=0620",
-                    "gid=5",
-                ],
-            ),
-            mount(
-                "/dev/shm",
-                "tmpfs",
-                "shm",
-                &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
-            ),
-            mount(
-                "/dev/mqueue",
-                "mqueue",
-                "mqueue",
-                &["nosuid", "noexec", "nodev"],
-            ),
-            mount(
-                "/sys",
-                "sysfs",
-                "sysfs",
-                &["nosuid", "noexec", "nodev", "ro"],
-            ),
-            mount(
-                "/sys/fs/cgroup",
-                "cgroup",
-                "cgroup",
-                &["nosuid", "noexec", "nodev", "relatime", "ro"],
-            ),
-        ],
-        linux: Linux {
-            uid_mappings: Vec::new(),
-            gid_mappings: Vec::new(),
-            resources: Some(Resources {
-                devices: vec![DeviceRule {
-                    allow: false,
-                    access: "rwm".to_string(),
-                }],
-            }),
-            namespaces: namespaces
-                .into_iter()
-                .map(|kind| Namespace {
-                    kind: kind.to_string(),
-                })
-                .collect(),
-            masked_paths: strings(MASKED_PATHS),
-            readonly_paths: strings(READONLY_PATHS),
-        },
+        }),
+        namespaces: namespaces
+            .into_iter()
+            .map(|kind| Namespace {
+                kind: kind.to_string(),
+            })
+            .collect(),
+        masked_paths: strings(MASKED_PATHS),
+        readonly_paths: strings(READONLY_PATHS),
     }
 }
 

@@ -4,10 +4,12 @@
 
 use std::convert::Infallible;
 use std::fs;
+use std::os::fd::RawFd;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::Signal;
@@ -16,17 +18,20 @@ use nix::unistd::Pid;
 use oci_spec::runtime::{Hooks, LinuxNamespaceType, Spec};
 
 use super::activation;
-use super::state::{self, ContainerDir, State, Status, EXEC_FIFO, START_ERROR};
+use super::liveness;
+use super::pid_file::write_pid_file;
+use super::seccomp_listener::forward_listener;
+use super::state::{self, State, Status};
+use super::state_dir::{self, ContainerDir, EXEC_FIFO, NO_PROCESS, START_ERROR};
 
-/// In the state directory of a container whose config has no `process`.
-pub(super) const NO_PROCESS: &str = "no-process";
 use crate::config::{self, Bundle};
 use crate::console;
 use crate::hooks;
 use crate::namespaces::{self, NamespacePlan};
 use crate::process::channel::{self, Channel, ToChild, ToParent};
+use crate::process::identity::CapabilityPlan;
 use crate::process::init::{container_init, InitContext};
-use crate::process::spawn::{spawn, SpawnFds};
+use crate::process::spawn::{open_cgroup_dir, spawn, SpawnFds, Spawned};
 use crate::process::{attributes, identity};
 use crate::rootfs;
 use crate::syscall::process::pidfd_open;
@@ -85,190 +90,46 @@ impl Drop for Undo {
 }
 
 pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     state::validate_id(req.id)?;
-    let mut bundle = config::load_bundle(req.bundle)?;
-    crate::logging::timing(started, "config loaded");
-    let listen_fds = activation::listen_fds();
-    let state_dir = std::path::absolute(root.join(req.id))
-        .with_context(|| format!("resolving the state directory under {}", root.display()))?;
-    let notify = activation::apply(&mut bundle.spec, listen_fds, &state_dir)?;
-    let spec = &bundle.spec;
-    let namespaces = NamespacePlan::from_spec(spec)?;
-    let net_devices = crate::netdev::check(spec, &namespaces)?;
-    crate::intel_rdt::check(spec)?;
-    // runtime.md requires `process` for `start` only: a container without one can be created
-    // (and deleted), and `start` then refuses it.
-    let process = spec.process().as_ref();
-    let caps = process
-        .map(identity::capability_plan)
-        .transpose()?
-        .flatten();
-    if let Some(process) = process {
-        attributes::check_lsm(process)?;
-    }
-    let seccomp = compile_seccomp(spec)?;
-    crate::logging::timing(started, "seccomp compiled");
-    check_terminal(process.and_then(|p| p.terminal()).unwrap_or(false), req)?;
-    if req.systemd_cgroup {
-        bail!("--systemd-cgroup: the systemd cgroup driver is not supported yet (use the cgroupfs driver)");
-    }
-
+    let plan = plan(root, req, started)?;
+    let spec = &plan.bundle.spec;
+    let linux = spec.linux().as_ref();
     // The cgroup is worked out and recorded before any directory of it exists: a create
     // killed at any later point leaves a state that names everything it may have made.
-    let linux = spec.linux().as_ref();
     let mut cgroup = crate::cgroups::Manager::new(
         linux.and_then(|l| l.cgroups_path().as_deref()),
         req.id,
         req.systemd_cgroup,
     )?;
-    let mut state = new_state(req.id, &bundle, spec);
+    let mut state = new_state(req.id, &plan.bundle, spec);
     state.cgroup = Some(cgroup.planned());
-    let dir = ContainerDir::create(
-        root,
-        req.id,
-        &state::Initial {
-            config: &bundle.raw,
-            state: &state,
-        },
-    )?;
-    let mut undo = Undo {
-        dir: None,
-        init: None,
-        cgroup: state.cgroup.clone(),
-        net_devices: None,
-    };
-    let dir_path = dir.path.clone();
-    undo.dir = Some(dir);
-    if notify {
-        super::notify::make_dir(&dir_path)?;
-    }
-    if process.is_none() {
-        make_no_process_marker(&dir_path)?;
-    }
-
-    let exec_fifo = make_exec_fifo(&dir_path.join(EXEC_FIFO))?;
-    let start_error = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(dir_path.join(START_ERROR))
-        .with_context(|| format!("creating {}", dir_path.join(START_ERROR).display()))?;
+    let mut undo = make_state_dir(root, req.id, &plan, &state)?;
+    let dir = undo.dir.as_ref().context("state directory vanished")?;
+    let files = InitFiles::make(&dir.path)?;
     // The cgroup, with every limit applied, before any container process exists.
     cgroup.create_and_apply(linux.and_then(|l| l.resources().as_ref()))?;
     let console_stream = req.console_socket.map(console::connect).transpose()?;
     let pidfd_stream = req.pidfd_socket.map(console::connect).transpose()?;
     let (parent_ch, child_ch) = channel::pair()?;
-
-    let self_join = !namespaces.is_new(LinuxNamespaceType::User);
-    let cgroup_tasks = if self_join {
-        cgroup.open_v1_task_files()?
-    } else {
-        Vec::new()
-    };
-    let dir_ref = undo.dir.as_ref().context("state directory vanished")?;
-    let start_in = StartIn::rootfs(&bundle.rootfs)?;
-    let mut parent_fds = vec![dir_ref.fd().as_raw_fd(), parent_ch.raw_fd()];
-    parent_fds.extend(start_in.fds());
+    let mut parent_fds = vec![dir.fd().as_raw_fd(), parent_ch.raw_fd()];
     for stream in console_stream.iter().chain(pidfd_stream.iter()) {
         parent_fds.push(stream.as_raw_fd());
     }
-    let hooks_cfg = spec.hooks().as_ref();
-    let has = |pick: fn(&Hooks) -> &Option<Vec<oci_spec::runtime::Hook>>| {
-        hooks_cfg.is_some_and(|h| pick(h).as_ref().is_some_and(|v| !v.is_empty()))
-    };
-    #[allow(deprecated)]
-    let has_create_hooks =
-        has(|h| h.prestart()) || has(|h| h.create_runtime()) || has(|h| h.create_container());
-    let ctx = InitContext {
-        id: req.id,
-        spec,
-        bundle: &bundle.dir,
-        rootfs: &bundle.rootfs,
-        namespaces: &namespaces,
-        caps: caps.as_ref(),
-        seccomp: seccomp.as_ref(),
-        channel: &child_ch,
-        exec_fifo: &exec_fifo,
-        start_error: &start_error,
-        parent_fds: &parent_fds,
-        no_pivot: req.no_pivot,
-        no_new_keyring: req.no_new_keyring,
-        preserve_fds: listen_fds + req.preserve_fds,
-        has_create_hooks,
-        cgroup_tasks: &cgroup_tasks,
-        rootfs_id: Some(start_in.rootfs_id),
-    };
-    crate::logging::timing(started, "state directory and cgroup ready");
-    let unified = cgroup_dir_fd(&cgroup)?;
-    start_in.enter()?;
-    let spawned = spawn(
-        &namespaces,
-        unified.as_ref().map(|f| f.as_fd()),
-        &parent_ch,
-        &child_ch,
-        &SpawnFds {
-            preserve: ctx.preserve_fds,
-            parent_only: &parent_fds,
-        },
-        || namespaces.unshare_time(spec),
-        || -> Infallible { container_init(&ctx) },
-    );
-    let left = start_in.leave();
-    let spawned = spawned?;
+    let spawned = spawn_init(
+        req,
+        &plan,
+        &cgroup,
+        (&parent_ch, child_ch),
+        files,
+        parent_fds,
+        &mut undo.init,
+    )?;
     let init_pid = spawned.pid;
-    crate::logging::timing(started, "init cloned");
-    undo.init = Some(init_pid);
-    left?;
-    drop(start_in);
-    drop(child_ch);
-    drop(exec_fifo);
-    drop(start_error);
-
-    attributes::set_oom_score_adj(init_pid, process.and_then(|p| p.oom_score_adj()))?;
-    let (start_time, _) = state::process_start_time(init_pid)
-        .context("the container's init exited before it could be set up")?;
-    state.init_pid = init_pid.as_raw();
-    state.init_start_time = start_time;
-    state.init_exe = state::own_exe_identity();
-    state.cgroup = Some(cgroup.clone());
-    let dir = undo.dir.as_ref().context("state directory vanished")?;
-    // Recorded at once: from here a killed create leaves an init that `delete` can find.
-    dir.save(&state)?;
-    let proceed = (|| -> Result<()> {
-        let mut idmapped_trees = Vec::new();
-        if namespaces.is_new(LinuxNamespaceType::User) {
-            namespaces::write_id_mappings(init_pid, spec)?;
-            idmapped_trees = rootfs::premake_bind_trees(spec, &bundle.dir, init_pid)?;
-            if notify {
-                let tree = super::notify::premade_tree(spec, &state_dir)?;
-                // Already made if it is a bind of the config's mounts.
-                idmapped_trees.extend(
-                    tree.filter(|(i, _)| !idmapped_trees.iter().any(|(made, _)| made == i)),
-                );
-            }
-        }
-        // The init is in the container's cgroup before it may proceed, so everything it does
-        // (and its cgroup namespace root) is inside it: it was born in the cgroup2 directory
-        // and moves itself into the v1 ones, unless it could not (a new user namespace may not
-        // write the host's cgroup files), and then hutch moves it, the slow way.
-        if !self_join {
-            cgroup.join(init_pid)?;
-        } else if !spawned.in_cgroup {
-            cgroup.join_unified(init_pid)?;
-        }
-        if let Some(plan) = &net_devices {
-            undo.net_devices = Some(plan.move_into(init_pid)?);
-        }
-        for (index, tree) in &idmapped_trees {
-            parent_ch.send_with_fd(
-                &ToChild::MountTree { index: *index },
-                Some(tree.as_raw_fd()),
-            )?;
-        }
-        parent_ch.send(&ToChild::Proceed)
-    })();
+    let oom_score_adj = spec.process().as_ref().and_then(|p| p.oom_score_adj());
+    attributes::set_oom_score_adj(init_pid, oom_score_adj)?;
+    record_init(&mut state, init_pid, &cgroup, dir)?;
+    let proceed = let_init_proceed(&plan, &cgroup, &spawned, &parent_ch, &mut undo.net_devices);
     if let Err(err) = proceed {
         // The init may have failed first (it reports, then exits): its reason is the one
         // that matters, not our broken pipe.
@@ -280,7 +141,6 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
 
     let console = drive_setup(&parent_ch, &state, spec, console_stream.as_ref(), init_pid)?;
     crate::logging::timing(started, "init ready");
-
     if let Some(stream) = &pidfd_stream {
         let pidfd =
             pidfd_open(init_pid).context("opening a pidfd of the init for --pidfd-socket")?;
@@ -306,17 +166,254 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     })
 }
 
-/// runc's rules for --console-socket and process.terminal.
-fn check_terminal(terminal: bool, req: &CreateRequest) -> Result<()> {
-    match (terminal, req.console_socket.is_some(), req.detached) {
-        (true, false, true) => bail!(
-            "cannot allocate tty if hutch will detach without setting console socket (process.terminal is true)"
-        ),
-        (false, true, _) | (_, true, false) => {
-            bail!("cannot use console socket if hutch will not detach or allocate tty")
-        }
-        _ => Ok(()),
+/// What `create` works out from the bundle and checks before it makes anything.
+struct Plan {
+    started: Instant,
+    bundle: Bundle,
+    /// Sockets passed by systemd socket activation (`LISTEN_FDS`), kept for the container.
+    listen_fds: u32,
+    /// The state directory's absolute path (the notify socket is made under it).
+    state_dir: PathBuf,
+    /// `NOTIFY_SOCKET` is relayed through hutch's own socket (see `activation`).
+    notify: bool,
+    namespaces: NamespacePlan,
+    net_devices: Option<crate::netdev::Plan>,
+    caps: Option<CapabilityPlan>,
+    seccomp: Option<crate::seccomp::Program>,
+}
+
+/// Loads the bundle and checks everything that can be checked before anything exists: a bad
+/// config fails here, naming the field, with nothing to undo.
+fn plan(root: &Path, req: &CreateRequest, started: Instant) -> Result<Plan> {
+    let mut bundle = config::load_bundle(req.bundle)?;
+    crate::logging::timing(started, "config loaded");
+    let listen_fds = activation::listen_fds();
+    let state_dir = std::path::absolute(root.join(req.id))
+        .with_context(|| format!("resolving the state directory under {}", root.display()))?;
+    let notify = activation::apply(&mut bundle.spec, listen_fds, &state_dir)?;
+    let spec = &bundle.spec;
+    let namespaces = NamespacePlan::from_spec(spec)?;
+    let net_devices = crate::netdev::check(spec, &namespaces)?;
+    crate::intel_rdt::check(spec)?;
+    // runtime.md requires `process` for `start` only: a container without one can be created
+    // (and deleted), and `start` then refuses it.
+    let process = spec.process().as_ref();
+    let caps = process
+        .map(identity::capability_plan)
+        .transpose()?
+        .flatten();
+    if let Some(process) = process {
+        crate::lsm::check_lsm(process)?;
     }
+    let seccomp = compile_seccomp(spec)?;
+    crate::logging::timing(started, "seccomp compiled");
+    console::check_terminal_request(
+        process.and_then(|p| p.terminal()).unwrap_or(false),
+        req.console_socket.is_some(),
+        req.detached,
+    )?;
+    if req.systemd_cgroup {
+        bail!("--systemd-cgroup: the systemd cgroup driver is not supported yet (use the cgroupfs driver)");
+    }
+    Ok(Plan {
+        started,
+        bundle,
+        listen_fds,
+        state_dir,
+        notify,
+        namespaces,
+        net_devices,
+        caps,
+        seccomp,
+    })
+}
+
+/// Publishes the locked state directory with the config and first state in it, and the
+/// guard that removes it (and the planned cgroup) unless `create` completes.
+fn make_state_dir(root: &Path, id: &str, plan: &Plan, state: &State) -> Result<Undo> {
+    super::delete::remove_stale(root, id)?;
+    let dir = ContainerDir::create(
+        root,
+        id,
+        &state_dir::Initial {
+            config: &plan.bundle.raw,
+            state,
+        },
+    )?;
+    let dir_path = dir.path.clone();
+    let undo = Undo {
+        dir: Some(dir),
+        init: None,
+        cgroup: state.cgroup.clone(),
+        net_devices: None,
+    };
+    if plan.notify {
+        super::notify::make_dir(&dir_path)?;
+    }
+    if plan.bundle.spec.process().is_none() {
+        make_no_process_marker(&dir_path)?;
+    }
+    Ok(undo)
+}
+
+/// The state directory's files the init holds open: exec.fifo, which it blocks on until
+/// `start`, and start.err, where it reports a failure after `start`.
+struct InitFiles {
+    exec_fifo: OwnedFd,
+    start_error: fs::File,
+}
+
+impl InitFiles {
+    fn make(dir: &Path) -> Result<InitFiles> {
+        let exec_fifo = make_exec_fifo(&dir.join(EXEC_FIFO))?;
+        let path = dir.join(START_ERROR);
+        let start_error = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        Ok(InitFiles {
+            exec_fifo,
+            start_error,
+        })
+    }
+}
+
+/// Clones the init, from inside the rootfs, into its namespaces (and cgroup2 directory); its
+/// pid goes to `undo_init` at once, so a failure from here on kills it. hutch's ends of
+/// everything the init must not hold are in `parent_fds`.
+fn spawn_init(
+    req: &CreateRequest,
+    plan: &Plan,
+    cgroup: &crate::cgroups::Manager,
+    (parent_ch, child_ch): (&Channel, Channel),
+    files: InitFiles,
+    mut parent_fds: Vec<RawFd>,
+    undo_init: &mut Option<Pid>,
+) -> Result<Spawned> {
+    let spec = &plan.bundle.spec;
+    let self_join = !plan.namespaces.is_new(LinuxNamespaceType::User);
+    let cgroup_tasks = if self_join {
+        cgroup.open_v1_task_files()?
+    } else {
+        Vec::new()
+    };
+    let start_in = StartIn::rootfs(&plan.bundle.rootfs)?;
+    parent_fds.extend(start_in.fds());
+    let ctx = InitContext {
+        id: req.id,
+        spec,
+        bundle: &plan.bundle.dir,
+        rootfs: &plan.bundle.rootfs,
+        namespaces: &plan.namespaces,
+        caps: plan.caps.as_ref(),
+        seccomp: plan.seccomp.as_ref(),
+        channel: &child_ch,
+        exec_fifo: &files.exec_fifo,
+        start_error: &files.start_error,
+        parent_fds: &parent_fds,
+        no_pivot: req.no_pivot,
+        no_new_keyring: req.no_new_keyring,
+        preserve_fds: plan.listen_fds + req.preserve_fds,
+        has_create_hooks: has_create_hooks(spec),
+        cgroup_tasks: &cgroup_tasks,
+        rootfs_id: Some(start_in.rootfs_id),
+    };
+    crate::logging::timing(plan.started, "state directory and cgroup ready");
+    let unified = open_cgroup_dir(cgroup.unified_dir())?;
+    start_in.enter()?;
+    let spawned = spawn(
+        &plan.namespaces,
+        unified.as_ref().map(|f| f.as_fd()),
+        parent_ch,
+        &child_ch,
+        &SpawnFds {
+            preserve: ctx.preserve_fds,
+            parent_only: &parent_fds,
+        },
+        || plan.namespaces.unshare_time(spec),
+        || -> Infallible { container_init(&ctx) },
+    );
+    let left = start_in.leave();
+    let spawned = spawned?;
+    crate::logging::timing(plan.started, "init cloned");
+    *undo_init = Some(spawned.pid);
+    left?;
+    Ok(spawned)
+}
+
+/// prestart, createRuntime or createContainer hooks exist: the init must stop for them once
+/// its mounts are made.
+// `prestart` is deprecated in the spec, and still run.
+#[allow(deprecated)]
+fn has_create_hooks(spec: &Spec) -> bool {
+    let hooks_cfg = spec.hooks().as_ref();
+    let has = |pick: fn(&Hooks) -> &Option<Vec<oci_spec::runtime::Hook>>| {
+        hooks_cfg.is_some_and(|h| pick(h).as_ref().is_some_and(|v| !v.is_empty()))
+    };
+    has(|h| h.prestart()) || has(|h| h.create_runtime()) || has(|h| h.create_container())
+}
+
+/// Records the new init in the state at once: from here a killed create leaves an init that
+/// `delete` can find.
+fn record_init(
+    state: &mut State,
+    init_pid: Pid,
+    cgroup: &crate::cgroups::Manager,
+    dir: &ContainerDir,
+) -> Result<()> {
+    let (start_time, _) = liveness::process_start_time(init_pid)
+        .context("the container's init exited before it could be set up")?;
+    state.init_pid = init_pid.as_raw();
+    state.init_start_time = start_time;
+    state.init_exe = liveness::own_exe_identity();
+    state.cgroup = Some(cgroup.clone());
+    dir.save(state)
+}
+
+/// Everything the init needs before it may go on: its id maps and idmapped mount trees (new
+/// user namespace), its cgroup, its network devices; then Proceed.
+fn let_init_proceed(
+    plan: &Plan,
+    cgroup: &crate::cgroups::Manager,
+    spawned: &Spawned,
+    parent_ch: &Channel,
+    undo_net_devices: &mut Option<crate::netdev::Moved>,
+) -> Result<()> {
+    let spec = &plan.bundle.spec;
+    let init_pid = spawned.pid;
+    let mut idmapped_trees = Vec::new();
+    if plan.namespaces.is_new(LinuxNamespaceType::User) {
+        namespaces::write_id_mappings(init_pid, spec)?;
+        idmapped_trees = rootfs::premake_bind_trees(spec, &plan.bundle.dir, init_pid)?;
+        if plan.notify {
+            let tree = super::notify::premade_tree(spec, &plan.state_dir)?;
+            // Already made if it is a bind of the config's mounts.
+            idmapped_trees
+                .extend(tree.filter(|(i, _)| !idmapped_trees.iter().any(|(made, _)| made == i)));
+        }
+    }
+    // The init is in the container's cgroup before it may proceed, so everything it does
+    // (and its cgroup namespace root) is inside it: it was born in the cgroup2 directory
+    // and moves itself into the v1 ones, unless it could not (a new user namespace may not
+    // write the host's cgroup files), and then hutch moves it, the slow way.
+    if plan.namespaces.is_new(LinuxNamespaceType::User) {
+        cgroup.join(init_pid)?;
+    } else if !spawned.in_cgroup {
+        cgroup.join_unified(init_pid)?;
+    }
+    if let Some(devices) = &plan.net_devices {
+        *undo_net_devices = Some(devices.move_into(init_pid)?);
+    }
+    for (index, tree) in &idmapped_trees {
+        parent_ch.send_with_fd(
+            &ToChild::MountTree { index: *index },
+            Some(tree.as_raw_fd()),
+        )?;
+    }
+    parent_ch.send(&ToChild::Proceed)
 }
 
 /// Marks a container created without `process`, so `start` refuses it without touching it.
@@ -343,19 +440,6 @@ fn make_exec_fifo(path: &Path) -> Result<OwnedFd> {
         .open(path)
         .with_context(|| format!("opening {}", path.display()))?;
     Ok(OwnedFd::from(file))
-}
-
-/// The container's cgroup2 directory, for clone3(CLONE_INTO_CGROUP).
-pub(super) fn cgroup_dir_fd(cgroup: &crate::cgroups::Manager) -> Result<Option<OwnedFd>> {
-    let Some(dir) = cgroup.unified_dir() else {
-        return Ok(None);
-    };
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-        .open(dir)
-        .with_context(|| format!("opening cgroup {}", dir.display()))?;
-    Ok(Some(OwnedFd::from(file)))
 }
 
 /// Answers the init until it reports Ready (or fails). A pty master with no console socket
@@ -400,7 +484,7 @@ fn drive_setup(
                 })?;
             }
             ToParent::SeccompListener => {
-                forward_seccomp_listener(ch, spec, state, Status::Creating, init_pid, fd)?
+                forward_listener(ch, spec, state, Status::Creating, init_pid, fd)?
             }
             ToParent::InitPid { .. } => bail!("sync protocol: unexpected InitPid"),
         }
@@ -424,34 +508,6 @@ fn compile_seccomp(spec: &Spec) -> Result<Option<crate::seccomp::Program>> {
         ));
     }
     Ok(Some(program))
-}
-
-/// Hands a container process's seccomp notify listener to the agent at listenerPath, then
-/// lets the process go on.
-pub(super) fn forward_seccomp_listener(
-    ch: &Channel,
-    spec: &Spec,
-    state: &State,
-    status: Status,
-    pid: Pid,
-    fd: Option<OwnedFd>,
-) -> Result<()> {
-    let fd = fd.context("sync protocol: a seccomp listener without its fd")?;
-    let config = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().as_ref())
-        .context("linux.seccomp: a listener without a seccomp config")?;
-    let path = config
-        .listener_path()
-        .as_ref()
-        .context("linux.seccomp.listenerPath: SCMP_ACT_NOTIFY needs a listener path")?;
-    let metadata = config.listener_metadata().clone().unwrap_or_default();
-    let state_json = serde_json::to_value(state.oci_state(status))
-        .context("encoding the state for the seccomp agent")?;
-    crate::seccomp::send_listener(path, &metadata, &state_json, pid.as_raw(), fd)
-        .context("linux.seccomp.listenerPath")?;
-    ch.send(&ToChild::ListenerSent)
 }
 
 fn init_exit_reason(pid: Pid) -> String {
@@ -491,20 +547,6 @@ fn new_state(id: &str, bundle: &Bundle, spec: &Spec) -> State {
         cgroup: None,
         init_exe: None,
     }
-}
-
-/// The pid file: decimal, no newline, written to a temp file and renamed, so a reader never
-/// sees it half-written.
-fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
-    let path: PathBuf = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .context("reading the current directory")?
-            .join(path)
-    };
-    state::write_atomic(&path, pid.to_string().as_bytes(), 0o644)
-        .with_context(|| format!("--pid-file {}", path.display()))
 }
 
 /// The init is cloned from inside the rootfs: its working directory (translated into its new

@@ -1,11 +1,15 @@
 //! `delete`: remove a stopped container (or, with force, stop it first), run poststop hooks.
 
-use anyhow::{bail, Result};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use super::kill::{kill, signal_init, wait_for_exit};
-use super::state::{process_is_alive, ContainerDir, State, Status};
+use super::liveness::process_is_alive;
+use super::state::{State, Status};
+use super::state_dir::ContainerDir;
 use crate::cgroups::Manager;
 use crate::hooks;
 
@@ -36,6 +40,16 @@ pub fn delete(dir: ContainerDir, state: &State, force: bool) -> Result<()> {
     }
     release(Some(state), state.cgroup.as_ref())?;
     dir.destroy()
+}
+
+/// Clears the way for a new container `id`: a directory a killed `create` of the id left goes,
+/// with what that create made (cgroups, an orphaned init); a live container keeps the id taken.
+pub fn remove_stale(root: &Path, id: &str) -> Result<()> {
+    if let Some(dir) = ContainerDir::open_stale(root, id)? {
+        remove_leftovers(dir)
+            .with_context(|| format!("removing what a killed create of {id} left"))?;
+    }
+    Ok(())
 }
 
 /// Removes a container whose state cannot be used as it is: left by a `create` that was

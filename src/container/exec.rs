@@ -6,7 +6,7 @@
 
 use std::convert::Infallible;
 use std::fs;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -15,16 +15,18 @@ use nix::fcntl::OFlag;
 use nix::sys::signal::Signal;
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
-use oci_spec::runtime::{LinuxNamespaceType, Process};
+use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 
-use super::state::{ContainerDir, State, Status, CONFIG_FILE};
+use super::state::{State, Status};
+use super::state_dir::{ContainerDir, CONFIG_FILE};
 use crate::config;
 use crate::console;
 use crate::namespaces::NamespacePlan;
 use crate::process::channel::{self, Channel, ToChild, ToParent};
 use crate::process::exec::{exec_child, ExecContext};
 use crate::process::foreground::{block_signals, forward_and_wait};
-use crate::process::spawn::{spawn, SpawnFds};
+use crate::process::identity::CapabilityPlan;
+use crate::process::spawn::{open_cgroup_dir, spawn, SpawnFds, Spawned};
 use crate::process::{attributes, identity};
 use crate::syscall::process::pidfd_open;
 
@@ -56,42 +58,7 @@ pub fn exec(
     req: &ExecRequest,
     build: impl FnOnce(&Process) -> Result<Process>,
 ) -> Result<i32> {
-    let (state, spec) = {
-        // The lock is held only to read a consistent state: a long exec must not block
-        // other commands on the container.
-        let dir = ContainerDir::open(root, req.id)?;
-        let state = dir.load()?;
-        match dir.status(&state) {
-            Status::Stopped => bail!("cannot exec in a stopped container"),
-            Status::Paused if !req.ignore_paused => {
-                bail!("cannot exec in a paused container (use --ignore-paused)")
-            }
-            _ => {}
-        }
-        let raw = fs::read(dir.path.join(CONFIG_FILE))
-            .with_context(|| format!("reading the container's saved {CONFIG_FILE}"))?;
-        (state, config::parse_spec(&raw)?)
-    };
-    let base = spec.process().clone().unwrap_or_default();
-    let process = build(&base)?;
-    config::check_user(&process, &spec)?;
-    let terminal = process.terminal().unwrap_or(false);
-    match (terminal, req.console_socket.is_some(), req.detach) {
-        (true, false, true) => {
-            bail!("cannot allocate tty if hutch will detach without setting console socket")
-        }
-        (false, true, _) | (_, true, false) => {
-            bail!("cannot use console socket if hutch will not detach or allocate tty")
-        }
-        _ => {}
-    }
-    attributes::check_lsm(&process)?;
-    let caps = identity::capability_plan(&process)?;
-    let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        Some(config) => Some(crate::seccomp::compile(config)?),
-        None => None,
-    };
-    let (namespaces, init_root) = container_namespaces(&state)?;
+    let plan = plan(root, req, build)?;
     let console_stream = req.console_socket.map(console::connect).transpose()?;
     let pidfd_stream = req.pidfd_socket.map(console::connect).transpose()?;
     let (parent_ch, child_ch) = channel::pair()?;
@@ -104,71 +71,27 @@ pub fn exec(
     } else {
         Some(block_signals()?)
     };
-    // Joined user namespace: the process may not write the host's cgroup files itself.
-    let self_join = !namespaces.has(LinuxNamespaceType::User);
-    let cgroup_tasks = match (&state.cgroup, self_join) {
-        (Some(cgroup), true) => cgroup.open_v1_task_files()?,
-        _ => Vec::new(),
-    };
-    let ctx = ExecContext {
-        process: &process,
-        spec: &spec,
-        caps: caps.as_ref(),
-        seccomp: seccomp.as_ref(),
-        channel: &child_ch,
-        parent_fds: &parent_fds,
-        preserve_fds: req.preserve_fds,
-        in_user_ns: namespaces.has(LinuxNamespaceType::User),
-        cgroup_tasks: &cgroup_tasks,
-        chroot: init_root.as_ref(),
-    };
-    let unified = match &state.cgroup {
-        Some(cgroup) => super::create::cgroup_dir_fd(cgroup)?,
-        None => None,
-    };
-    let spawned = spawn(
-        &namespaces,
-        unified.as_ref().map(|f| f.as_fd()),
-        &parent_ch,
-        &child_ch,
-        &SpawnFds {
-            preserve: req.preserve_fds,
-            parent_only: &parent_fds,
-        },
-        || Ok(()),
-        || -> Infallible { exec_child(&ctx) },
-    )?;
+    let spawned = spawn_process(req, &plan, (&parent_ch, child_ch), &parent_fds)?;
     let pid = spawned.pid;
     let mut undo = Undo(Some(pid));
-    drop(child_ch);
     // A --process without the field gets the container's, as in runc.
-    let oom = process.oom_score_adj().or(base.oom_score_adj());
+    let oom = plan.process.oom_score_adj().or(plan.base.oom_score_adj());
     attributes::set_oom_score_adj(pid, oom)?;
-
-    if let Some(cgroup) = &state.cgroup {
-        let moved = if !self_join {
-            cgroup.join(pid)
-        } else if !spawned.in_cgroup {
-            cgroup.join_unified(pid)
-        } else {
-            Ok(())
-        };
-        moved.context("placing the exec process in the container's cgroup")?;
-    }
+    join_cgroup(&plan, &spawned)?;
     parent_ch.send(&ToChild::Proceed)?;
-    let console = drive(&parent_ch, &state, &spec, console_stream.as_ref(), pid)?;
+    let console = drive(
+        &parent_ch,
+        &plan.state,
+        &plan.spec,
+        console_stream.as_ref(),
+        pid,
+    )?;
     if let Some(stream) = &pidfd_stream {
         let pidfd = pidfd_open(pid).context("--pidfd-socket: opening a pidfd")?;
         console::send_master(stream, "pidfd", &pidfd).context("--pidfd-socket")?;
     }
     if let Some(path) = req.pid_file {
-        let path: PathBuf = if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            std::env::current_dir()?.join(path)
-        };
-        super::state::write_atomic(&path, pid.to_string().as_bytes(), 0o644)
-            .with_context(|| format!("--pid-file {}", path.display()))?;
+        super::pid_file::write_pid_file(path, pid)?;
     }
     parent_ch.send(&ToChild::Commit {
         state: String::new(),
@@ -178,6 +101,126 @@ pub fn exec(
         None => Ok(0),
         Some(mask) => forward_and_wait(pid, &mask, console),
     }
+}
+
+/// The running container, the process to start in it, and everything worked out and checked
+/// before anything is made.
+struct Plan {
+    state: State,
+    /// The container's saved config.
+    spec: Spec,
+    /// The config's `process`, which the exec'd process's is built from.
+    base: Process,
+    process: Process,
+    caps: Option<CapabilityPlan>,
+    seccomp: Option<crate::seccomp::Program>,
+    namespaces: NamespacePlan,
+    /// The init's root, when the container shares hutch's mount namespace.
+    init_root: Option<OwnedFd>,
+}
+
+fn plan(
+    root: &Path,
+    req: &ExecRequest,
+    build: impl FnOnce(&Process) -> Result<Process>,
+) -> Result<Plan> {
+    let (state, spec) = load_running(root, req)?;
+    let base = spec.process().clone().unwrap_or_default();
+    let process = build(&base)?;
+    config::check_user(&process, &spec)?;
+    let terminal = process.terminal().unwrap_or(false);
+    console::check_terminal_request(terminal, req.console_socket.is_some(), req.detach)?;
+    crate::lsm::check_lsm(&process)?;
+    let caps = identity::capability_plan(&process)?;
+    let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(config) => Some(crate::seccomp::compile(config)?),
+        None => None,
+    };
+    let (namespaces, init_root) = container_namespaces(&state)?;
+    Ok(Plan {
+        state,
+        spec,
+        base,
+        process,
+        caps,
+        seccomp,
+        namespaces,
+        init_root,
+    })
+}
+
+/// The container's state and saved config, if it may take a new process. The lock is held
+/// only to read a consistent state: a long exec must not block other commands on the
+/// container.
+fn load_running(root: &Path, req: &ExecRequest) -> Result<(State, Spec)> {
+    let dir = ContainerDir::open(root, req.id)?;
+    let state = dir.load()?;
+    match dir.status(&state) {
+        Status::Stopped => bail!("cannot exec in a stopped container"),
+        Status::Paused if !req.ignore_paused => {
+            bail!("cannot exec in a paused container (use --ignore-paused)")
+        }
+        _ => {}
+    }
+    let raw = fs::read(dir.path.join(CONFIG_FILE))
+        .with_context(|| format!("reading the container's saved {CONFIG_FILE}"))?;
+    Ok((state, config::parse_spec(&raw)?))
+}
+
+/// Clones the process into the container's namespaces (and its cgroup2 directory).
+fn spawn_process(
+    req: &ExecRequest,
+    plan: &Plan,
+    (parent_ch, child_ch): (&Channel, Channel),
+    parent_fds: &[RawFd],
+) -> Result<Spawned> {
+    // Joined user namespace: the process may not write the host's cgroup files itself.
+    let self_join = !plan.namespaces.has(LinuxNamespaceType::User);
+    let cgroup_tasks = match (&plan.state.cgroup, self_join) {
+        (Some(cgroup), true) => cgroup.open_v1_task_files()?,
+        _ => Vec::new(),
+    };
+    let ctx = ExecContext {
+        process: &plan.process,
+        spec: &plan.spec,
+        caps: plan.caps.as_ref(),
+        seccomp: plan.seccomp.as_ref(),
+        channel: &child_ch,
+        parent_fds,
+        preserve_fds: req.preserve_fds,
+        in_user_ns: plan.namespaces.has(LinuxNamespaceType::User),
+        cgroup_tasks: &cgroup_tasks,
+        chroot: plan.init_root.as_ref(),
+    };
+    let unified = open_cgroup_dir(plan.state.cgroup.as_ref().and_then(|c| c.unified_dir()))?;
+    spawn(
+        &plan.namespaces,
+        unified.as_ref().map(|f| f.as_fd()),
+        parent_ch,
+        &child_ch,
+        &SpawnFds {
+            preserve: req.preserve_fds,
+            parent_only: parent_fds,
+        },
+        || Ok(()),
+        || -> Infallible { exec_child(&ctx) },
+    )
+}
+
+/// Places the process in the container's cgroup before it may go on: it was born in the
+/// cgroup2 directory and moved itself into the v1 ones, unless it could not.
+fn join_cgroup(plan: &Plan, spawned: &Spawned) -> Result<()> {
+    let Some(cgroup) = &plan.state.cgroup else {
+        return Ok(());
+    };
+    let moved = if plan.namespaces.has(LinuxNamespaceType::User) {
+        cgroup.join(spawned.pid)
+    } else if !spawned.in_cgroup {
+        cgroup.join_unified(spawned.pid)
+    } else {
+        Ok(())
+    };
+    moved.context("placing the exec process in the container's cgroup")
 }
 
 /// Every namespace of the container's init that differs from hutch's own, entered through a
@@ -190,7 +233,7 @@ fn container_namespaces(state: &State) -> Result<(NamespacePlan, Option<OwnedFd>
     // read below is the init's, however long exec takes.
     let pidfd =
         pidfd_open(Pid::from_raw(init)).map_err(|_| anyhow::anyhow!("container not running"))?;
-    if !super::state::process_is_alive(Pid::from_raw(init), state.init_start_time) {
+    if !super::liveness::process_is_alive(Pid::from_raw(init), state.init_start_time) {
         bail!("container not running");
     }
     let kinds = [
@@ -253,9 +296,14 @@ fn drive(
             ToParent::Console { name } => {
                 console::forward_master(console, &name, fd, &mut kept_master)?
             }
-            ToParent::SeccompListener => {
-                super::create::forward_seccomp_listener(ch, spec, state, Status::Running, pid, fd)?
-            }
+            ToParent::SeccompListener => super::seccomp_listener::forward_listener(
+                ch,
+                spec,
+                state,
+                Status::Running,
+                pid,
+                fd,
+            )?,
             other => bail!("sync protocol: unexpected {other:?} from the exec process"),
         }
     }

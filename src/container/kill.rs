@@ -6,7 +6,9 @@ use anyhow::{bail, Context, Result};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::Pid;
 
-use super::state::{process_is_alive, ContainerDir, State, Status};
+use super::liveness::process_is_alive;
+use super::state::{State, Status};
+use super::state_dir::ContainerDir;
 use crate::syscall::process::{pidfd_open, pidfd_send_signal};
 
 pub fn kill(dir: &ContainerDir, state: &State, signal: i32, all: bool) -> Result<()> {

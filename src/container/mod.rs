@@ -6,8 +6,12 @@ pub mod create;
 pub mod delete;
 pub mod exec;
 pub mod kill;
+pub mod liveness;
 pub mod notify;
+pub mod pid_file;
+pub mod seccomp_listener;
 pub mod start;
 pub mod state;
+pub mod state_dir;
 
-pub use state::ContainerDir;
+pub use state_dir::ContainerDir;

@@ -40,7 +40,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::Pid;
 use oci_spec::runtime::{MountBuilder, Spec};
 
-use super::state;
+use super::liveness;
 use crate::logging;
 use crate::syscall::fs as sysfs;
 use crate::syscall::process::pidfd_open;
@@ -233,7 +233,7 @@ impl Proxy {
         };
         // The pidfd pins the pid: if it still names the init now, it is the init. An init
         // already gone may still have sent READY=1 first: the socket is read once more.
-        let mut init_exited = pidfd.is_none() || !state::process_is_alive(init, init_start_time);
+        let mut init_exited = pidfd.is_none() || !liveness::process_is_alive(init, init_start_time);
         let mut buf = vec![0u8; MAX_MESSAGE];
         loop {
             loop {

@@ -10,7 +10,8 @@ use std::os::fd::AsFd;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use super::state::{ContainerDir, State, Status, EXEC_FIFO, START_ERROR};
+use super::state::{State, Status};
+use super::state_dir::{ContainerDir, EXEC_FIFO, NO_PROCESS, START_ERROR};
 use crate::hooks;
 
 pub fn start(dir: &ContainerDir, state: &State) -> Result<()> {
@@ -20,7 +21,7 @@ pub fn start(dir: &ContainerDir, state: &State) -> Result<()> {
         Status::Running | Status::Paused => bail!("cannot start an already running container"),
         Status::Creating => bail!("cannot start a container that is still being created"),
     }
-    if dir.path.join(super::create::NO_PROCESS).exists() {
+    if dir.path.join(NO_PROCESS).exists() {
         bail!(
             "cannot start container {}: its config.json has no `process` (the program to run), \
              which start requires",

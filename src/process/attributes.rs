@@ -2,8 +2,7 @@
 //! `linux.personality`, `process.ioPriority`, `process.scheduler`, and the LSM labels
 //! (`process.apparmorProfile`, `process.selinuxLabel`).
 //!
-//! The LSM checks run in the parent, before anything is created: like runc, a config that asks
-//! for a label the host cannot apply is an error rather than a silently unconfined container.
+//! Whether the host can apply the LSM labels is checked in the parent first ([`crate::lsm`]).
 
 use std::io::Write;
 use std::path::Path;
@@ -28,36 +27,6 @@ pub fn set_oom_score_adj(pid: nix::unistd::Pid, adj: Option<i32>) -> Result<()> 
     };
     std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
         .with_context(|| format!("process.oomScoreAdj: writing {adj}"))
-}
-
-pub fn apparmor_enabled() -> bool {
-    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
-        .is_ok_and(|s| s.trim() == "Y")
-}
-
-pub fn selinux_enabled() -> bool {
-    Path::new("/sys/fs/selinux/enforce").exists()
-}
-
-/// Parent-side check of the LSM fields.
-pub fn check_lsm(process: &Process) -> Result<()> {
-    if process
-        .apparmor_profile()
-        .as_ref()
-        .is_some_and(|p| !p.is_empty())
-        && !apparmor_enabled()
-    {
-        bail!("process.apparmorProfile: apparmor is not enabled on this host");
-    }
-    if process
-        .selinux_label()
-        .as_ref()
-        .is_some_and(|l| !l.is_empty())
-        && !selinux_enabled()
-    {
-        bail!("process.selinuxLabel: selinux label is specified in config, but selinux is disabled or not supported");
-    }
-    Ok(())
 }
 
 /// Asks the LSMs to switch this process's label at its next execve. Written through a verified

@@ -35,15 +35,17 @@
 //! If the parent dies, the init reads end-of-file at its next receive and removes what it can
 //! (the state directory), then exits: a killed `create` leaves nothing behind.
 
-use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::io::IoSlice;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use anyhow::{bail, Context, Result};
+use nix::errno::Errno;
 use nix::sys::socket::{
-    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
-    SockFlag, SockType,
+    sendmsg, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType,
 };
 use serde::{Deserialize, Serialize};
+
+use crate::syscall::socket::{recv_with_fd, RecvError};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ToParent {
@@ -205,37 +207,20 @@ impl Channel {
 
     /// One packet into `buf`; a packet or its fds cut short by the kernel is an error.
     fn recv_packet(&self, buf: &mut [u8], flags: MsgFlags) -> Result<(usize, Option<OwnedFd>)> {
-        let mut cmsg_space = nix::cmsg_space!([RawFd; 1]);
         loop {
-            let mut iov = [IoSliceMut::new(buf)];
-            match recvmsg::<()>(
-                self.fd.as_raw_fd(),
-                &mut iov,
-                Some(&mut cmsg_space),
-                flags | MsgFlags::MSG_CMSG_CLOEXEC,
-            ) {
+            match recv_with_fd(self.fd.as_fd(), buf, flags) {
                 Ok(msg) => {
-                    let mut received = None;
-                    for cmsg in msg.cmsgs().context("reading sync message fds")? {
-                        if let ControlMessageOwned::ScmRights(fds) = cmsg {
-                            for raw in fds {
-                                // SAFETY: SCM_RIGHTS just installed this fd in our table; we
-                                // are its only owner.
-                                let owned = unsafe { OwnedFd::from_raw_fd(raw) };
-                                received.get_or_insert(owned);
-                            }
-                        }
-                    }
                     if msg.flags.contains(MsgFlags::MSG_TRUNC) {
                         bail!("sync protocol: a packet was truncated");
                     }
                     if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
                         bail!("sync protocol: the fds sent with a message were truncated");
                     }
-                    return Ok((msg.bytes, received));
+                    return Ok((msg.bytes, msg.fd));
                 }
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(err) => return Err(err).context("receiving a sync message"),
+                Err(RecvError::Call(Errno::EINTR)) => continue,
+                Err(RecvError::Call(err)) => return Err(err).context("receiving a sync message"),
+                Err(RecvError::Fds(err)) => return Err(err).context("reading sync message fds"),
             }
         }
     }

@@ -12,7 +12,7 @@ use super::attributes;
 use super::channel::{Channel, ToChild, ToParent};
 use super::identity::{self, CapabilityPlan};
 use super::init::{exec_process, join_own_cgroups, take_identity, Command, Link};
-use crate::console;
+use super::terminal;
 use crate::rootfs::Rootfs;
 use crate::syscall::process as sys;
 
@@ -64,7 +64,7 @@ fn run(ctx: &ExecContext) -> Result<()> {
     let process = ctx.process;
     if process.terminal().unwrap_or(false) {
         let root = Rootfs::current().context("opening the container's root")?;
-        console::attach_terminal(&root, process, ctx.channel, false)?;
+        terminal::attach_terminal(&root, process, ctx.channel, false)?;
     }
     identity::apply_rlimits(process)?;
     attributes::apply_scheduler(process)?;

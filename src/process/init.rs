@@ -20,7 +20,7 @@ use super::attributes;
 use super::channel::{Channel, ToChild, ToParent};
 use super::exec_path::find_executable;
 use super::identity::{self, CapabilityPlan};
-use crate::console;
+use super::terminal;
 use crate::hooks;
 use crate::namespaces::NamespacePlan;
 use crate::rootfs::{self, RootfsConfig};
@@ -70,6 +70,49 @@ pub fn container_init(ctx: &InitContext) -> ! {
 enum Never {}
 
 fn run(ctx: &InitContext) -> Result<Never> {
+    leave_hutch(ctx)?;
+    let premade = receive_go_ahead(ctx)?;
+    become_namespace_root(ctx.namespaces)?;
+    // None: a container created to be deleted; `start` refuses it.
+    let process = ctx.spec.process().as_ref();
+    let terminal = process.and_then(|p| p.terminal()).unwrap_or(false);
+    set_hostname(ctx.spec)?;
+    let rootfs = prepare_rootfs(ctx, terminal, &premade)?;
+    drop(premade);
+    if let Some(process) = process.filter(|_| terminal) {
+        terminal::attach_terminal(&rootfs, process, ctx.channel, true)?;
+    }
+    if ctx.has_create_hooks {
+        run_create_container_hooks(ctx)?;
+    }
+    if ctx.namespaces.shares_mount_ns {
+        rootfs.chroot()?;
+    } else {
+        rootfs.pivot(ctx.no_pivot)?;
+    }
+    rootfs::finalize(ctx.spec)?;
+    if !ctx.no_new_keyring {
+        join_keyring(ctx.id);
+    }
+    apply_process_attributes(ctx.spec, process)?;
+    let link = ctx.link();
+    let prepared = match process {
+        Some(process) => Some(prepare_process(ctx, &link, process)?),
+        None => None,
+    };
+
+    ctx.channel.send(&ToParent::Ready)?;
+    let start_state = match link.receive("create to complete")? {
+        ToChild::Commit { state } => state,
+        other => bail!("sync protocol: expected Commit, got {other:?}"),
+    };
+    wait_for_start(ctx.exec_fifo);
+    start_process(ctx, prepared, &start_state)
+}
+
+/// Leaves behind what the init holds of hutch: its descriptors, its session, its readable
+/// /proc files; and joins the container's v1 cgroups when it may.
+fn leave_hutch(ctx: &InitContext) -> Result<()> {
     for fd in ctx.parent_fds {
         let _ = nix::unistd::close(*fd);
     }
@@ -82,17 +125,24 @@ fn run(ctx: &InitContext) -> Result<Never> {
     // A session of its own, terminal or not: in the caller's session the container could open
     // the caller's terminal as /dev/tty, push input into it (TIOCSTI) and signal its jobs.
     nix::unistd::setsid().context("setsid: a new session for the container")?;
-    join_own_cgroups(ctx.cgroup_tasks)?;
+    join_own_cgroups(ctx.cgroup_tasks)
+}
 
+/// Waits for Proceed; the idmapped mount trees the parent made arrive before it.
+fn receive_go_ahead(ctx: &InitContext) -> Result<Vec<(usize, OwnedFd)>> {
     let mut premade = Vec::new();
     loop {
         match ctx.link().receive_with_fd("the parent's go-ahead")? {
-            (ToChild::Proceed, _) => break,
+            (ToChild::Proceed, _) => return Ok(premade),
             (ToChild::MountTree { index }, Some(fd)) => premade.push((index, fd)),
             (other, _) => bail!("sync protocol: expected Proceed, got {other:?}"),
         }
     }
-    let ns = ctx.namespaces;
+}
+
+/// Root of a new user namespace (the id maps are written by now), and the cgroup namespace,
+/// made now that the init is in its cgroup, so that cgroup is its root.
+fn become_namespace_root(ns: &NamespacePlan) -> Result<()> {
     if ns.is_new(LinuxNamespaceType::User) {
         sys::setresgid(0).context("becoming gid 0 in the new user namespace")?;
         sys::setresuid(0).context("becoming uid 0 in the new user namespace")?;
@@ -101,87 +151,84 @@ fn run(ctx: &InitContext) -> Result<Never> {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
             .context("creating the cgroup namespace")?;
     }
-    // None: a container created to be deleted; `start` refuses it.
-    let process = ctx.spec.process().as_ref();
-    let terminal = process.and_then(|p| p.terminal()).unwrap_or(false);
-    set_hostname(ctx.spec)?;
+    Ok(())
+}
 
+fn prepare_rootfs(
+    ctx: &InitContext,
+    terminal: bool,
+    premade: &[(usize, OwnedFd)],
+) -> Result<rootfs::Rootfs> {
+    let ns = ctx.namespaces;
     let prepare = if ns.shares_mount_ns {
         rootfs::prepare_shared
     } else {
         rootfs::prepare
     };
-    let rootfs = prepare(&RootfsConfig {
+    prepare(&RootfsConfig {
         spec: ctx.spec,
         rootfs: ctx.rootfs,
         bundle: ctx.bundle,
         new_user_ns: ns.is_new(LinuxNamespaceType::User),
         new_cgroup_ns: ns.is_new(LinuxNamespaceType::Cgroup),
         terminal,
-        premade: &premade,
+        premade,
         rootfs_id: ctx.rootfs_id,
-    })?;
-    drop(premade);
+    })
+}
 
-    if let Some(process) = process.filter(|_| terminal) {
-        console::attach_terminal(&rootfs, process, ctx.channel, true)?;
-    }
+/// Lets the parent run prestart and createRuntime hooks now that the mounts exist, then runs
+/// createContainer hooks here, in the container's namespaces.
+fn run_create_container_hooks(ctx: &InitContext) -> Result<()> {
+    ctx.channel.send(&ToParent::MountsReady)?;
+    let state = match ctx.link().receive("the createRuntime hooks")? {
+        ToChild::HooksDone { state } => state,
+        other => bail!("sync protocol: expected HooksDone, got {other:?}"),
+    };
+    let create_container = hook_list(ctx.spec, |h| h.create_container());
+    // Only their own env: the process's may exceed what execve takes before
+    // process.rlimits (RLIMIT_STACK) apply (runc gives them the process's, crun its own).
+    hooks::run_hooks("createContainer", create_container, state.as_bytes())
+}
 
-    if ctx.has_create_hooks {
-        ctx.channel.send(&ToParent::MountsReady)?;
-        let state = match ctx.link().receive("the createRuntime hooks")? {
-            ToChild::HooksDone { state } => state,
-            other => bail!("sync protocol: expected HooksDone, got {other:?}"),
-        };
-        let create_container = hook_list(ctx.spec, |h| h.create_container());
-        // Only their own env: the process's may exceed what execve takes before
-        // process.rlimits (RLIMIT_STACK) apply (runc gives them the process's, crun its own).
-        hooks::run_hooks("createContainer", create_container, state.as_bytes())?;
-    }
-
-    if ns.shares_mount_ns {
-        rootfs.chroot()?;
-    } else {
-        rootfs.pivot(ctx.no_pivot)?;
-    }
-    rootfs::finalize(ctx.spec)?;
-
-    if !ctx.no_new_keyring {
-        join_keyring(ctx.id);
-    }
+fn apply_process_attributes(spec: &Spec, process: Option<&Process>) -> Result<()> {
     if let Some(process) = process {
         identity::apply_rlimits(process)?;
         attributes::apply_scheduler(process)?;
         attributes::apply_io_priority(process)?;
     }
-    attributes::apply_personality(ctx.spec)?;
-    let link = ctx.link();
-    let prepared = match process {
-        Some(process) => {
-            attributes::apply_lsm_labels(process)?;
-            // After pivot_root, paths resolve inside the container only.
-            create_cwd(process.cwd())?;
-            let command = Command::prepare(process)?;
-            let late_seccomp = take_identity(
-                &link,
-                process,
-                ctx.spec,
-                ctx.caps,
-                ctx.seccomp,
-                ns.has(LinuxNamespaceType::User),
-            )?;
-            Some((command, late_seccomp))
-        }
-        None => None,
-    };
+    attributes::apply_personality(spec)
+}
 
-    ctx.channel.send(&ToParent::Ready)?;
-    let start_state = match link.receive("create to complete")? {
-        ToChild::Commit { state } => state,
-        other => bail!("sync protocol: expected Commit, got {other:?}"),
-    };
+/// The process's labels, working directory, program and identity, ready for `start`; returns
+/// the program and the seccomp filter still to load right before execve.
+fn prepare_process<'c>(
+    ctx: &InitContext<'c>,
+    link: &Link,
+    process: &Process,
+) -> Result<(Command, Option<&'c crate::seccomp::Program>)> {
+    attributes::apply_lsm_labels(process)?;
+    // After pivot_root, paths resolve inside the container only.
+    create_cwd(process.cwd())?;
+    let command = Command::prepare(process)?;
+    let late_seccomp = take_identity(
+        link,
+        process,
+        ctx.spec,
+        ctx.caps,
+        ctx.seccomp,
+        ctx.namespaces.has(LinuxNamespaceType::User),
+    )?;
+    Ok((command, late_seccomp))
+}
 
-    wait_for_start(ctx.exec_fifo);
+/// After `start`: startContainer hooks, then execve of the user's program. A failure goes to
+/// start.err, which `start` reports.
+fn start_process(
+    ctx: &InitContext,
+    prepared: Option<(Command, Option<&crate::seccomp::Program>)>,
+    start_state: &str,
+) -> ! {
     let Some((command, late_seccomp)) = prepared else {
         // `start` refuses such a container before it writes exec.fifo; this is for a byte
         // written there by something else.

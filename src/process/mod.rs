@@ -9,3 +9,4 @@ pub mod foreground;
 pub mod identity;
 pub mod init;
 pub mod spawn;
+pub mod terminal;

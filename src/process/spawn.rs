@@ -4,7 +4,9 @@
 //! (CLONE_PARENT) and reports its pid.
 
 use std::convert::Infallible;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -31,6 +33,20 @@ pub struct Spawned {
     pub pid: Pid,
     /// Born in the cgroup2 directory given (CLONE_INTO_CGROUP worked).
     pub in_cgroup: bool,
+}
+
+/// The cgroup2 directory a container process is to be born in (`spawn`'s `cgroup`, for
+/// clone3(CLONE_INTO_CGROUP)); `None` when there is none (a v1-only host).
+pub fn open_cgroup_dir(dir: Option<&Path>) -> Result<Option<OwnedFd>> {
+    let Some(dir) = dir else {
+        return Ok(None);
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(dir)
+        .with_context(|| format!("opening cgroup {}", dir.display()))?;
+    Ok(Some(OwnedFd::from(file)))
 }
 
 /// Clones the process that runs `child` (which never returns: it execs or exits). `before_clone` runs in the

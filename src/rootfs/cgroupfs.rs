@@ -15,7 +15,8 @@ use nix::mount::MsFlags;
 use nix::sys::stat::{mkdirat, Mode};
 use nix::unistd::symlinkat;
 
-use super::mount::{attach_tree, mount_fs, MountCtx, MountOptions};
+use super::attach::{attach_tree, mount_fs, MountCtx};
+use super::options::MountOptions;
 use super::resolve::{mkdir_all, open_in_root};
 use crate::syscall::fs::{self as sysfs, MountAttr};
 

@@ -8,13 +8,38 @@
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use nix::fcntl::OFlag;
-use oci_spec::runtime::LinuxIdMapping;
+use oci_spec::runtime::{LinuxIdMapping, Mount};
 
-use super::mount::IdmapRequest;
+use super::options::MountOptions;
 use super::procfs::Procfs;
+use crate::namespaces::format_id_map;
 use crate::syscall::fs::{self as sysfs, MountAttr, UsernsHolder};
+
+/// The spec's `idmap`/`ridmap` and the mount's own uid/gid mappings.
+pub struct IdmapRequest {
+    pub recursive: bool,
+    pub uid: Vec<oci_spec::runtime::LinuxIdMapping>,
+    pub gid: Vec<oci_spec::runtime::LinuxIdMapping>,
+}
+
+/// What a mount asks for: `None` when it is not idmapped.
+pub fn idmap_request(m: &Mount, opts: &MountOptions) -> Result<Option<IdmapRequest>> {
+    let uid = m.uid_mappings().clone().unwrap_or_default();
+    let gid = m.gid_mappings().clone().unwrap_or_default();
+    if opts.idmap.is_none() && uid.is_empty() && gid.is_empty() {
+        return Ok(None);
+    }
+    if uid.is_empty() != gid.is_empty() {
+        bail!("uidMappings and gidMappings must be given together");
+    }
+    Ok(Some(IdmapRequest {
+        recursive: opts.idmap.unwrap_or(false),
+        uid,
+        gid,
+    }))
+}
 
 /// Applies the idmapping to a detached tree (it must not have been attached yet); a request
 /// without its own mappings maps through the user namespace of `userns_pid`.
@@ -33,12 +58,6 @@ pub fn idmap_tree(tree: &OwnedFd, req: &IdmapRequest, userns_pid: nix::unistd::P
     };
     sysfs::mount_setattr_fd(tree.as_fd(), req.recursive, &attr)
         .context("idmap mount (mount_setattr MOUNT_ATTR_IDMAP)")
-}
-
-pub fn format_map(maps: &[LinuxIdMapping]) -> String {
-    maps.iter()
-        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-        .collect()
 }
 
 fn open_ns(pid_dir: &OwnedFd) -> Result<OwnedFd> {
@@ -63,8 +82,8 @@ fn userns_with_maps(
 ) -> Result<OwnedFd> {
     let holder = UsernsHolder::spawn().context("create user namespace for idmapped mount")?;
     let dir = proc.pid_dir(holder.pid())?;
-    write_map(&dir, "uid_map", &format_map(uid))?;
-    write_map(&dir, "gid_map", &format_map(gid))?;
+    write_map(&dir, "uid_map", &format_id_map(uid))?;
+    write_map(&dir, "gid_map", &format_id_map(gid))?;
     let ns = open_ns(&dir)?;
     drop(holder);
     Ok(ns)
@@ -91,17 +110,6 @@ fn write_map(pid_dir: &OwnedFd, name: &str, content: &str) -> Result<()> {
 mod tests {
     use super::*;
     use oci_spec::runtime::LinuxIdMappingBuilder;
-
-    #[test]
-    fn map_lines() {
-        let m = LinuxIdMappingBuilder::default()
-            .container_id(0u32)
-            .host_id(100000u32)
-            .size(65536u32)
-            .build()
-            .unwrap();
-        assert_eq!(format_map(&[m]), "0 100000 65536\n");
-    }
 
     #[test]
     fn idmapped_userns() {

@@ -7,12 +7,14 @@
 //! `open_ptmx` + `mount_console` → `pivot` → `finalize` (sysctl, readonlyPaths, maskedPaths,
 //! root.readonly). Every container path is resolved inside the rootfs by fd (see `resolve`).
 
+mod attach;
 mod cgroupfs;
 mod copyup;
 mod devices;
 mod idmap;
 mod masked;
 mod mount;
+mod options;
 pub mod procfs;
 mod resolve;
 
@@ -26,8 +28,8 @@ use nix::sys::stat::{fstat, major, minor, Mode, SFlag};
 use oci_spec::runtime::{Linux, LinuxNamespaceType, Spec};
 
 use crate::syscall::fs::{self as sysfs, MountAttr};
+use attach::MountCtx;
 pub use mount::premake_bind_trees;
-use mount::MountCtx;
 use resolve::open_in_root;
 
 pub struct RootfsConfig<'a> {
@@ -71,7 +73,7 @@ pub fn prepare(cfg: &RootfsConfig) -> Result<Rootfs> {
         new_net_ns: has_namespace(linux, LinuxNamespaceType::Network),
         new_cgroup_ns: cfg.new_cgroup_ns,
         premade: cfg.premade,
-        mount_label: mount::mount_label(cfg.spec, crate::process::attributes::selinux_enabled())?,
+        mount_label: mount::mount_label(cfg.spec, crate::lsm::selinux_enabled())?,
     };
     let mounts = cfg.spec.mounts().as_deref().unwrap_or(&[]);
     for (index, m) in mounts.iter().enumerate() {
@@ -272,7 +274,7 @@ pub fn finalize(spec: &Spec) -> Result<()> {
         masked::readonly_paths(root.as_fd(), paths)?;
     }
     if let Some(paths) = linux.and_then(|l| l.masked_paths().as_deref()) {
-        let label = mount::mount_label(spec, crate::process::attributes::selinux_enabled())?;
+        let label = mount::mount_label(spec, crate::lsm::selinux_enabled())?;
         masked::masked_paths(root.as_fd(), paths, label)?;
     }
     if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
@@ -285,7 +287,7 @@ pub fn finalize(spec: &Spec) -> Result<()> {
 fn rootfs_propagation(linux: Option<&Linux>) -> Result<Option<MsFlags>> {
     match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
         None | Some("") => Ok(None),
-        Some(s) => match mount::propagation_flag(s) {
+        Some(s) => match options::propagation_flag(s) {
             Some(f) => Ok(Some(f)),
             None => bail!("linux.rootfsPropagation {s:?}: unknown propagation"),
         },
@@ -381,7 +383,7 @@ fn dev_is_bind_mounted(mounts: &[oci_spec::runtime::Mount]) -> bool {
 /// A read-only /dev tmpfs was mounted read-write so its nodes could be made; seal it now.
 fn dev_readonly(root: BorrowedFd, mounts: &[oci_spec::runtime::Mount]) -> Result<()> {
     let wants_ro = mounts.iter().any(|m| {
-        let opts = mount::parse_options(m.options().as_deref().unwrap_or(&[]));
+        let opts = options::parse_options(m.options().as_deref().unwrap_or(&[]));
         !opts.is_bind()
             && m.typ().as_deref() != Some("bind")
             && opts.flags.contains(MsFlags::MS_RDONLY)
@@ -486,10 +488,10 @@ mod tests {
     fn rootfs_propagation_values() {
         assert_eq!(rootfs_propagation(None).unwrap(), None);
         assert_eq!(
-            mount::propagation_flag("rslave"),
+            options::propagation_flag("rslave"),
             Some(MsFlags::MS_SLAVE | MsFlags::MS_REC)
         );
-        assert_eq!(mount::propagation_flag("bogus"), None);
+        assert_eq!(options::propagation_flag("bogus"), None);
     }
 
     #[test]
@@ -498,13 +500,13 @@ mod tests {
         assert_eq!(before_pivot_propagation(None), rslave);
         for p in ["unbindable", "runbindable"] {
             assert_eq!(
-                before_pivot_propagation(mount::propagation_flag(p)),
+                before_pivot_propagation(options::propagation_flag(p)),
                 rslave,
                 "{p}"
             );
         }
         for p in ["rshared", "shared", "private", "rslave"] {
-            let f = mount::propagation_flag(p);
+            let f = options::propagation_flag(p);
             assert_eq!(Some(before_pivot_propagation(f)), f, "{p}");
         }
     }

@@ -5,7 +5,7 @@
 //! their attributes on the detached tree with mount_setattr, and are attached with move_mount
 //! onto the target fd. Neither path looks the destination up by name at mount time.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -15,245 +15,12 @@ use nix::mount::MsFlags;
 use nix::sys::stat::{fstat, fstatat, Mode, SFlag};
 use oci_spec::runtime::Mount;
 
+use super::attach::{apply_propagation_fd, attach_tree, mount_fs, MountCtx};
+use super::idmap::{self, idmap_request, IdmapRequest};
+use super::options::{parse_options, MountOptions};
 use super::resolve::{self, create_file, display, is_dir, mkdir_all, open_in_root};
-use super::{cgroupfs, copyup, idmap};
+use super::{cgroupfs, copyup};
 use crate::syscall::fs::{self as sysfs, MountAttr};
-
-/// nix has no name for it; it is a plain mount(2) flag since Linux 5.10.
-const MS_NOSYMFOLLOW: MsFlags = MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW);
-
-/// What a mount's `options` ask for, split by the mechanism that applies each part.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MountOptions {
-    /// MS_* flags for mount(2), and for binds the per-mount attributes.
-    pub flags: MsFlags,
-    /// Flags the options explicitly turned off (`rw`, `suid`, `dev`, ...): binds clear them.
-    pub cleared: MsFlags,
-    /// Propagation changes in order (MS_SHARED etc., with MS_REC for the r-variants).
-    pub propagation: Vec<MsFlags>,
-    /// Recursive attributes (`rro`, `rnosuid`, ...) for mount_setattr(AT_RECURSIVE).
-    pub rec_attr: MountAttr,
-    /// `idmap` (false) or `ridmap` (true).
-    pub idmap: Option<bool>,
-    /// `tmpcopyup`: a tmpfs starts with a copy of the directory it covers.
-    pub copy_up: bool,
-    /// Everything not recognised: filesystem data such as `mode=755`.
-    pub data: Vec<String>,
-}
-
-impl Default for MountOptions {
-    fn default() -> Self {
-        MountOptions {
-            flags: MsFlags::empty(),
-            cleared: MsFlags::empty(),
-            propagation: Vec::new(),
-            rec_attr: MountAttr::default(),
-            idmap: None,
-            copy_up: false,
-            data: Vec::new(),
-        }
-    }
-}
-
-impl MountOptions {
-    pub fn is_bind(&self) -> bool {
-        self.flags.contains(MsFlags::MS_BIND)
-    }
-
-    pub fn recursive_bind(&self) -> bool {
-        self.flags.contains(MsFlags::MS_BIND | MsFlags::MS_REC)
-    }
-
-    pub fn data(&self) -> Option<String> {
-        if self.data.is_empty() {
-            None
-        } else {
-            Some(self.data.join(","))
-        }
-    }
-
-    /// The non-recursive attribute change a bind mount needs to honour `flags`/`cleared`.
-    pub fn bind_attr(&self) -> MountAttr {
-        let map = [
-            (MsFlags::MS_RDONLY, libc::MOUNT_ATTR_RDONLY),
-            (MsFlags::MS_NOSUID, libc::MOUNT_ATTR_NOSUID),
-            (MsFlags::MS_NODEV, libc::MOUNT_ATTR_NODEV),
-            (MsFlags::MS_NOEXEC, libc::MOUNT_ATTR_NOEXEC),
-            (MsFlags::MS_NODIRATIME, libc::MOUNT_ATTR_NODIRATIME),
-            (MS_NOSYMFOLLOW, libc::MOUNT_ATTR_NOSYMFOLLOW),
-        ];
-        let mut attr = MountAttr::default();
-        for (ms, at) in map {
-            if self.flags.contains(ms) {
-                attr.set |= at;
-            } else if self.cleared.contains(ms) {
-                attr.clr |= at;
-            }
-        }
-        let atime = if self.flags.contains(MsFlags::MS_NOATIME) {
-            Some(libc::MOUNT_ATTR_NOATIME)
-        } else if self.flags.contains(MsFlags::MS_STRICTATIME) {
-            Some(libc::MOUNT_ATTR_STRICTATIME)
-        } else if self.flags.contains(MsFlags::MS_RELATIME)
-            || self
-                .cleared
-                .intersects(MsFlags::MS_NOATIME | MsFlags::MS_STRICTATIME)
-        {
-            Some(libc::MOUNT_ATTR_RELATIME)
-        } else {
-            None
-        };
-        if let Some(mode) = atime {
-            // The atime modes are one field: the kernel wants all of it cleared to set one.
-            attr.clr |= libc::MOUNT_ATTR__ATIME;
-            attr.set |= mode;
-        }
-        attr
-    }
-}
-
-/// Parses fstab-style options the way runc does: later options override earlier ones.
-pub fn parse_options(options: &[String]) -> MountOptions {
-    let mut o = MountOptions::default();
-    for opt in options {
-        let opt = opt.as_str();
-        if let Some((clear, flag)) = ms_flag(opt) {
-            if clear {
-                o.flags.remove(flag);
-                o.cleared.insert(flag);
-            } else {
-                o.flags.insert(flag);
-                o.cleared.remove(flag);
-            }
-        } else if let Some(p) = propagation_flag(opt) {
-            o.propagation.push(p);
-        } else if let Some((clear, attr)) = rec_attr_flag(opt) {
-            if clear {
-                o.rec_attr.clr |= attr;
-                o.rec_attr.set &= !attr;
-            } else {
-                if attr & libc::MOUNT_ATTR__ATIME == attr {
-                    o.rec_attr.clr |= libc::MOUNT_ATTR__ATIME;
-                    o.rec_attr.set &= !libc::MOUNT_ATTR__ATIME;
-                }
-                o.rec_attr.set |= attr;
-                o.rec_attr.clr &= !attr | libc::MOUNT_ATTR__ATIME;
-            }
-        } else {
-            match opt {
-                "idmap" => o.idmap = Some(false),
-                "ridmap" => o.idmap = Some(true),
-                // Only tmpfs mounts act on it (as in runc and crun); others ignore it.
-                "tmpcopyup" => o.copy_up = true,
-                "defaults" | "" => {}
-                _ => o.data.push(opt.to_string()),
-            }
-        }
-    }
-    o
-}
-
-/// `(clears, flag)` for a mount(2) flag option.
-fn ms_flag(opt: &str) -> Option<(bool, MsFlags)> {
-    use MsFlags as F;
-    Some(match opt {
-        "acl" => (false, F::MS_POSIXACL),
-        "noacl" => (true, F::MS_POSIXACL),
-        "async" => (true, F::MS_SYNCHRONOUS),
-        "sync" => (false, F::MS_SYNCHRONOUS),
-        "atime" => (true, F::MS_NOATIME),
-        "noatime" => (false, F::MS_NOATIME),
-        "bind" => (false, F::MS_BIND),
-        "rbind" => (false, F::MS_BIND | F::MS_REC),
-        "dev" => (true, F::MS_NODEV),
-        "nodev" => (false, F::MS_NODEV),
-        "diratime" => (true, F::MS_NODIRATIME),
-        "nodiratime" => (false, F::MS_NODIRATIME),
-        "dirsync" => (false, F::MS_DIRSYNC),
-        "exec" => (true, F::MS_NOEXEC),
-        "noexec" => (false, F::MS_NOEXEC),
-        "iversion" => (false, F::MS_I_VERSION),
-        "noiversion" => (true, F::MS_I_VERSION),
-        "lazytime" => (false, F::MS_LAZYTIME),
-        "nolazytime" => (true, F::MS_LAZYTIME),
-        "loud" => (true, F::MS_SILENT),
-        "silent" => (false, F::MS_SILENT),
-        "mand" => (false, F::MS_MANDLOCK),
-        "nomand" => (true, F::MS_MANDLOCK),
-        "relatime" => (false, F::MS_RELATIME),
-        "norelatime" => (true, F::MS_RELATIME),
-        "strictatime" => (false, F::MS_STRICTATIME),
-        "nostrictatime" => (true, F::MS_STRICTATIME),
-        "nosymfollow" => (false, MS_NOSYMFOLLOW),
-        "symfollow" => (true, MS_NOSYMFOLLOW),
-        "remount" => (false, F::MS_REMOUNT),
-        "ro" => (false, F::MS_RDONLY),
-        "rw" => (true, F::MS_RDONLY),
-        "suid" => (true, F::MS_NOSUID),
-        "nosuid" => (false, F::MS_NOSUID),
-        _ => return None,
-    })
-}
-
-/// MS_* propagation flags for `shared`, `rslave`, ... (also `linux.rootfsPropagation`).
-pub fn propagation_flag(opt: &str) -> Option<MsFlags> {
-    use MsFlags as F;
-    Some(match opt {
-        "private" => F::MS_PRIVATE,
-        "rprivate" => F::MS_PRIVATE | F::MS_REC,
-        "shared" => F::MS_SHARED,
-        "rshared" => F::MS_SHARED | F::MS_REC,
-        "slave" => F::MS_SLAVE,
-        "rslave" => F::MS_SLAVE | F::MS_REC,
-        "unbindable" => F::MS_UNBINDABLE,
-        "runbindable" => F::MS_UNBINDABLE | F::MS_REC,
-        _ => return None,
-    })
-}
-
-/// `(clears, MOUNT_ATTR_*)` for the recursive options.
-fn rec_attr_flag(opt: &str) -> Option<(bool, u64)> {
-    Some(match opt {
-        "rro" => (false, libc::MOUNT_ATTR_RDONLY),
-        "rrw" => (true, libc::MOUNT_ATTR_RDONLY),
-        "rnosuid" => (false, libc::MOUNT_ATTR_NOSUID),
-        "rsuid" => (true, libc::MOUNT_ATTR_NOSUID),
-        "rnodev" => (false, libc::MOUNT_ATTR_NODEV),
-        "rdev" => (true, libc::MOUNT_ATTR_NODEV),
-        "rnoexec" => (false, libc::MOUNT_ATTR_NOEXEC),
-        "rexec" => (true, libc::MOUNT_ATTR_NOEXEC),
-        "rnodiratime" => (false, libc::MOUNT_ATTR_NODIRATIME),
-        "rdiratime" => (true, libc::MOUNT_ATTR_NODIRATIME),
-        "rrelatime" => (false, libc::MOUNT_ATTR_RELATIME),
-        "rnoatime" => (false, libc::MOUNT_ATTR_NOATIME),
-        "rstrictatime" => (false, libc::MOUNT_ATTR_STRICTATIME),
-        // Clearing one bit of the atime field is EINVAL; back to the default (relatime).
-        "ratime" | "rnorelatime" | "rnostrictatime" => (true, libc::MOUNT_ATTR__ATIME),
-        "rnosymfollow" => (false, libc::MOUNT_ATTR_NOSYMFOLLOW),
-        "rsymfollow" => (true, libc::MOUNT_ATTR_NOSYMFOLLOW),
-        _ => return None,
-    })
-}
-
-/// What the mounting code needs to know about the container besides the mount itself.
-pub struct MountCtx<'a> {
-    pub root: BorrowedFd<'a>,
-    pub bundle: &'a Path,
-    pub new_user_ns: bool,
-    pub new_net_ns: bool,
-    pub new_cgroup_ns: bool,
-    /// Idmapped trees the parent made for mounts (by index in `mounts`), see
-    /// [`premake_bind_trees`].
-    pub premade: &'a [(usize, OwnedFd)],
-    /// `linux.mountLabel`, only where SELinux is enabled (elsewhere it is ignored, as runc
-    /// does).
-    pub mount_label: Option<&'a str>,
-}
-
-/// The path of an fd in the host's procfs, for mount(2) calls that must hit exactly that inode.
-pub fn fd_path(fd: BorrowedFd) -> PathBuf {
-    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-}
 
 /// Mounts one entry of the config's `mounts` (`index` is its place in the list).
 pub fn mount_entry(ctx: &MountCtx, index: usize, m: &Mount) -> Result<()> {
@@ -307,55 +74,61 @@ fn mount_one(
             opts.flags.insert(MsFlags::MS_BIND | MsFlags::MS_REC);
             bind(ctx, Path::new("/sys"), dest, &opts, None)
         }
-        _ => {
-            if typ == "proc" || typ == "sysfs" {
-                refuse_symlink(ctx.root, dest, typ)?;
-            }
-            let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
-            let mut flags = opts.flags;
-            // A read-only /dev is only made read-only once its device nodes exist.
-            if resolve::clean(dest) == Path::new("dev") {
-                flags.remove(MsFlags::MS_RDONLY);
-            }
-            let target = mkdir_all(ctx.root, dest, Mode::from_bits_truncate(0o755))?;
-            check_not_into_proc(&target, dest, typ)?;
-            let copy_from = if opts.copy_up && typ == "tmpfs" {
-                // Read-only only once the copy is in.
-                flags.remove(MsFlags::MS_RDONLY);
-                Some(open_covered_dir(ctx.root, dest, &target)?)
-            } else {
-                None
-            };
-            // runc labels every filesystem it mounts this way but proc, sysfs and mqueue
-            // (mqueue's root gets the label as an xattr instead).
-            let data = match ctx.mount_label {
-                Some(label) if !matches!(typ, "proc" | "sysfs" | "mqueue") => {
-                    Some(format_mount_label(opts.data().as_deref(), label))
-                }
-                _ => opts.data(),
-            };
-            mount_fs(&target, &source, typ, flags, data.as_deref())?;
-            if let (Some(label), "mqueue") = (ctx.mount_label, typ) {
-                let root = open_in_root(ctx.root, dest, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
-                sysfs::set_xattr(root.as_fd(), c"security.selinux", label.as_bytes())
-                    .context("linux.mountLabel: labelling the mqueue root")?;
-            }
-            if let Some(from) = copy_from {
-                tmpfs_copy_up(
-                    ctx.root,
-                    dest,
-                    &from,
-                    opts.flags.contains(MsFlags::MS_RDONLY),
-                )?;
-            }
-            if !opts.rec_attr.is_empty() {
-                let mounted = open_in_root(ctx.root, dest, OFlag::O_PATH)?;
-                sysfs::mount_setattr_fd(mounted.as_fd(), true, &opts.rec_attr)
-                    .context("mount_setattr (recursive)")?;
-            }
-            apply_propagation(ctx.root, dest, &opts.propagation)
-        }
+        _ => mount_filesystem(ctx, m, typ, &opts),
     }
+}
+
+/// A filesystem mounted with mount(2) (proc, tmpfs, mqueue, ...): onto its target resolved
+/// inside the rootfs, labelled, filled (tmpcopyup), then given its recursive attributes and
+/// propagation.
+fn mount_filesystem(ctx: &MountCtx, m: &Mount, typ: &str, opts: &MountOptions) -> Result<()> {
+    let dest = m.destination();
+    if typ == "proc" || typ == "sysfs" {
+        refuse_symlink(ctx.root, dest, typ)?;
+    }
+    let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
+    let mut flags = opts.flags;
+    // A read-only /dev is only made read-only once its device nodes exist.
+    if resolve::clean(dest) == Path::new("dev") {
+        flags.remove(MsFlags::MS_RDONLY);
+    }
+    let target = mkdir_all(ctx.root, dest, Mode::from_bits_truncate(0o755))?;
+    check_not_into_proc(&target, dest, typ)?;
+    let copy_from = if opts.copy_up && typ == "tmpfs" {
+        // Read-only only once the copy is in.
+        flags.remove(MsFlags::MS_RDONLY);
+        Some(open_covered_dir(ctx.root, dest, &target)?)
+    } else {
+        None
+    };
+    // runc labels every filesystem it mounts this way but proc, sysfs and mqueue
+    // (mqueue's root gets the label as an xattr instead).
+    let data = match ctx.mount_label {
+        Some(label) if !matches!(typ, "proc" | "sysfs" | "mqueue") => {
+            Some(format_mount_label(opts.data().as_deref(), label))
+        }
+        _ => opts.data(),
+    };
+    mount_fs(&target, &source, typ, flags, data.as_deref())?;
+    if let (Some(label), "mqueue") = (ctx.mount_label, typ) {
+        let root = open_in_root(ctx.root, dest, OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
+        sysfs::set_xattr(root.as_fd(), c"security.selinux", label.as_bytes())
+            .context("linux.mountLabel: labelling the mqueue root")?;
+    }
+    if let Some(from) = copy_from {
+        tmpfs_copy_up(
+            ctx.root,
+            dest,
+            &from,
+            opts.flags.contains(MsFlags::MS_RDONLY),
+        )?;
+    }
+    if !opts.rec_attr.is_empty() {
+        let mounted = open_in_root(ctx.root, dest, OFlag::O_PATH)?;
+        sysfs::mount_setattr_fd(mounted.as_fd(), true, &opts.rec_attr)
+            .context("mount_setattr (recursive)")?;
+    }
+    apply_propagation(ctx.root, dest, &opts.propagation)
 }
 
 /// Mount data with the SELinux `context=` option for `linux.mountLabel` (runc's
@@ -418,29 +191,6 @@ fn tmpfs_copy_up(root: BorrowedFd, dest: &Path, from: &OwnedFd, readonly: bool) 
     Ok(())
 }
 
-/// The spec's `idmap`/`ridmap` and the mount's own uid/gid mappings.
-pub struct IdmapRequest {
-    pub recursive: bool,
-    pub uid: Vec<oci_spec::runtime::LinuxIdMapping>,
-    pub gid: Vec<oci_spec::runtime::LinuxIdMapping>,
-}
-
-fn idmap_request(m: &Mount, opts: &MountOptions) -> Result<Option<IdmapRequest>> {
-    let uid = m.uid_mappings().clone().unwrap_or_default();
-    let gid = m.gid_mappings().clone().unwrap_or_default();
-    if opts.idmap.is_none() && uid.is_empty() && gid.is_empty() {
-        return Ok(None);
-    }
-    if uid.is_empty() != gid.is_empty() {
-        bail!("uidMappings and gidMappings must be given together");
-    }
-    Ok(Some(IdmapRequest {
-        recursive: opts.idmap.unwrap_or(false),
-        uid,
-        gid,
-    }))
-}
-
 /// Bind mounts of a container with its own user namespace are cloned by the parent, in the
 /// host's mount namespace, and sent to the init, which attaches them in order: the init, in
 /// its user namespace, could not reach a source under a directory only host root may enter,
@@ -501,24 +251,6 @@ fn attach_premade(ctx: &MountCtx, tree: &OwnedFd, dest: &Path, opts: &MountOptio
     apply_propagation_fd(tree, &opts.propagation)
 }
 
-/// mount(2) of a filesystem onto an already-resolved target.
-pub fn mount_fs(
-    target: &OwnedFd,
-    source: &Path,
-    typ: &str,
-    flags: MsFlags,
-    data: Option<&str>,
-) -> Result<()> {
-    nix::mount::mount(
-        Some(source),
-        &fd_path(target.as_fd()),
-        Some(typ),
-        flags,
-        data,
-    )?;
-    Ok(())
-}
-
 /// Bind-mounts host `source` onto container `dest` with the options applied on the detached
 /// copy before it becomes visible.
 pub fn bind(
@@ -548,39 +280,12 @@ pub fn bind(
     apply_propagation_fd(&tree, &opts.propagation)
 }
 
-/// Sets the options' attributes on a detached tree, then attaches it onto `target`.
-pub fn attach_tree(tree: &OwnedFd, target: &OwnedFd, opts: &MountOptions) -> Result<()> {
-    let attr = opts.bind_attr();
-    if !attr.is_empty() {
-        sysfs::mount_setattr_fd(tree.as_fd(), false, &attr).context("mount_setattr")?;
-    }
-    if !opts.rec_attr.is_empty() {
-        sysfs::mount_setattr_fd(tree.as_fd(), true, &opts.rec_attr)
-            .context("mount_setattr (recursive)")?;
-    }
-    sysfs::move_mount_fd(tree.as_fd(), target.as_fd()).context("move_mount")?;
-    Ok(())
-}
-
 fn apply_propagation(root: BorrowedFd, dest: &Path, propagation: &[MsFlags]) -> Result<()> {
     if propagation.is_empty() {
         return Ok(());
     }
     let mounted = open_in_root(root, dest, OFlag::O_PATH)?;
     apply_propagation_fd(&mounted, propagation)
-}
-
-/// Propagation changes on the mount whose root `fd` is.
-pub fn apply_propagation_fd(fd: &OwnedFd, propagation: &[MsFlags]) -> Result<()> {
-    for p in propagation {
-        let attr = MountAttr {
-            propagation: (*p & !MsFlags::MS_REC).bits(),
-            ..Default::default()
-        };
-        sysfs::mount_setattr_fd(fd.as_fd(), p.contains(MsFlags::MS_REC), &attr)
-            .with_context(|| format!("set propagation {p:?}"))?;
-    }
-    Ok(())
 }
 
 /// Files under /proc that lxcfs-style binds may replace; anything else under /proc is refused
@@ -653,69 +358,6 @@ fn refuse_symlink(root: BorrowedFd, dest: &Path, typ: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn opts(v: &[&str]) -> MountOptions {
-        parse_options(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-    }
-
-    #[test]
-    fn flags_and_data() {
-        let o = opts(&["nosuid", "strictatime", "mode=755", "size=65536k"]);
-        assert_eq!(o.flags, MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME);
-        assert_eq!(o.data().as_deref(), Some("mode=755,size=65536k"));
-        assert!(!o.is_bind());
-    }
-
-    #[test]
-    fn later_options_win() {
-        let o = opts(&["ro", "rw", "nodev", "dev", "noexec"]);
-        assert_eq!(o.flags, MsFlags::MS_NOEXEC);
-        assert!(o.cleared.contains(MsFlags::MS_RDONLY | MsFlags::MS_NODEV));
-        let o = opts(&["rw", "ro"]);
-        assert_eq!(o.flags, MsFlags::MS_RDONLY);
-        assert!(o.cleared.is_empty());
-    }
-
-    #[test]
-    fn bind_and_propagation() {
-        let o = opts(&["rbind", "rprivate", "shared", "tmpcopyup"]);
-        assert!(o.is_bind() && o.recursive_bind());
-        assert_eq!(
-            o.propagation,
-            vec![MsFlags::MS_PRIVATE | MsFlags::MS_REC, MsFlags::MS_SHARED]
-        );
-        assert!(o.data.is_empty());
-        assert!(o.copy_up);
-        let o = opts(&["bind"]);
-        assert!(o.is_bind() && !o.recursive_bind());
-    }
-
-    #[test]
-    fn bind_attributes() {
-        let o = opts(&["bind", "ro", "nosuid", "exec", "noatime"]);
-        let a = o.bind_attr();
-        assert_eq!(
-            a.set,
-            libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NOATIME
-        );
-        assert_eq!(a.clr, libc::MOUNT_ATTR_NOEXEC | libc::MOUNT_ATTR__ATIME);
-        assert!(opts(&["bind"]).bind_attr().is_empty());
-    }
-
-    #[test]
-    fn recursive_attributes_and_idmap() {
-        let o = opts(&["rbind", "rro", "rnosuid", "rnoatime", "ridmap"]);
-        assert_eq!(
-            o.rec_attr.set,
-            libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NOATIME
-        );
-        assert_eq!(o.rec_attr.clr, libc::MOUNT_ATTR__ATIME);
-        assert_eq!(o.idmap, Some(true));
-        let o = opts(&["rro", "rrw"]);
-        assert_eq!(o.rec_attr.set, 0);
-        assert_eq!(o.rec_attr.clr, libc::MOUNT_ATTR_RDONLY);
-        assert_eq!(opts(&["idmap"]).idmap, Some(false));
-    }
 
     #[test]
     fn mount_label_option() {

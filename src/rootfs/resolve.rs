@@ -81,14 +81,7 @@ pub fn open_in_root(root: BorrowedFd, path: &Path, flags: OFlag) -> nix::Result<
 /// Userspace equivalent of `open_in_root`, also used to create missing directories
 /// (`mkdir` = Some(mode)).
 fn walk(root: BorrowedFd, path: &Path, flags: OFlag, mkdir: Option<Mode>) -> nix::Result<OwnedFd> {
-    let mut queue: VecDeque<OsString> = path
-        .components()
-        .filter_map(|c| match c {
-            Component::Normal(n) => Some(n.to_os_string()),
-            Component::ParentDir => Some(OsString::from("..")),
-            _ => None,
-        })
-        .collect();
+    let mut queue: VecDeque<OsString> = walk_components(path).collect();
     // Directories walked through, so `..` returns to where we physically came from and can
     // never rise above `root`.
     let mut stack: Vec<OwnedFd> = Vec::new();
@@ -106,29 +99,10 @@ fn walk(root: BorrowedFd, path: &Path, flags: OFlag, mkdir: Option<Mode>) -> nix
             continue;
         }
         let dir = stack.last().map_or(root, |f| f.as_fd());
-        let fd = match openat(
-            dir,
-            name.as_os_str(),
-            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) if mkdir.is_some() => {
-                // Bounded: something deleting our directories as fast as we make them wins.
-                created += 1;
-                if created > 256 {
-                    return Err(Errno::ELOOP);
-                }
-                let mode = mkdir.unwrap_or(Mode::from_bits_truncate(0o755));
-                match mkdirat(dir, name.as_os_str(), mode) {
-                    Ok(()) | Err(Errno::EEXIST) => {}
-                    Err(e) => return Err(e),
-                }
-                // Look again: whatever is there now goes through the same checks.
-                queue.push_front(name);
-                continue;
-            }
-            Err(e) => return Err(e),
+        let Some(fd) = open_step(dir, &name, mkdir, &mut created)? else {
+            // Look again: whatever is there now goes through the same checks.
+            queue.push_front(name);
+            continue;
         };
         let st = fstat(&fd)?;
         if is_type(&st, SFlag::S_IFLNK) {
@@ -136,22 +110,7 @@ fn walk(root: BorrowedFd, path: &Path, flags: OFlag, mkdir: Option<Mode>) -> nix
             if links > MAX_SYMLINKS {
                 return Err(Errno::ELOOP);
             }
-            let target = readlinkat(&fd, "")?;
-            let target = Path::new(&target);
-            if target.has_root() {
-                stack.clear();
-            }
-            let mut expanded: Vec<OsString> = target
-                .components()
-                .filter_map(|c| match c {
-                    Component::Normal(n) => Some(n.to_os_string()),
-                    Component::ParentDir => Some(OsString::from("..")),
-                    _ => None,
-                })
-                .collect();
-            while let Some(c) = expanded.pop() {
-                queue.push_front(c);
-            }
+            expand_symlink(&fd, &mut queue, &mut stack)?;
             last = None;
             continue;
         }
@@ -174,6 +133,65 @@ fn walk(root: BorrowedFd, path: &Path, flags: OFlag, mkdir: Option<Mode>) -> nix
             reopen_checked(parent, OsStr::new("."), here, flags)
         }
     }
+}
+
+/// The names a walk steps through: normal components and `..` (`/` and `.` drop out).
+fn walk_components(path: &Path) -> impl Iterator<Item = OsString> + '_ {
+    path.components().filter_map(|c| match c {
+        Component::Normal(n) => Some(n.to_os_string()),
+        Component::ParentDir => Some(OsString::from("..")),
+        _ => None,
+    })
+}
+
+/// One component, opened O_PATH without following it. `Ok(None)`: it was missing and has just
+/// been made (`mkdir` = Some(mode)); the caller looks again.
+fn open_step(
+    dir: BorrowedFd,
+    name: &OsStr,
+    mkdir: Option<Mode>,
+    created: &mut u32,
+) -> nix::Result<Option<OwnedFd>> {
+    match openat(
+        dir,
+        name,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::ENOENT) if mkdir.is_some() => {
+            // Bounded: something deleting our directories as fast as we make them wins.
+            *created += 1;
+            if *created > 256 {
+                return Err(Errno::ELOOP);
+            }
+            let mode = mkdir.unwrap_or(Mode::from_bits_truncate(0o755));
+            match mkdirat(dir, name, mode) {
+                Ok(()) | Err(Errno::EEXIST) => Ok(None),
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Puts the target of the symlink `link` in front of the remaining names; an absolute target
+/// starts again at the root.
+fn expand_symlink(
+    link: &OwnedFd,
+    queue: &mut VecDeque<OsString>,
+    stack: &mut Vec<OwnedFd>,
+) -> nix::Result<()> {
+    let target = readlinkat(link, "")?;
+    let target = Path::new(&target);
+    if target.has_root() {
+        stack.clear();
+    }
+    let expanded: Vec<OsString> = walk_components(target).collect();
+    for c in expanded.into_iter().rev() {
+        queue.push_front(c);
+    }
+    Ok(())
 }
 
 /// Turns the O_PATH handle found by the walk into an fd with the caller's flags, making sure

@@ -204,8 +204,10 @@ impl UsernsHolder {
     /// Forks a child that unshares CLONE_NEWUSER and stops itself; returns once it is stopped,
     /// i.e. once its namespace exists and is ready for uid_map/gid_map.
     pub fn spawn() -> io::Result<Self> {
-        // SAFETY: the caller (container init) is single-threaded, and the child only makes
-        // async-signal-safe libc calls before _exit, so fork cannot leave it with broken locks.
+        // SAFETY: the child only makes async-signal-safe libc calls before _exit, so fork
+        // cannot leave it with broken locks, whatever the caller: `create`'s parent (idmapped
+        // bind trees), the container's init (binds with their own mappings), or a
+        // multi-threaded test process.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
             return Err(io::Error::last_os_error());

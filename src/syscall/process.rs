@@ -317,6 +317,21 @@ pub fn die_with_parent(parent: libc::pid_t) -> io::Result<()> {
     Ok(())
 }
 
+/// Makes `cmd`'s child, between fork and exec, die with `parent` ([`die_with_parent`]) and
+/// mark every fd from 3 up close-on-exec ([`cloexec_from`]): for hutch's own children (hooks)
+/// that must neither outlive it nor inherit its descriptors.
+pub fn die_with_parent_and_cloexec(cmd: &mut std::process::Command, parent: libc::pid_t) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the callback only issues raw syscalls (prctl, getppid, getrlimit, close_range or
+    // fcntl; no allocation, no locks), which is what must hold between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            die_with_parent(parent)?;
+            cloexec_from(3)
+        });
+    }
+}
+
 /// prctl(PR_SET_KEEPCAPS): keep permitted capabilities across the switch to a non-root uid.
 pub fn set_keep_caps(keep: bool) -> io::Result<()> {
     // SAFETY: PR_SET_KEEPCAPS takes 0 or 1.
