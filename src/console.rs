@@ -25,6 +25,13 @@ pub fn connect(path: &Path) -> Result<UnixStream> {
         .with_context(|| format!("connecting to console socket {}", path.display()))
 }
 
+/// Sends a pidfd of `pid` to the `--pidfd-socket` peer (runc ≥ 1.3), framed like the console.
+pub fn send_pidfd(socket: &UnixStream, pid: nix::unistd::Pid) -> Result<()> {
+    let pidfd = crate::syscall::process::pidfd_open(pid)
+        .with_context(|| format!("--pidfd-socket: opening a pidfd of process {pid}"))?;
+    send_master(socket, "pidfd", &pidfd).context("--pidfd-socket")
+}
+
 /// Sends one fd with a name, in the framing go-runc's recvFd expects (used for the pty master
 /// and for --pidfd-socket).
 pub fn send_master(socket: &UnixStream, name: &str, master: &OwnedFd) -> Result<()> {

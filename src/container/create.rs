@@ -34,7 +34,6 @@ use crate::process::init::{container_init, InitContext};
 use crate::process::spawn::{open_cgroup_dir, spawn, SpawnFds, Spawned};
 use crate::process::{attributes, identity};
 use crate::rootfs;
-use crate::syscall::process::pidfd_open;
 use crate::timefmt;
 
 pub struct CreateRequest<'a> {
@@ -142,9 +141,7 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     let console = drive_setup(&parent_ch, &state, spec, console_stream.as_ref(), init_pid)?;
     crate::logging::timing(started, "init ready");
     if let Some(stream) = &pidfd_stream {
-        let pidfd =
-            pidfd_open(init_pid).context("opening a pidfd of the init for --pidfd-socket")?;
-        console::send_master(stream, "pidfd", &pidfd).context("--pidfd-socket")?;
+        console::send_pidfd(stream, init_pid)?;
     }
     if let Some(pid_file) = req.pid_file {
         write_pid_file(pid_file, init_pid)?;

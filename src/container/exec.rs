@@ -87,8 +87,7 @@ pub fn exec(
         pid,
     )?;
     if let Some(stream) = &pidfd_stream {
-        let pidfd = pidfd_open(pid).context("--pidfd-socket: opening a pidfd")?;
-        console::send_master(stream, "pidfd", &pidfd).context("--pidfd-socket")?;
+        console::send_pidfd(stream, pid)?;
     }
     if let Some(path) = req.pid_file {
         super::pid_file::write_pid_file(path, pid)?;
