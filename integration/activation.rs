@@ -1,16 +1,12 @@
 //! What a service manager passes through the runtime: socket activation (`LISTEN_FDS`) and
 //! the readiness socket (`NOTIFY_SOCKET`).
 
-use std::io::IoSliceMut;
-use std::os::fd::{AsRawFd, RawFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr};
 
 use crate::common::*;
 
@@ -105,30 +101,13 @@ impl HostNotify {
     fn take(&self) -> Received {
         let mut got = Vec::new();
         loop {
-            let mut buf = [0u8; 4096];
-            let mut iov = [IoSliceMut::new(&mut buf)];
-            let mut cmsg = nix::cmsg_space!([RawFd; 16]);
-            let msg = match recvmsg::<UnixAddr>(
-                self.socket.as_raw_fd(),
-                &mut iov,
-                Some(&mut cmsg),
-                MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC,
-            ) {
-                Ok(m) => m,
-                Err(nix::errno::Errno::EAGAIN) => return got,
-                Err(e) => panic!("recvmsg on the host notify socket: {e}"),
-            };
-            let mut fds = 0;
-            for c in msg.cmsgs().unwrap() {
-                if let ControlMessageOwned::ScmRights(v) = c {
-                    fds += v.len();
-                    for fd in v {
-                        let _ = nix::unistd::close(fd);
-                    }
+            match scm::try_recv_with_fds(&self.socket) {
+                Ok(Some(m)) => {
+                    got.push((String::from_utf8_lossy(&m.data).into_owned(), m.fds.len()))
                 }
+                Ok(None) => return got,
+                Err(e) => panic!("on the host notify socket: {e}"),
             }
-            let n = msg.bytes;
-            got.push((String::from_utf8_lossy(&buf[..n]).into_owned(), fds));
         }
     }
 

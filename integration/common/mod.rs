@@ -15,6 +15,8 @@
 //! * Everything that can hang runs with a deadline, and is killed by pid when it passes.
 #![allow(dead_code)]
 
+pub mod scm;
+
 use std::collections::HashSet;
 use std::ffi::CString;
 use std::fs;
@@ -958,8 +960,9 @@ pub fn cstr(s: &str) -> CString {
     CString::new(s).unwrap()
 }
 
-/// `integration/fixtures/NAME.c`, built once per run with `gcc -static` (so it also runs inside
-/// the busybox rootfs). A fixture that cannot be built fails the test: CI installs gcc.
+/// `integration/fixtures/NAME.c`, built once per run with `gcc -static -no-pie` (static so it
+/// also runs inside the busybox rootfs; non-PIE so its data sits below 4 GiB, where seccomp_sys's
+/// i386 calls can point). A fixture that cannot be built fails the test: CI installs gcc.
 #[track_caller]
 pub fn fixture(name: &str) -> PathBuf {
     static BUILT: std::sync::Mutex<Vec<(String, Result<PathBuf, String>)>> =
@@ -970,7 +973,7 @@ pub fn fixture(name: &str) -> PathBuf {
         let _ = fs::create_dir_all(run_dir());
         let bin = run_dir().join(format!("fixture-{name}"));
         let result = Command::new("gcc")
-            .args(["-static", "-O2", "-o"])
+            .args(["-static", "-no-pie", "-O2", "-o"])
             .arg(&bin)
             .arg(&src)
             .output()
