@@ -595,12 +595,22 @@ impl Ctr {
         exec_timeout(self.cmd().args(args), CMD_TIMEOUT)
     }
 
+    /// The command `run [EXTRA…] --bundle B ID` (config saved first), for a test that sets
+    /// the runtime's environment, cwd or stdio itself.
+    pub fn run_cmd(&mut self, extra: &[&str]) -> Command {
+        self.save();
+        let mut c = self.cmd();
+        c.arg("run")
+            .args(extra)
+            .arg("--bundle")
+            .arg(&self.bundle)
+            .arg(&self.id);
+        c
+    }
+
     /// `run --bundle B ID` in the foreground (config saved first), stdio piped.
     pub fn run(&mut self) -> Out {
-        self.save();
-        let b = self.bundle.to_string_lossy().into_owned();
-        let id = self.id.clone();
-        self.rt_piped(&["run", "--bundle", &b, &id])
+        exec_timeout(&mut self.run_cmd(&[]), CMD_TIMEOUT)
     }
 
     /// `run` and assert it succeeded; returns stdout.
@@ -621,11 +631,9 @@ impl Ctr {
         self.create_with(&[])
     }
 
-    /// `create` with extra options before the id.
-    pub fn create_with(&mut self, extra: &[&str]) -> Out {
+    /// The command `create --bundle B --pid-file P [EXTRA…] ID` (config saved first).
+    pub fn create_cmd(&mut self, extra: &[&str]) -> Command {
         self.save();
-        let so = fs::File::create(self.stdout_file()).unwrap();
-        let se = fs::File::create(self.stderr_file()).unwrap();
         let mut c = self.cmd();
         c.arg("create")
             .arg("--bundle")
@@ -633,9 +641,22 @@ impl Ctr {
             .arg("--pid-file")
             .arg(self.pid_file())
             .args(extra)
-            .arg(&self.id)
-            .stdout(so)
-            .stderr(se);
+            .arg(&self.id);
+        c
+    }
+
+    /// `create` with extra options before the id.
+    pub fn create_with(&mut self, extra: &[&str]) -> Out {
+        let cmd = self.create_cmd(extra);
+        self.create_by(cmd)
+    }
+
+    /// Runs a `create_cmd` (its environment or cwd set by the test) with stdout/stderr going
+    /// to `stdout_file()`/`stderr_file()`, and tracks the init the pid file names on success.
+    pub fn create_by(&mut self, mut c: Command) -> Out {
+        let so = fs::File::create(self.stdout_file()).unwrap();
+        let se = fs::File::create(self.stderr_file()).unwrap();
+        c.stdout(so).stderr(se);
         let line = cmdline(&c);
         let mut child = c.spawn().expect("spawn create");
         let status = wait_bounded(&mut child, CMD_TIMEOUT, &line);
