@@ -401,11 +401,7 @@ fn notify_with_a_long_state_dir_path() {
 #[test]
 fn notify_in_a_user_namespace() {
     let (mut c, host) = notify_ctr("nuser");
-    c.set_ns("user", None);
-    c.config["linux"]["uidMappings"] =
-        serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    c.config["linux"]["gidMappings"] =
-        serde_json::json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    c.user_ns(100000, 200000);
     // The rootfs belongs to the container's root, as a user-namespaced rootfs does (so /run/notify
     // can be made in it).
     let chown = Command::new("chown")

@@ -141,14 +141,7 @@ fn every_hook_runs_in_order_with_state_args_and_env() {
     }
 
     // The state JSON on stdin.
-    for kind in [
-        "prestart",
-        "createRuntime",
-        "createContainer",
-        "startContainer",
-        "poststart",
-        "poststop",
-    ] {
+    for kind in HOOK_KINDS {
         let text = fs::read_to_string(log.join(format!("state-{kind}.json"))).unwrap();
         let st = parse_json(&text);
         assert_eq!(st["id"], c.id.as_str(), "{kind}: {st}");

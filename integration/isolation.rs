@@ -95,11 +95,7 @@ fn user_id_unmapped_in_the_user_namespace_is_refused() {
         ),
     ] {
         let mut c = Ctr::new("uid-unmapped");
-        c.set_ns("user", None);
-        c.config["linux"]["uidMappings"] =
-            json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        c.config["linux"]["gidMappings"] =
-            json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c.user_ns(100000, 100000);
         c.config["process"]["user"][key] = value;
         let out = c.create();
         out.assert_fail_with(field);
@@ -341,9 +337,7 @@ fn high_inherited_fd_does_not_reach_the_container_without_close_range() {
 fn oom_score_adj_in_a_user_namespace() {
     let adj = 678;
     let mut c = Ctr::new("oom-userns");
-    c.set_ns("user", None);
-    c.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    c.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c.user_ns(100000, 100000);
     c.config["process"]["oomScoreAdj"] = json!(adj);
     c.args(&["sleep", "60"]);
     c.create().assert_ok();

@@ -33,6 +33,16 @@ use serde_json::{json, Value};
 /// Deadline for one runtime invocation.
 pub const CMD_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The six hook kinds of the runtime spec, in the order a container's life runs them.
+pub const HOOK_KINDS: [&str; 6] = [
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+];
+
 /// Skip the rest of the test (with a printed reason) unless hutch itself is under test.
 #[macro_export]
 macro_rules! hutch_only {
@@ -550,6 +560,17 @@ impl Ctr {
             v["path"] = json!(p);
         }
         self.namespaces().push(v);
+        self
+    }
+
+    /// A new user namespace whose ids 0-65535 are host uids and gids from `host_uid` and
+    /// `host_gid` on.
+    pub fn user_ns(&mut self, host_uid: u32, host_gid: u32) -> &mut Self {
+        self.set_ns("user", None);
+        self.config["linux"]["uidMappings"] =
+            json!([{"containerID": 0, "hostID": host_uid, "size": 65536}]);
+        self.config["linux"]["gidMappings"] =
+            json!([{"containerID": 0, "hostID": host_gid, "size": 65536}]);
         self
     }
 
