@@ -34,15 +34,9 @@ fn fd_entry(line: &str) -> Option<(u32, String)> {
 
 /// `run` with an extra file inherited as fd 3 (and fd 7), as containerd's shim passes its socket.
 fn run_with_inherited_fds(c: &mut Ctr, extra: &[&str]) -> Out {
-    c.save();
     let f3 = fs::File::create(c.dir.join("inherited3")).unwrap();
     let f7 = fs::File::create(c.dir.join("inherited7")).unwrap();
-    let mut cmd = c.cmd();
-    cmd.arg("run")
-        .args(extra)
-        .arg("--bundle")
-        .arg(&c.bundle)
-        .arg(&c.id);
+    let mut cmd = c.run_cmd(extra);
     with_inherited_fd(&mut cmd, f3.as_raw_fd(), 3);
     with_inherited_fd(&mut cmd, f7.as_raw_fd(), 7);
     let out = exec_timeout(&mut cmd, CMD_TIMEOUT);
