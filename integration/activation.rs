@@ -1,8 +1,6 @@
 //! What a service manager passes through the runtime: socket activation (`LISTEN_FDS`) and
 //! the readiness socket (`NOTIFY_SOCKET`).
 
-use std::io::IoSliceMut;
-use std::os::fd::{AsRawFd, RawFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
@@ -10,20 +8,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, UnixAddr};
-
 use crate::common::*;
 
-/// `LISTEN_FDS=1` with `LISTEN_PID` naming the runtime: fd 3 reaches the container, which sees
-/// `LISTEN_FDS=1 LISTEN_PID=1`.
-#[test]
-fn listen_fds_are_passed_to_the_container() {
-    let mut c = Ctr::new("listen-fds");
-    c.sh("echo fds=$LISTEN_FDS pid=$LISTEN_PID; readlink /proc/self/fd/3");
+/// `run` from a shell that opens `fd3` as fd 3 and sets `LISTEN_FDS=1 LISTEN_PID=listen_pid`
+/// (`$$` is the runtime: the shell execs it); asserted to succeed.
+fn run_with_listen_fds(c: &mut Ctr, fd3: &Path, listen_pid: &str) -> Out {
     c.save();
     let script = format!(
-        "exec 3<{}; LISTEN_FDS=1 LISTEN_PID=$$ exec {} --root {} run --bundle {} {}",
-        c.bundle.join("config.json").display(),
+        "exec 3<{}; LISTEN_FDS=1 LISTEN_PID={listen_pid} exec {} --root {} run --bundle {} {}",
+        fd3.display(),
         runtime().display(),
         c.root.display(),
         c.bundle.display(),
@@ -31,6 +24,17 @@ fn listen_fds_are_passed_to_the_container() {
     );
     let out = exec_timeout(Command::new("sh").arg("-c").arg(script), CMD_TIMEOUT);
     out.assert_ok();
+    out
+}
+
+/// `LISTEN_FDS=1` with `LISTEN_PID` naming the runtime: fd 3 reaches the container, which sees
+/// `LISTEN_FDS=1 LISTEN_PID=1`.
+#[test]
+fn listen_fds_are_passed_to_the_container() {
+    let mut c = Ctr::new("listen-fds");
+    c.sh("echo fds=$LISTEN_FDS pid=$LISTEN_PID; readlink /proc/self/fd/3");
+    let config = c.bundle.join("config.json");
+    let out = run_with_listen_fds(&mut c, &config, "$$");
     assert!(out.stdout.contains("fds=1 pid=1"), "{out}");
     assert!(
         out.stdout.contains("config.json"),
@@ -43,16 +47,7 @@ fn listen_fds_are_passed_to_the_container() {
 fn listen_fds_for_another_pid_are_ignored() {
     let mut c = Ctr::new("listen-fds-other");
     c.sh("echo fds=${LISTEN_FDS:-none}; ls /proc/self/fd");
-    c.save();
-    let script = format!(
-        "exec 3</dev/null; LISTEN_FDS=1 LISTEN_PID=1 exec {} --root {} run --bundle {} {}",
-        runtime().display(),
-        c.root.display(),
-        c.bundle.display(),
-        c.id
-    );
-    let out = exec_timeout(Command::new("sh").arg("-c").arg(script), CMD_TIMEOUT);
-    out.assert_ok();
+    let out = run_with_listen_fds(&mut c, Path::new("/dev/null"), "1");
     assert!(out.stdout.contains("fds=none"), "{out}");
     // ls's own directory fd is 3: nothing else may be open.
     assert_eq!(out.stdout_lines()[1..], ["0", "1", "2", "3"], "{out}");
@@ -105,30 +100,13 @@ impl HostNotify {
     fn take(&self) -> Received {
         let mut got = Vec::new();
         loop {
-            let mut buf = [0u8; 4096];
-            let mut iov = [IoSliceMut::new(&mut buf)];
-            let mut cmsg = nix::cmsg_space!([RawFd; 16]);
-            let msg = match recvmsg::<UnixAddr>(
-                self.socket.as_raw_fd(),
-                &mut iov,
-                Some(&mut cmsg),
-                MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC,
-            ) {
-                Ok(m) => m,
-                Err(nix::errno::Errno::EAGAIN) => return got,
-                Err(e) => panic!("recvmsg on the host notify socket: {e}"),
-            };
-            let mut fds = 0;
-            for c in msg.cmsgs().unwrap() {
-                if let ControlMessageOwned::ScmRights(v) = c {
-                    fds += v.len();
-                    for fd in v {
-                        let _ = nix::unistd::close(fd);
-                    }
+            match scm::try_recv_with_fds(&self.socket) {
+                Ok(Some(m)) => {
+                    got.push((String::from_utf8_lossy(&m.data).into_owned(), m.fds.len()))
                 }
+                Ok(None) => return got,
+                Err(e) => panic!("on the host notify socket: {e}"),
             }
-            let n = msg.bytes;
-            got.push((String::from_utf8_lossy(&buf[..n]).into_owned(), fds));
         }
     }
 
@@ -160,40 +138,56 @@ fn install_sd_notify(c: &Ctr) {
     std::fs::copy(fixture("sd_notify"), c.rootfs.join("bin/sd_notify")).unwrap();
 }
 
+/// A container with /bin/sd_notify, and a host notify socket in the container's directory.
+fn notify_ctr(name: &str) -> (Ctr, HostNotify) {
+    let c = Ctr::new(name);
+    install_sd_notify(&c);
+    let host = HostNotify::at_path(&c.dir.join("notify.sock"));
+    (c, host)
+}
+
 /// `create --pid-file` with NOTIFY_SOCKET set; the container's stdout and stderr go to
 /// `c.stdout_file()` / `c.stderr_file()`. Returns the init's pid.
 fn create_with_notify(c: &mut Ctr, host: &HostNotify) -> i32 {
-    c.save();
-    let mut cmd = c.cmd();
-    cmd.env("NOTIFY_SOCKET", &host.env)
-        .args(["create", "--bundle"])
-        .arg(&c.bundle)
-        .arg("--pid-file")
-        .arg(c.pid_file())
-        .arg(&c.id)
-        .stdout(std::fs::File::create(c.stdout_file()).unwrap())
-        .stderr(std::fs::File::create(c.stderr_file()).unwrap());
-    let mut child = cmd.spawn().unwrap();
-    let deadline = Instant::now() + CMD_TIMEOUT;
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("create timed out");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    assert!(
-        status.success(),
-        "create failed: {}",
-        std::fs::read_to_string(c.stderr_file()).unwrap_or_default()
-    );
-    let pid = read_pid(&c.pid_file());
+    let mut cmd = c.create_cmd(&[]);
+    cmd.env("NOTIFY_SOCKET", &host.env);
+    let out = c.create_by(cmd);
+    assert!(out.ok(), "create failed: {out}");
+    read_pid(&c.pid_file())
+}
+
+/// `start` with NOTIFY_SOCKET set.
+fn start_with_notify(c: &Ctr, host: &HostNotify) -> Out {
+    exec_files(
+        c.cmd()
+            .env("NOTIFY_SOCKET", &host.env)
+            .args(["start", &c.id]),
+        CMD_TIMEOUT,
+    )
+}
+
+/// `run -d --pid-file` with NOTIFY_SOCKET set, asserted to succeed. Returns the init's pid.
+fn run_detached_with_notify(c: &mut Ctr, host: &HostNotify) -> i32 {
+    let pid_file = c.pid_file();
+    let mut cmd = c.run_cmd(&["-d", "--pid-file", pid_file.to_str().unwrap()]);
+    exec_files(cmd.env("NOTIFY_SOCKET", &host.env), CMD_TIMEOUT).assert_ok();
+    let pid = read_pid(&pid_file);
     c.track(pid);
     pid
+}
+
+/// A foreground `run` with NOTIFY_SOCKET set, asserted to succeed. Returns the runtime's own
+/// pid (the one a foreground run reports as MAINPID) and the container's stdout.
+fn run_foreground_with_notify(c: &mut Ctr, host: &HostNotify) -> (i32, String) {
+    let mut cmd = c.run_cmd(&[]);
+    cmd.env("NOTIFY_SOCKET", &host.env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let runtime_pid = child.id() as i32;
+    let (status, stdout, stderr) = wait_child(&mut child, CMD_TIMEOUT, "run");
+    assert!(status.success(), "{stdout}\n{stderr}");
+    (runtime_pid, stdout)
 }
 
 fn read_pid(path: &Path) -> i32 {
@@ -220,24 +214,13 @@ fn ready_lines(main_pid: i32) -> Vec<String> {
 /// mount at /run/notify.
 #[test]
 fn notify_socket_is_the_runtimes_own() {
-    let mut c = Ctr::new("nsock");
-    install_sd_notify(&c);
-    let host = HostNotify::at_path(&c.dir.join("notify.sock"));
+    let (mut c, host) = notify_ctr("nsock");
     let inode = std::fs::metadata(c.dir.join("notify.sock")).unwrap().ino();
     c.sh("echo notify=$NOTIFY_SOCKET; \
           stat -c 'inode=%i' $(dirname $NOTIFY_SOCKET)/*; \
           grep ' /run/notify ' /proc/self/mountinfo | cut -d' ' -f6; \
           sd_notify READY=1");
-    c.save();
-    let out = exec_timeout(
-        c.cmd().env("NOTIFY_SOCKET", &host.env).args([
-            "run",
-            "--bundle",
-            c.bundle.to_str().unwrap(),
-            &c.id,
-        ]),
-        CMD_TIMEOUT,
-    );
+    let out = exec_timeout(c.run_cmd(&[]).env("NOTIFY_SOCKET", &host.env), CMD_TIMEOUT);
     out.assert_ok();
     let lines = out.stdout_lines();
     assert_eq!(lines[0], "notify=/run/notify/notify.sock", "{out}");
@@ -260,9 +243,7 @@ fn notify_socket_is_the_runtimes_own() {
 /// other messages, no fd, and nothing the container sends after READY.
 #[test]
 fn notify_forwards_only_ready_after_start() {
-    let mut c = Ctr::new("nstart");
-    install_sd_notify(&c);
-    let host = HostNotify::at_path(&c.dir.join("notify.sock"));
+    let (mut c, host) = notify_ctr("nstart");
     c.sh(HOSTILE_THEN_READY);
     let pid = create_with_notify(&mut c, &host);
     let early = c.rt(&[
@@ -281,13 +262,7 @@ fn notify_forwards_only_ready_after_start() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(HostNotify::take(&host), Vec::new(), "before start");
 
-    let start = exec_files(
-        c.cmd()
-            .env("NOTIFY_SOCKET", &host.env)
-            .args(["start", &c.id]),
-        CMD_TIMEOUT,
-    );
-    start.assert_ok();
+    start_with_notify(&c, &host).assert_ok();
     // start waited for READY=1: it is already there.
     let mut got = host.take();
     assert!(
@@ -304,41 +279,17 @@ fn notify_forwards_only_ready_after_start() {
 /// the host gets MAINPID=<init>; a foreground `run` stays the process to watch: MAINPID=<itself>.
 #[test]
 fn notify_run_detached_and_foreground() {
-    let mut c = Ctr::new("nrund");
-    install_sd_notify(&c);
-    let host = HostNotify::at_path(&c.dir.join("notify.sock"));
+    let (mut c, host) = notify_ctr("nrund");
     c.sh("sd_notify 'STATUS=evil'; sleep 1; sd_notify READY=1; sleep 1");
-    c.save();
-    let out = exec_files(
-        c.cmd()
-            .env("NOTIFY_SOCKET", &host.env)
-            .args(["run", "-d", "--pid-file"])
-            .arg(c.pid_file())
-            .args(["--bundle", c.bundle.to_str().unwrap(), &c.id]),
-        CMD_TIMEOUT,
-    );
-    out.assert_ok();
+    let pid = run_detached_with_notify(&mut c, &host);
     let got = host.take();
-    let pid = read_pid(&c.pid_file());
-    c.track(pid);
     assert_eq!(HostNotify::lines(&got), ready_lines(pid), "{got:?}");
     c.wait_status("stopped", Duration::from_secs(20));
 
-    let mut c = Ctr::new("nrun");
-    install_sd_notify(&c);
-    let host = HostNotify::at_path(&c.dir.join("notify.sock"));
+    let (mut c, host) = notify_ctr("nrun");
     c.sh(HOSTILE_THEN_READY);
-    c.save();
-    let mut cmd = c.cmd();
-    cmd.env("NOTIFY_SOCKET", &host.env)
-        .args(["run", "--bundle", c.bundle.to_str().unwrap(), &c.id])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let runtime_pid = child.id() as i32;
-    let (status, stdout, stderr) = wait_child(&mut child, CMD_TIMEOUT, "run");
-    assert!(status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("ready-sent"), "{stdout}\n{stderr}");
+    let (runtime_pid, stdout) = run_foreground_with_notify(&mut c, &host);
+    assert!(stdout.contains("ready-sent"), "{stdout}");
     let got = host.take();
     assert_eq!(HostNotify::lines(&got), ready_lines(runtime_pid), "{got:?}");
 }
@@ -350,18 +301,7 @@ fn notify_abstract_host_socket() {
     install_sd_notify(&c);
     let host = HostNotify::abstract_named(&format!("hutch-test-notify-{}", c.id));
     c.sh("sd_notify 'STATUS=evil'; sd_notify READY=1; sleep 1");
-    c.save();
-    let out = exec_files(
-        c.cmd()
-            .env("NOTIFY_SOCKET", &host.env)
-            .args(["run", "-d", "--pid-file"])
-            .arg(c.pid_file())
-            .args(["--bundle", c.bundle.to_str().unwrap(), &c.id]),
-        CMD_TIMEOUT,
-    );
-    out.assert_ok();
-    let pid = read_pid(&c.pid_file());
-    c.track(pid);
+    let pid = run_detached_with_notify(&mut c, &host);
     assert_eq!(HostNotify::lines(&host.take()), ready_lines(pid));
     c.wait_status("stopped", Duration::from_secs(20));
 }
@@ -370,9 +310,7 @@ fn notify_abstract_host_socket() {
 /// having sent the host nothing (a Type=notify unit then fails, as it must).
 #[test]
 fn notify_start_waits_for_ready_until_the_init_exits() {
-    let mut c = Ctr::new("nnever");
-    install_sd_notify(&c);
-    let host = HostNotify::at_path(&c.dir.join("notify.sock"));
+    let (mut c, host) = notify_ctr("nnever");
     c.sh("sd_notify 'STATUS=not yet'; sleep 2");
     let pid = create_with_notify(&mut c, &host);
     let (_, start_time) = proc_stat(pid).unwrap();
@@ -380,13 +318,7 @@ fn notify_start_waits_for_ready_until_the_init_exits() {
     // manager would, since runc waits until /proc/<pid> is gone, zombie included.
     let reaper = std::thread::spawn(move || wait_dead(pid, start_time, CMD_TIMEOUT));
     let began = Instant::now();
-    exec_files(
-        c.cmd()
-            .env("NOTIFY_SOCKET", &host.env)
-            .args(["start", &c.id]),
-        CMD_TIMEOUT,
-    )
-    .assert_ok();
+    start_with_notify(&c, &host).assert_ok();
     assert!(
         !alive(pid, start_time),
         "start returned after {:?} while the container runs without READY=1",
@@ -406,14 +338,8 @@ fn notify_foreground_run_without_ready_returns() {
     let mut c = Ctr::new("nnevfg");
     let host = HostNotify::at_path(&c.dir.join("notify.sock"));
     c.sh("exit 3");
-    c.save();
     let out = exec_timeout(
-        c.cmd().env("NOTIFY_SOCKET", &host.env).args([
-            "run",
-            "--bundle",
-            c.bundle.to_str().unwrap(),
-            &c.id,
-        ]),
+        c.run_cmd(&[]).env("NOTIFY_SOCKET", &host.env),
         Duration::from_secs(20),
     );
     assert_eq!(out.code(), 3, "{out}");
@@ -423,9 +349,7 @@ fn notify_foreground_run_without_ready_returns() {
 /// While `start` waits for READY=1, the container's lock is free: `state` answers at once.
 #[test]
 fn notify_wait_does_not_block_other_commands() {
-    let mut c = Ctr::new("nlock");
-    install_sd_notify(&c);
-    let host = HostNotify::at_path(&c.dir.join("notify.sock"));
+    let (mut c, host) = notify_ctr("nlock");
     c.sh("touch /waiting; while [ ! -e /go ]; do sleep 0.05; done; sd_notify READY=1; sleep 1");
     let pid = create_with_notify(&mut c, &host);
     let mut start = Proc::spawn(
@@ -468,18 +392,7 @@ fn notify_with_a_long_state_dir_path() {
     install_sd_notify(&c);
     let host = HostNotify::at_path(&run_dir().join("nlong.sock"));
     c.sh("sd_notify READY=1");
-    c.save();
-    let out = exec_files(
-        c.cmd()
-            .env("NOTIFY_SOCKET", &host.env)
-            .args(["run", "-d", "--pid-file"])
-            .arg(c.pid_file())
-            .args(["--bundle", c.bundle.to_str().unwrap(), &c.id]),
-        CMD_TIMEOUT,
-    );
-    out.assert_ok();
-    let pid = read_pid(&c.pid_file());
-    c.track(pid);
+    let pid = run_detached_with_notify(&mut c, &host);
     assert_eq!(HostNotify::lines(&host.take()), ready_lines(pid));
 }
 
@@ -487,14 +400,8 @@ fn notify_with_a_long_state_dir_path() {
 /// root) still gets the notify socket, read-only, and its READY=1 is forwarded.
 #[test]
 fn notify_in_a_user_namespace() {
-    let mut c = Ctr::new("nuser");
-    install_sd_notify(&c);
-    let host = HostNotify::at_path(&c.dir.join("notify.sock"));
-    c.set_ns("user", None);
-    c.config["linux"]["uidMappings"] =
-        serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    c.config["linux"]["gidMappings"] =
-        serde_json::json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    let (mut c, host) = notify_ctr("nuser");
+    c.user_ns(100000, 200000);
     // The rootfs belongs to the container's root, as a user-namespaced rootfs does (so /run/notify
     // can be made in it).
     let chown = Command::new("chown")
@@ -507,16 +414,7 @@ fn notify_in_a_user_namespace() {
         "grep ' /run/notify ' /proc/self/mountinfo | cut -d' ' -f6; \
           sd_notify 'STATUS=evil' READY=1",
     );
-    c.save();
-    let mut cmd = c.cmd();
-    cmd.env("NOTIFY_SOCKET", &host.env)
-        .args(["run", "--bundle", c.bundle.to_str().unwrap(), &c.id])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let runtime_pid = child.id() as i32;
-    let (status, stdout, stderr) = wait_child(&mut child, CMD_TIMEOUT, "run");
-    assert!(status.success(), "{stdout}\n{stderr}");
+    let (runtime_pid, stdout) = run_foreground_with_notify(&mut c, &host);
     assert!(
         stdout
             .lines()
@@ -534,20 +432,9 @@ fn notify_in_a_user_namespace() {
 #[test]
 fn notify_ready_right_before_exit_is_forwarded() {
     for round in 0..5 {
-        let mut c = Ctr::new("nlast");
-        install_sd_notify(&c);
-        let host = HostNotify::at_path(&c.dir.join("notify.sock"));
+        let (mut c, host) = notify_ctr("nlast");
         c.args(&["sd_notify", "READY=1"]);
-        c.save();
-        let mut cmd = c.cmd();
-        cmd.env("NOTIFY_SOCKET", &host.env)
-            .args(["run", "--bundle", c.bundle.to_str().unwrap(), &c.id])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        let runtime_pid = child.id() as i32;
-        let (status, stdout, stderr) = wait_child(&mut child, CMD_TIMEOUT, "run");
-        assert!(status.success(), "{stdout}\n{stderr}");
+        let (runtime_pid, _) = run_foreground_with_notify(&mut c, &host);
         let got = host.take();
         assert_eq!(
             HostNotify::lines(&got),

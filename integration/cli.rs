@@ -2,6 +2,7 @@
 //! `features`, `--version`, `--log FILE --log-format json`.
 
 use std::fs;
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
@@ -11,6 +12,34 @@ use crate::lifecycle::is_rfc3339;
 
 fn bare(args: &[&str]) -> Out {
     exec_files(Command::new(runtime()).args(args), CMD_TIMEOUT)
+}
+
+/// `spec` run in `dir` (it writes ./config.json).
+fn spec_in(dir: &Path) -> Out {
+    exec_files(
+        Command::new(runtime()).current_dir(dir).arg("spec"),
+        CMD_TIMEOUT,
+    )
+}
+
+/// The strings of a JSON array (a test fails when it is not one).
+#[track_caller]
+fn strings(v: &Value) -> Vec<&str> {
+    let a = v.as_array().unwrap_or_else(|| panic!("not an array: {v}"));
+    a.iter().filter_map(Value::as_str).collect()
+}
+
+/// The namespace types a config lists.
+#[track_caller]
+fn namespace_types(config: &Value) -> Vec<&str> {
+    let a = config["linux"]["namespaces"].as_array();
+    let a = a.unwrap_or_else(|| panic!("no linux.namespaces: {config}"));
+    a.iter().filter_map(|n| n["type"].as_str()).collect()
+}
+
+/// A version string 1.x.
+fn is_1x(v: &Value) -> bool {
+    v.as_str().is_some_and(|s| s.starts_with("1."))
 }
 
 #[test]
@@ -49,29 +78,16 @@ fn spec_writes_a_default_config() {
     let c = Ctr::new("spec");
     let d = c.dir.join("specdir");
     fs::create_dir_all(&d).unwrap();
-    let out = exec_files(
-        Command::new(runtime()).current_dir(&d).arg("spec"),
-        CMD_TIMEOUT,
-    );
+    let out = spec_in(&d);
     out.assert_ok();
     assert_eq!(out.stdout, "", "spec prints nothing");
     let v = parse_json(&fs::read_to_string(d.join("config.json")).unwrap());
-    assert!(
-        v["ociVersion"]
-            .as_str()
-            .is_some_and(|s| s.starts_with("1.")),
-        "{v}"
-    );
+    assert!(is_1x(&v["ociVersion"]), "{v}");
     assert_eq!(v["root"]["path"], "rootfs");
     assert_eq!(v["process"]["args"], serde_json::json!(["sh"]));
     assert_eq!(v["process"]["terminal"], true);
     assert_eq!(v["process"]["cwd"], "/");
-    let ns: Vec<&str> = v["linux"]["namespaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|n| n["type"].as_str())
-        .collect();
+    let ns = namespace_types(&v);
     for k in ["pid", "network", "ipc", "uts", "mount"] {
         assert!(ns.contains(&k), "default namespaces lack {k}: {ns:?}");
     }
@@ -82,10 +98,7 @@ fn spec_writes_a_default_config() {
         .as_array()
         .is_some_and(|a| a.iter().any(|p| p == "/proc/sys")));
     // A second spec refuses to overwrite it.
-    let again = exec_files(
-        Command::new(runtime()).current_dir(&d).arg("spec"),
-        CMD_TIMEOUT,
-    );
+    let again = spec_in(&d);
     again.assert_fail();
     assert!(again.stderr.contains("config.json"), "{again}");
 }
@@ -101,12 +114,7 @@ fn spec_bundle_flag_and_rootless() {
     assert!(d.join("config.json").exists());
     bare(&["spec", &format!("--bundle={}", r.display()), "--rootless"]).assert_ok();
     let v = parse_json(&fs::read_to_string(r.join("config.json")).unwrap());
-    let ns: Vec<&str> = v["linux"]["namespaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|n| n["type"].as_str())
-        .collect();
+    let ns = namespace_types(&v);
     assert!(
         ns.contains(&"user"),
         "a rootless spec uses a user namespace: {ns:?}"
@@ -130,51 +138,19 @@ fn features_json() {
     let out = bare(&["features"]);
     out.assert_ok();
     let v = parse_json(&out.stdout);
-    assert!(
-        v["ociVersionMin"]
-            .as_str()
-            .is_some_and(|s| s.starts_with("1.")),
-        "{v}"
-    );
-    assert!(
-        v["ociVersionMax"]
-            .as_str()
-            .is_some_and(|s| s.starts_with("1.")),
-        "{v}"
-    );
-    let hooks: Vec<&str> = v["hooks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    for h in [
-        "prestart",
-        "createRuntime",
-        "createContainer",
-        "startContainer",
-        "poststart",
-        "poststop",
-    ] {
+    assert!(is_1x(&v["ociVersionMin"]), "{v}");
+    assert!(is_1x(&v["ociVersionMax"]), "{v}");
+    let hooks = strings(&v["hooks"]);
+    for h in HOOK_KINDS {
         assert!(hooks.contains(&h), "features.hooks lacks {h}");
     }
-    let mo: Vec<&str> = v["mountOptions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let mo = strings(&v["mountOptions"]);
     for o in [
         "ro", "rw", "nosuid", "nodev", "noexec", "bind", "rbind", "rslave", "rprivate",
     ] {
         assert!(mo.contains(&o), "features.mountOptions lacks {o}");
     }
-    let ns: Vec<&str> = v["linux"]["namespaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let ns = strings(&v["linux"]["namespaces"]);
     for n in ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"] {
         assert!(ns.contains(&n), "features.linux.namespaces lacks {n}");
     }
@@ -206,12 +182,7 @@ fn features_are_honest() {
         num(max) >= num(&spec),
         "ociVersionMax {max} is below the implemented spec {spec}"
     );
-    let ns: Vec<&str> = v["linux"]["namespaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let ns = strings(&v["linux"]["namespaces"]);
     assert!(
         ns.contains(&"time"),
         "time namespaces are implemented (namespaces::time_namespace_offsets)"
@@ -221,10 +192,7 @@ fn features_are_honest() {
         let mut c = Ctr::new("feat-ns");
         c.set_ns(kind, None);
         if kind == "user" {
-            c.config["linux"]["uidMappings"] =
-                serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-            c.config["linux"]["gidMappings"] =
-                serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            c.user_ns(100000, 100000);
         }
         let out = c.run();
         assert!(

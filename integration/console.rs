@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::io::AsRawFd;
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
@@ -18,49 +18,16 @@ fn recv_fd(listener: UnixListener) -> Result<(String, OwnedFd), String> {
     let (conn, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
     conn.set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
-    let mut buf = [0u8; 4096];
-    // Room for more than one fd so a runtime that sends extra fds is caught.
-    let mut cbuf = [0u64; 64];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // SAFETY: msghdr is plain data; the buffers outlive the call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&cbuf);
-    // SAFETY: recvmsg on a connected socket with valid buffers.
-    let n = unsafe { libc::recvmsg(conn.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    if n < 0 {
-        return Err(format!("recvmsg: {}", std::io::Error::last_os_error()));
-    }
-    let mut fds = Vec::new();
-    let mut ncmsg = 0;
-    // SAFETY: walking the control buffer the kernel filled, with the libc macros.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-        while !cmsg.is_null() {
-            ncmsg += 1;
-            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                let data = libc::CMSG_DATA(cmsg) as *const i32;
-                let count = ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / 4;
-                for i in 0..count {
-                    fds.push(OwnedFd::from_raw_fd(*data.add(i)));
-                }
-            }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
-        }
-    }
-    if ncmsg != 1 || fds.len() != 1 {
+    let mut msg = scm::recv_with_fds(&conn)?;
+    if msg.cmsgs != 1 || msg.fds.len() != 1 {
         return Err(format!(
-            "expected one SCM_RIGHTS message with one fd, got {ncmsg} cmsgs and {} fds",
-            fds.len()
+            "expected one SCM_RIGHTS message with one fd, got {} cmsgs and {} fds",
+            msg.cmsgs,
+            msg.fds.len()
         ));
     }
-    let data = String::from_utf8_lossy(&buf[..n as usize]).into_owned();
-    Ok((data, fds.pop().unwrap()))
+    let data = String::from_utf8_lossy(&msg.data).into_owned();
+    Ok((data, msg.fds.pop().unwrap()))
 }
 
 /// Reads from the pty master until `needle` shows up (or the deadline passes).

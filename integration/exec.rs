@@ -210,16 +210,18 @@ fn exec_env_overrides_the_configs_entry_once() {
         "exec", "-e", "K=cli", "-e", "B=2", "-e", "K=cli2", &c.id, "env",
     ]);
     out.assert_ok();
-    let vars: Vec<&str> = out
-        .stdout_lines()
-        .into_iter()
-        .filter(|l| !l.starts_with("HOME="))
-        .collect();
+    let vars = lines_but_home(&out);
     assert_eq!(
         vars,
         ["PATH=/bin:/usr/bin", "K=cli2", "A=1", "B=2"],
         "{out}"
     );
+}
+
+/// `env`'s output without HOME (which runc adds when the env lacks it).
+fn lines_but_home(out: &Out) -> Vec<&str> {
+    let lines = out.stdout_lines().into_iter();
+    lines.filter(|l| !l.starts_with("HOME=")).collect()
 }
 
 /// The same for `exec --process FILE` whose env names a key twice: the later entry wins, and
@@ -237,11 +239,7 @@ fn exec_process_file_env_has_one_entry_per_key() {
     fs::write(&file, process.to_string()).unwrap();
     let out = c.rt_piped(&["exec", "--process", file.to_str().unwrap(), &c.id]);
     out.assert_ok();
-    let vars: Vec<&str> = out
-        .stdout_lines()
-        .into_iter()
-        .filter(|l| !l.starts_with("HOME="))
-        .collect();
+    let vars = lines_but_home(&out);
     assert_eq!(vars, ["PATH=/bin", "K=p2", "Z=3"], "{out}");
 }
 

@@ -141,14 +141,7 @@ fn every_hook_runs_in_order_with_state_args_and_env() {
     }
 
     // The state JSON on stdin.
-    for kind in [
-        "prestart",
-        "createRuntime",
-        "createContainer",
-        "startContainer",
-        "poststart",
-        "poststop",
-    ] {
+    for kind in HOOK_KINDS {
         let text = fs::read_to_string(log.join(format!("state-{kind}.json"))).unwrap();
         let st = parse_json(&text);
         assert_eq!(st["id"], c.id.as_str(), "{kind}: {st}");
@@ -347,14 +340,7 @@ fn hook_env_is_only_what_the_config_sets() {
         &format!("/usr/bin/env > {}", envf.display()),
     );
     c.config["hooks"] = json!({"prestart": [{"path": p, "env": ["ONLY=this"]}]});
-    c.save();
-    let b = c.bundle.to_string_lossy().into_owned();
-    let out = exec_files(
-        c.cmd()
-            .env("HUTCH_IT_LEAK", "1")
-            .args(["run", "--bundle", &b, &c.id]),
-        CMD_TIMEOUT,
-    );
+    let out = exec_files(c.run_cmd(&[]).env("HUTCH_IT_LEAK", "1"), CMD_TIMEOUT);
     out.assert_ok();
     let env = fs::read_to_string(&envf).unwrap();
     assert!(env.lines().any(|l| l == "ONLY=this"), "{env}");
@@ -411,14 +397,7 @@ fn start_container_hooks_without_env_get_the_process_env() {
     });
     c.add_mount(json!({"destination": "/hooklog", "type": "bind", "source": log, "options": ["rbind", "rw"]}));
     c.args(&["true"]);
-    c.save();
-    let b = c.bundle.to_string_lossy().into_owned();
-    let out = exec_files(
-        c.cmd()
-            .env("HUTCH_IT_LEAK", "1")
-            .args(["run", "--bundle", &b, &c.id]),
-        CMD_TIMEOUT,
-    );
+    let out = exec_files(c.run_cmd(&[]).env("HUTCH_IT_LEAK", "1"), CMD_TIMEOUT);
     out.assert_ok();
     let read = |name: &str| {
         fs::read_to_string(log.join(name)).unwrap_or_else(|e| panic!("the hook's {name}: {e}"))

@@ -95,11 +95,7 @@ fn user_id_unmapped_in_the_user_namespace_is_refused() {
         ),
     ] {
         let mut c = Ctr::new("uid-unmapped");
-        c.set_ns("user", None);
-        c.config["linux"]["uidMappings"] =
-            json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        c.config["linux"]["gidMappings"] =
-            json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c.user_ns(100000, 100000);
         c.config["process"]["user"][key] = value;
         let out = c.create();
         out.assert_fail_with(field);
@@ -156,13 +152,7 @@ fn with_umask(cmd: &mut std::process::Command, mask: libc::mode_t) -> &mut std::
 fn callers_umask_does_not_leak_in() {
     let mut c = Ctr::new("umask-caller");
     c.args(&["sleep", "60"]);
-    c.save();
-    let mut cmd = c.cmd();
-    cmd.args(["create", "--bundle"])
-        .arg(&c.bundle)
-        .arg("--pid-file")
-        .arg(c.pid_file())
-        .arg(&c.id);
+    let mut cmd = c.create_cmd(&[]);
     exec_files(with_umask(&mut cmd, 0o077), CMD_TIMEOUT).assert_ok();
     c.pid();
     c.start_ok();
@@ -305,10 +295,8 @@ fn high_inherited_fd_does_not_reach_the_container_without_close_range() {
         "syscalls": [{"names": ["close_range"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
     });
     c.sh("ls -l /proc/$$/fd");
-    c.save();
     let host = fs::File::create(c.dir.join("host-secret")).unwrap();
-    let mut cmd = c.cmd();
-    cmd.args(["run", "--bundle"]).arg(&c.bundle).arg(&c.id);
+    let mut cmd = c.run_cmd(&[]);
     with_inherited_fd(&mut cmd, host.as_raw_fd(), 2000);
     let out = exec_timeout(&mut cmd, CMD_TIMEOUT);
     out.assert_ok();
@@ -341,9 +329,7 @@ fn high_inherited_fd_does_not_reach_the_container_without_close_range() {
 fn oom_score_adj_in_a_user_namespace() {
     let adj = 678;
     let mut c = Ctr::new("oom-userns");
-    c.set_ns("user", None);
-    c.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    c.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c.user_ns(100000, 100000);
     c.config["process"]["oomScoreAdj"] = json!(adj);
     c.args(&["sleep", "60"]);
     c.create().assert_ok();

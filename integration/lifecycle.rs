@@ -236,9 +236,7 @@ fn run_killed_by_signal_exits_128_plus_signal() {
 fn run_killed_from_outside_exits_137() {
     let mut c = Ctr::new("run-kill-out");
     c.sh("echo ready; exec sleep 100");
-    c.save();
-    let mut cmd = c.cmd();
-    cmd.args(["run", "--bundle"]).arg(&c.bundle).arg(&c.id);
+    let mut cmd = c.run_cmd(&[]);
     cmd.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().unwrap();
@@ -258,9 +256,7 @@ fn run_killed_from_outside_exits_137() {
 fn run_forwards_signals_to_the_container() {
     let mut c = Ctr::new("run-fwd");
     c.sh("trap 'echo got-term; exit 42' TERM; echo ready; while :; do sleep 0.05; done");
-    c.save();
-    let mut cmd = c.cmd();
-    cmd.args(["run", "--bundle"]).arg(&c.bundle).arg(&c.id);
+    let mut cmd = c.run_cmd(&[]);
     cmd.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().unwrap();

@@ -362,9 +362,7 @@ fn idmapped_bind_mount_in_a_user_namespace() {
     hutch_only!("runc 1.1.5 predates idmapped mounts");
     let mut c = Ctr::new("mnt-idmap");
     let h = host_dir(&c, "idsrc");
-    c.set_ns("user", None);
-    c.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    c.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c.user_ns(100000, 100000);
     // The container's root (host uid 100000) cannot create mount points in a root-owned rootfs.
     fs::create_dir_all(c.rootfs.join("mnt/mapped")).unwrap();
     fs::create_dir_all(c.rootfs.join("mnt/plain")).unwrap();
@@ -660,9 +658,7 @@ fn user_namespace_with_the_bundle_under_a_root_only_directory() {
     use std::os::unix::fs::PermissionsExt;
     let mut c = Ctr::new("mnt-userns-private");
     let h = host_dir(&c, "volume");
-    c.set_ns("user", None);
-    c.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    c.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c.user_ns(100000, 100000);
     // The container's root cannot create mount points in a rootfs owned by host root.
     fs::create_dir_all(c.rootfs.join("mnt/vol")).unwrap();
     c.add_mount(

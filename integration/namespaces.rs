@@ -175,16 +175,10 @@ fn join_namespace_path_that_is_not_a_namespace_fails_cleanly() {
     c.rt(&["state", &c.id]).assert_fail_with("does not exist");
 }
 
-fn userns(c: &mut Ctr) {
-    c.set_ns("user", None);
-    c.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    c.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
-}
-
 #[test]
 fn user_namespace_with_mappings() {
     let mut c = Ctr::new("userns");
-    userns(&mut c);
+    c.user_ns(100000, 200000);
     c.sh(
         "cat /proc/self/uid_map; cat /proc/self/gid_map; id -u; id -g; readlink /proc/self/ns/user",
     );
@@ -206,7 +200,7 @@ fn user_namespace_with_mappings() {
 #[test]
 fn user_namespace_ids_seen_from_the_host() {
     let mut c = Ctr::new("userns-host");
-    userns(&mut c);
+    c.user_ns(100000, 200000);
     c.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
     c.args(&["sleep", "100"]);
     c.create_ok();

@@ -5,8 +5,13 @@ use serde_json::json;
 
 use crate::common::*;
 
-fn status_of(out: &Out) -> &str {
-    &out.stdout
+/// The whitespace-separated values of a /proc/PID/status field.
+#[track_caller]
+fn status_words<'a>(status: &'a str, key: &str) -> Vec<&'a str> {
+    status_field(status, key)
+        .unwrap_or_else(|| panic!("no {key} in {status}"))
+        .split_whitespace()
+        .collect()
 }
 
 #[test]
@@ -33,27 +38,24 @@ fn args0_is_found_on_the_containers_path() {
     let mut c = Ctr::new("args-path");
     c.config["process"]["env"] = json!(["PATH=/opt/tools"]);
     std::fs::create_dir_all(c.rootfs.join("opt/tools")).unwrap();
+    // A busybox-interpreted script (the shebang /bin/sh exists in the rootfs).
     write_script(
         &c.rootfs.join("opt/tools/mytool"),
         "echo mytool ran with $1",
     );
-    std::fs::remove_file(c.rootfs.join("opt/tools/mytool")).unwrap();
-    // A busybox-interpreted script (the shebang /bin/sh exists in the rootfs).
-    std::fs::write(
-        c.rootfs.join("opt/tools/mytool"),
-        "#!/bin/sh\necho mytool ran with $1\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(
-        c.rootfs.join("opt/tools/mytool"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
     c.args(&["mytool", "x"]);
     let out = c.run();
     out.assert_ok();
     assert_eq!(out.stdout, "mytool ran with x\n");
+}
+
+/// Runs `env` in the container with a variable in the runtime's own environment, which must not
+/// reach the container.
+fn run_env_with_a_runtime_env_var(c: &mut Ctr) -> Out {
+    c.args(&["env"]);
+    let out = exec_timeout(c.run_cmd(&[]).env("HUTCH_IT_LEAK", "leaked"), CMD_TIMEOUT);
+    out.assert_ok();
+    out
 }
 
 #[test]
@@ -66,17 +68,7 @@ fn env_is_exactly_process_env() {
         "EMPTY=",
         "HOME=/home/user"
     ]);
-    c.args(&["env"]);
-    c.save();
-    // Something in the runtime's own environment must not reach the container.
-    let b = c.bundle.to_string_lossy().into_owned();
-    let out = exec_timeout(
-        c.cmd()
-            .env("HUTCH_IT_LEAK", "leaked")
-            .args(["run", "--bundle", &b, &c.id]),
-        CMD_TIMEOUT,
-    );
-    out.assert_ok();
+    let out = run_env_with_a_runtime_env_var(&mut c);
     let mut got: Vec<&str> = out.stdout.lines().collect();
     got.sort();
     assert_eq!(
@@ -97,16 +89,7 @@ fn env_without_home_gets_only_home_added() {
     // runc adds HOME from the user's passwd entry when process.env lacks it; nothing else.
     let mut c = Ctr::new("env-home");
     c.config["process"]["env"] = json!(["PATH=/bin", "X=y"]);
-    c.args(&["env"]);
-    c.save();
-    let b = c.bundle.to_string_lossy().into_owned();
-    let out = exec_timeout(
-        c.cmd()
-            .env("HUTCH_IT_LEAK", "leaked")
-            .args(["run", "--bundle", &b, &c.id]),
-        CMD_TIMEOUT,
-    );
-    out.assert_ok();
+    let out = run_env_with_a_runtime_env_var(&mut c);
     let mut got: Vec<&str> = out.stdout.lines().collect();
     got.retain(|l| !l.starts_with("HOME="));
     got.sort();
@@ -144,24 +127,9 @@ fn user_uid_gid_and_additional_gids() {
     assert_eq!(lines[0], "1000");
     assert_eq!(lines[1], "1000");
     let st = out.stdout.as_str();
-    assert_eq!(
-        status_field(st, "Uid")
-            .unwrap()
-            .split_whitespace()
-            .collect::<Vec<_>>(),
-        ["1000"; 4]
-    );
-    assert_eq!(
-        status_field(st, "Gid")
-            .unwrap()
-            .split_whitespace()
-            .collect::<Vec<_>>(),
-        ["1000"; 4]
-    );
-    let mut groups: Vec<&str> = status_field(st, "Groups")
-        .unwrap()
-        .split_whitespace()
-        .collect();
+    assert_eq!(status_words(st, "Uid"), ["1000"; 4]);
+    assert_eq!(status_words(st, "Gid"), ["1000"; 4]);
+    let mut groups = status_words(st, "Groups");
     groups.sort();
     assert_eq!(
         groups,
@@ -178,7 +146,7 @@ fn no_additional_gids_means_no_supplementary_groups() {
     let out = c.run();
     out.assert_ok();
     assert_eq!(
-        status_field(status_of(&out), "Groups").unwrap(),
+        status_field(&out.stdout, "Groups").unwrap(),
         "",
         "host groups leaked: {out}"
     );
@@ -210,20 +178,14 @@ fn rlimits_are_applied() {
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines[0], "1000");
     assert_eq!(lines[1], "2000");
-    let core: Vec<&str> = lines
-        .iter()
-        .find(|l| l.starts_with("Max core"))
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    assert_eq!(&core[4..6], ["0", "4096"], "{out}");
-    let nproc: Vec<&str> = lines
-        .iter()
-        .find(|l| l.starts_with("Max processes"))
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    assert_eq!(&nproc[2..4], ["500", "600"], "{out}");
+    let words = |prefix: &str| -> Vec<&str> {
+        let line = lines.iter().find(|l| l.starts_with(prefix));
+        line.unwrap_or_else(|| panic!("no {prefix:?} line:\n{out}"))
+            .split_whitespace()
+            .collect()
+    };
+    assert_eq!(&words("Max core")[4..6], ["0", "4096"], "{out}");
+    assert_eq!(&words("Max processes")[2..4], ["500", "600"], "{out}");
 }
 
 #[test]
@@ -291,35 +253,48 @@ fn cap_line(out: &Out, key: &str) -> u64 {
     u64::from_str_radix(v, 16).unwrap()
 }
 
+/// Runs `cat /proc/self/status` in the container; asserts it succeeded.
+fn run_proc_status(c: &mut Ctr) -> Out {
+    c.args(&["cat", "/proc/self/status"]);
+    let out = c.run();
+    out.assert_ok();
+    out
+}
+
+/// Asserts the five capability masks of the container process (bounding, inheritable, ambient,
+/// permitted, effective); a failure names the mask.
+#[track_caller]
+fn assert_cap_sets(out: &Out, bnd: u64, inh: u64, amb: u64, prm: u64, eff: u64) {
+    for (key, want) in [
+        ("CapBnd", bnd),
+        ("CapInh", inh),
+        ("CapAmb", amb),
+        ("CapPrm", prm),
+        ("CapEff", eff),
+    ] {
+        assert_eq!(cap_line(out, key), want, "{key}");
+    }
+}
+
 #[test]
 fn capabilities_non_root() {
     let mut c = Ctr::new("caps-user");
     caps_config(&mut c);
     c.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
-    c.args(&["cat", "/proc/self/status"]);
-    let out = c.run();
-    out.assert_ok();
-    assert_eq!(cap_line(&out, "CapBnd"), cap_mask(BND), "CapBnd");
-    assert_eq!(cap_line(&out, "CapInh"), cap_mask(INH), "CapInh");
-    assert_eq!(cap_line(&out, "CapAmb"), cap_mask(AMB), "CapAmb");
+    let out = run_proc_status(&mut c);
     // execve by a non-root user of a file without file caps: permitted = effective = ambient.
-    assert_eq!(cap_line(&out, "CapPrm"), cap_mask(AMB), "CapPrm");
-    assert_eq!(cap_line(&out, "CapEff"), cap_mask(AMB), "CapEff");
+    let (bnd, inh, amb) = (cap_mask(BND), cap_mask(INH), cap_mask(AMB));
+    assert_cap_sets(&out, bnd, inh, amb, amb, amb);
 }
 
 #[test]
 fn capabilities_root() {
     let mut c = Ctr::new("caps-root");
     caps_config(&mut c);
-    c.args(&["cat", "/proc/self/status"]);
-    let out = c.run();
-    out.assert_ok();
-    assert_eq!(cap_line(&out, "CapBnd"), cap_mask(BND), "CapBnd");
-    assert_eq!(cap_line(&out, "CapInh"), cap_mask(INH), "CapInh");
-    assert_eq!(cap_line(&out, "CapAmb"), cap_mask(AMB), "CapAmb");
+    let out = run_proc_status(&mut c);
     // execve as uid 0 under no_new_privs: permitted stays the configured set, effective = permitted.
-    assert_eq!(cap_line(&out, "CapPrm"), cap_mask(PRM), "CapPrm");
-    assert_eq!(cap_line(&out, "CapEff"), cap_mask(PRM), "CapEff");
+    let (bnd, inh, amb, prm) = (cap_mask(BND), cap_mask(INH), cap_mask(AMB), cap_mask(PRM));
+    assert_cap_sets(&out, bnd, inh, amb, prm, prm);
 }
 
 #[test]
@@ -331,12 +306,9 @@ fn capabilities_all_sets_equal_non_root() {
         "bounding": EFF, "effective": EFF, "permitted": EFF, "inheritable": EFF, "ambient": EFF,
     });
     c.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
-    c.args(&["cat", "/proc/self/status"]);
-    let out = c.run();
-    out.assert_ok();
-    for k in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
-        assert_eq!(cap_line(&out, k), cap_mask(EFF), "{k}");
-    }
+    let out = run_proc_status(&mut c);
+    let eff = cap_mask(EFF);
+    assert_cap_sets(&out, eff, eff, eff, eff, eff);
 }
 
 #[test]
@@ -347,9 +319,7 @@ fn no_inheritable_capabilities_unless_configured() {
         "effective": ["CAP_CHOWN", "CAP_KILL"],
         "permitted": ["CAP_CHOWN", "CAP_KILL"],
     });
-    c.args(&["cat", "/proc/self/status"]);
-    let out = c.run();
-    out.assert_ok();
+    let out = run_proc_status(&mut c);
     assert_eq!(cap_line(&out, "CapInh"), 0);
     assert_eq!(cap_line(&out, "CapAmb"), 0);
     assert_eq!(
@@ -366,12 +336,8 @@ fn no_inheritable_capabilities_unless_configured() {
 fn no_capabilities_at_all() {
     let mut c = Ctr::new("caps-none");
     c.config["process"]["capabilities"] = json!({});
-    c.args(&["cat", "/proc/self/status"]);
-    let out = c.run();
-    out.assert_ok();
-    for k in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
-        assert_eq!(cap_line(&out, k), 0, "{k}");
-    }
+    let out = run_proc_status(&mut c);
+    assert_cap_sets(&out, 0, 0, 0, 0, 0);
 }
 
 #[test]
@@ -414,9 +380,7 @@ fn stdin_pipe_reaches_the_container() {
     use std::io::Write;
     let mut c = Ctr::new("stdin");
     c.args(&["sh", "-c", "read line; echo got:$line; cat"]);
-    c.save();
-    let mut cmd = c.cmd();
-    cmd.args(["run", "--bundle"]).arg(&c.bundle).arg(&c.id);
+    let mut cmd = c.run_cmd(&[]);
     cmd.stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
@@ -434,10 +398,7 @@ fn stdio_are_the_callers_pipes() {
     // The container's fds 0-2 must be the very pipes the caller passed (no runtime relay).
     let mut c = Ctr::new("stdio-pipes");
     c.sh("readlink /proc/self/fd/1; readlink /proc/self/fd/2 >&2");
-    c.save();
-    let mut cmd = c.cmd();
-    cmd.args(["run", "--bundle"]).arg(&c.bundle).arg(&c.id);
-    let out = exec_timeout(&mut cmd, CMD_TIMEOUT);
+    let out = exec_timeout(&mut c.run_cmd(&[]), CMD_TIMEOUT);
     out.assert_ok();
     assert!(out.stdout.starts_with("pipe:["), "{out}");
     assert!(out.stderr.contains("pipe:["), "{out}");

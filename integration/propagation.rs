@@ -32,10 +32,7 @@ fn propagation(bind_opts: &[&str], rootfs_propagation: Option<&str>) -> Seen {
 fn propagation_in(bind_opts: &[&str], rootfs_propagation: Option<&str>, userns: bool) -> Seen {
     let mut c = Ctr::new("prop");
     if userns {
-        c.set_ns("user", None);
-        let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        c.config["linux"]["uidMappings"] = map.clone();
-        c.config["linux"]["gidMappings"] = map;
+        c.user_ns(100000, 100000);
         // Its root cannot create the mount point in a rootfs owned by host root.
         fs::create_dir_all(c.rootfs.join("p")).unwrap();
     }

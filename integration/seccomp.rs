@@ -4,17 +4,15 @@
 //! flags, profile errors, the filter on `exec`, and capabilities that only show through
 //! behaviour (an ambient capability used by a non-root process).
 //!
-//! The per-ABI and 64-bit-argument tests use `fixtures/seccomp_sys.c`, built here with
-//! `gcc -static -no-pie` (skipped with a printed reason when that fails).
+//! The per-ABI and 64-bit-argument tests use `fixtures/seccomp_sys.c` (`common::fixture`).
 
 use std::fs;
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -474,46 +472,9 @@ fn unknown_syscall_names_are_skipped() {
 // Per-ABI dispatch and 64-bit arguments (fixtures/seccomp_sys.c)
 // ---------------------------------------------------------------------------------------------
 
-static SYS_FIXTURE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-
-/// Builds `fixtures/seccomp_sys.c` once per run (static, non-PIE).
-fn sys_fixture() -> Result<&'static Path, &'static str> {
-    SYS_FIXTURE
-        .get_or_init(|| {
-            let src = repo_dir().join("integration/fixtures/seccomp_sys.c");
-            let _ = fs::create_dir_all(run_dir());
-            let bin = run_dir().join("seccomp_sys");
-            let out = Command::new("gcc")
-                .args(["-static", "-no-pie", "-O2", "-o"])
-                .arg(&bin)
-                .arg(&src)
-                .output()
-                .map_err(|e| format!("gcc not available: {e}"))?;
-            if !out.status.success() {
-                return Err(format!(
-                    "gcc -static -no-pie failed (static libc missing?): {}",
-                    String::from_utf8_lossy(&out.stderr)
-                ));
-            }
-            Ok(bin)
-        })
-        .as_ref()
-        .map(|p| p.as_path())
-        .map_err(|e| e.as_str())
-}
-
-/// Copies the fixture to /bin/sys in the container; false (after printing why) if unavailable.
-fn install_sys(c: &Ctr) -> bool {
-    match sys_fixture() {
-        Ok(p) => {
-            fs::copy(p, c.rootfs.join("bin/sys")).expect("copy the fixture");
-            true
-        }
-        Err(e) => {
-            eprintln!("SKIP: cannot build integration/fixtures/seccomp_sys.c: {e}");
-            false
-        }
-    }
+/// Copies `fixtures/seccomp_sys.c`, built, to /bin/sys in the container.
+fn install_sys(c: &Ctr) {
+    fs::copy(fixture("seccomp_sys"), c.rootfs.join("bin/sys")).expect("copy the fixture");
 }
 
 /// A shell line running `sys ARGS` and printing `LABEL:ret=N`, or `LABEL:status=S` when the
@@ -522,30 +483,28 @@ fn sys_line(label: &str, args: &str) -> String {
     format!("o=$(sys {args}); s=$?; if [ $s = 0 ]; then echo \"{label}:$o\"; else echo \"{label}:status=$s\"; fi; ")
 }
 
+/// The `LABEL:result` lines of `sys_line`s, in order.
+fn sys_outcomes(stdout: &str) -> Vec<(String, String)> {
+    stdout
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
 /// Runs the lines in a container with `seccomp` and returns `label → result`.
-fn sys_results(
-    name: &str,
-    seccomp: Value,
-    lines: &[(&str, &str)],
-) -> Option<Vec<(String, String)>> {
+fn sys_results(name: &str, seccomp: Value, lines: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut c = Ctr::new(name);
-    if !install_sys(&c) {
-        return None;
-    }
+    install_sys(&c);
     no_core_dumps(&mut c);
     set_seccomp(&mut c, seccomp);
     let script: String = lines.iter().map(|(l, a)| sys_line(l, a)).collect();
     c.sh(&script);
     let out = c.run();
     out.assert_ok();
-    let got: Vec<(String, String)> = out
-        .stdout
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
+    let got = sys_outcomes(&out.stdout);
     assert_eq!(got.len(), lines.len(), "{out}");
-    Some(got)
+    got
 }
 
 #[track_caller]
@@ -582,7 +541,7 @@ const I386_PERSONALITY: &str = "136";
 fn i386_syscalls_follow_the_architectures_list() {
     // Without SCMP_ARCH_X86 an i386 syscall is a bad arch: killed (libseccomp's KILL).
     let getpid_errno = json!([{"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]);
-    let Some(got) = sys_results(
+    let got = sys_results(
         "sc-i386-absent",
         json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
                "syscalls": getpid_errno}),
@@ -590,15 +549,13 @@ fn i386_syscalls_follow_the_architectures_list() {
             ("x64", &format!("x64 {X64_GETPID}")),
             ("i386", &format!("i386 {I386_GETPID}")),
         ],
-    ) else {
-        return;
-    };
+    );
     expect(&got, "x64", "ret=-13");
     expect(&got, "i386", &format!("status={SIGSYS_STATUS}"));
 
     // With it, the rule applies to i386's own getpid number, and i386's syscall 39 (mkdir) is
     // not x86_64's 39 (getpid).
-    let Some(got) = sys_results(
+    let got = sys_results(
         "sc-i386-listed",
         profile("SCMP_ACT_ALLOW", getpid_errno.clone()),
         &[
@@ -607,9 +564,7 @@ fn i386_syscalls_follow_the_architectures_list() {
             ("i386mkdir", &format!("i386 {I386_MKDIR} s:/tmp/d32 0755")),
             ("check", "x64 21 s:/tmp/d32 0"), // access(2)
         ],
-    ) else {
-        return;
-    };
+    );
     expect(&got, "x64", "ret=-13");
     expect(&got, "i386", "ret=-13");
     expect(&got, "i386mkdir", "ret=0");
@@ -619,7 +574,7 @@ fn i386_syscalls_follow_the_architectures_list() {
 #[test]
 fn i386_rule_by_name_and_arguments() {
     // An argument rule on personality applies on i386 too (its own number, 32-bit compare).
-    let Some(got) = sys_results(
+    let got = sys_results(
         "sc-i386-args",
         profile(
             "SCMP_ACT_ALLOW",
@@ -631,9 +586,7 @@ fn i386_rule_by_name_and_arguments() {
             ("i386-8", &format!("i386 {I386_PERSONALITY} 8")),
             ("x64-8", &format!("x64 {X64_PERSONALITY} 8")),
         ],
-    ) else {
-        return;
-    };
+    );
     expect(&got, "i386-0", "ret=0");
     expect(&got, "i386-8", "ret=-22");
     expect(&got, "x64-8", "ret=-22");
@@ -643,7 +596,7 @@ fn i386_rule_by_name_and_arguments() {
 fn x32_syscalls_follow_the_architectures_list() {
     // Whether or not this kernel runs x32 code, seccomp sees the call first.
     let rules = json!([{"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]);
-    let Some(got) = sys_results(
+    let got = sys_results(
         "sc-x32-absent",
         json!({"defaultAction": "SCMP_ACT_ALLOW",
                "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"], "syscalls": rules}),
@@ -651,19 +604,15 @@ fn x32_syscalls_follow_the_architectures_list() {
             ("x32", &format!("x32 {X64_GETPID}")),
             ("x64", &format!("x64 {X64_GETPID}")),
         ],
-    ) else {
-        return;
-    };
+    );
     expect(&got, "x32", &format!("status={SIGSYS_STATUS}"));
     expect(&got, "x64", "ret=-13");
 
-    let Some(got) = sys_results(
+    let got = sys_results(
         "sc-x32-listed",
         profile("SCMP_ACT_ALLOW", rules),
         &[("x32", &format!("x32 {X64_GETPID}"))],
-    ) else {
-        return;
-    };
+    );
     expect(&got, "x32", "ret=-13");
 }
 
@@ -743,10 +692,7 @@ fn arguments_are_compared_on_all_64_bits() {
             .iter()
             .map(|(a, b)| (a.as_str(), b.as_str()))
             .collect();
-        let Some(got) = sys_results("sc-64bit", profile("SCMP_ACT_ALLOW", json!([r])), &refs)
-        else {
-            return;
-        };
+        let got = sys_results("sc-64bit", profile("SCMP_ACT_ALLOW", json!([r])), &refs);
         for (v, denied) in expectations {
             let label = format!("p{v}");
             let res = &got.iter().find(|(l, _)| *l == label).unwrap().1;
@@ -768,7 +714,7 @@ fn syscalls_beyond_the_profile_get_enosys_like_runc() {
     };
     let mut p = profile("SCMP_ACT_ERRNO", rules);
     p["defaultErrnoRet"] = json!(13);
-    let Some(got) = sys_results(
+    let got = sys_results(
         "sc-enosys",
         p,
         &[
@@ -776,9 +722,7 @@ fn syscalls_beyond_the_profile_get_enosys_like_runc() {
             ("beyond", "x64 1000"),
             ("i386-beyond", "i386 1000"),
         ],
-    ) else {
-        return;
-    };
+    );
     expect(&got, "unlisted", "ret=-13");
     expect(&got, "beyond", "ret=-38");
     expect(&got, "i386-beyond", "ret=-38");
@@ -834,17 +778,15 @@ fn docker_default_profile_lets_a_shell_work_and_denies_the_rest() {
             "bounding": ALL_SYS_ADMIN, "effective": ALL_SYS_ADMIN, "permitted": ALL_SYS_ADMIN,
         });
         c.set_ns("uts", None);
-        let have_sys = install_sys(&c);
+        install_sys(&c);
         let mut script = DOCKER_SCRIPT.to_string();
-        if have_sys {
-            script += &sys_line("keyctl", &format!("x64 {X64_KEYCTL} 0 -3 0"));
-            script += &sys_line("add_key", &format!("x64 {X64_ADD_KEY} s:user s:k s:v 1 -3"));
-            script += &sys_line("p0", &format!("x64 {X64_PERSONALITY} 0"));
-            script += &sys_line("p8", &format!("x64 {X64_PERSONALITY} 8"));
-            script += &sys_line("phigh", &format!("x64 {X64_PERSONALITY} 0x100000000"));
-            script += &sys_line("i386getpid", &format!("i386 {I386_GETPID}"));
-            script += &sys_line("clone3", &format!("x64 {X64_CLONE3} 0 0"));
-        }
+        script += &sys_line("keyctl", &format!("x64 {X64_KEYCTL} 0 -3 0"));
+        script += &sys_line("add_key", &format!("x64 {X64_ADD_KEY} s:user s:k s:v 1 -3"));
+        script += &sys_line("p0", &format!("x64 {X64_PERSONALITY} 0"));
+        script += &sys_line("p8", &format!("x64 {X64_PERSONALITY} 8"));
+        script += &sys_line("phigh", &format!("x64 {X64_PERSONALITY} 0x100000000"));
+        script += &sys_line("i386getpid", &format!("i386 {I386_GETPID}"));
+        script += &sys_line("clone3", &format!("x64 {X64_CLONE3} 0 0"));
         if with_profile {
             set_seccomp(&mut c, docker.clone());
         }
@@ -875,25 +817,19 @@ fn docker_default_profile_lets_a_shell_work_and_denies_the_rest() {
         if with_profile {
             assert!(out.stderr.contains("Operation not permitted"), "{out}");
         }
-        if have_sys {
-            let got: Vec<(String, String)> = o
-                .lines()
-                .filter_map(|l| l.split_once(':'))
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-                .collect();
-            if with_profile {
-                expect(&got, "keyctl", "ret=-1");
-                expect(&got, "add_key", "ret=-1");
-                expect(&got, "phigh", "ret=-1"); // only the exact 64-bit values are allowed
-                expect(&got, "clone3", "ret=-38"); // the profile's own errnoRet
-            } else {
-                assert_ne!(got.iter().find(|g| g.0 == "keyctl").unwrap().1, "ret=-1");
-                expect(&got, "phigh", "ret=0");
-            }
-            expect(&got, "p0", "ret=0");
-            expect_success(&got, "p8");
-            expect_success(&got, "i386getpid");
+        let got = sys_outcomes(o);
+        if with_profile {
+            expect(&got, "keyctl", "ret=-1");
+            expect(&got, "add_key", "ret=-1");
+            expect(&got, "phigh", "ret=-1"); // only the exact 64-bit values are allowed
+            expect(&got, "clone3", "ret=-38"); // the profile's own errnoRet
+        } else {
+            assert_ne!(got.iter().find(|g| g.0 == "keyctl").unwrap().1, "ret=-1");
+            expect(&got, "phigh", "ret=0");
         }
+        expect(&got, "p0", "ret=0");
+        expect_success(&got, "p8");
+        expect_success(&got, "i386getpid");
     }
 }
 
@@ -1130,42 +1066,9 @@ fn receive_state(stream: &UnixStream) -> Result<(Value, Option<OwnedFd>), String
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;
-    let mut buf = vec![0u8; 65536];
-    let mut cmsg = [0u64; 32];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // SAFETY: msghdr is plain data; the pointers set below outlive the recvmsg call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cmsg.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&cmsg) as _;
-    // SAFETY: recvmsg into the buffers described by msg.
-    let n = unsafe { libc::recvmsg(stream.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    if n < 0 {
-        return Err(format!("recvmsg: {}", std::io::Error::last_os_error()));
-    }
-    let mut fds = Vec::new();
-    // SAFETY: walking the control messages the kernel wrote into `cmsg`.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                let count = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / 4;
-                let data = libc::CMSG_DATA(c) as *const i32;
-                for i in 0..count {
-                    fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
-                }
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
-    }
-    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
-        return Err("control message truncated".into());
-    }
-    let mut data = buf[..n as usize].to_vec();
+    let first = scm::recv_with_fds(stream)?;
+    let mut fds = first.fds;
+    let mut data = first.data;
     // The sender may split the JSON; read until it parses (or EOF).
     let mut s = stream;
     while serde_json::from_slice::<Value>(&data).is_err() {

@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::os::fd::AsRawFd;
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -33,15 +34,9 @@ fn fd_entry(line: &str) -> Option<(u32, String)> {
 
 /// `run` with an extra file inherited as fd 3 (and fd 7), as containerd's shim passes its socket.
 fn run_with_inherited_fds(c: &mut Ctr, extra: &[&str]) -> Out {
-    c.save();
     let f3 = fs::File::create(c.dir.join("inherited3")).unwrap();
     let f7 = fs::File::create(c.dir.join("inherited7")).unwrap();
-    let mut cmd = c.cmd();
-    cmd.arg("run")
-        .args(extra)
-        .arg("--bundle")
-        .arg(&c.bundle)
-        .arg(&c.id);
+    let mut cmd = c.run_cmd(extra);
     with_inherited_fd(&mut cmd, f3.as_raw_fd(), 3);
     with_inherited_fd(&mut cmd, f7.as_raw_fd(), 7);
     let out = exec_timeout(&mut cmd, CMD_TIMEOUT);
@@ -82,15 +77,9 @@ fn preserve_fds_passes_exactly_n_extra_fds() {
 fn create_with_inherited_fd_leaks_nothing() {
     let mut c = Ctr::new("fds-create");
     c.sh(LIST_FDS);
-    c.save();
     let f3 = fs::File::create(c.dir.join("inherited3")).unwrap();
     let so = fs::File::create(c.stdout_file()).unwrap();
-    let mut cmd = c.cmd();
-    cmd.args(["create", "--bundle"])
-        .arg(&c.bundle)
-        .arg("--pid-file")
-        .arg(c.pid_file())
-        .arg(&c.id);
+    let mut cmd = c.create_cmd(&[]);
     cmd.stdout(so);
     with_inherited_fd(&mut cmd, f3.as_raw_fd(), 3);
     let st = cmd.status().unwrap();
@@ -253,17 +242,56 @@ fn symlink_to_host_file_as_bind_destination() {
     }
 }
 
+/// A private copy of the runtime for the CVE-2019-5736 tests: a vulnerable runtime only damages
+/// the copy, which is compared with its bytes from before.
+struct RuntimeCopy {
+    dir: PathBuf,
+    bin: PathBuf,
+    before: Vec<u8>,
+}
+
+impl RuntimeCopy {
+    fn new(tag: &str) -> RuntimeCopy {
+        let dir = run_dir().join(format!("{tag}-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let bin = dir.join(runtime_name());
+        fs::copy(runtime(), &bin).unwrap();
+        let before = fs::read(&bin).unwrap();
+        RuntimeCopy { dir, bin, before }
+    }
+
+    /// Deletes the victim `b` (the copy's container), then checks what the attacker `a` printed:
+    /// it scanned to the end and wrote nothing (`wrote` says what a WROTE line means), and the
+    /// copy is unchanged.
+    #[track_caller]
+    fn finish(self, a: &Ctr, b: &Ctr, wrote: &str) {
+        let got = a.ctr_stdout();
+        let after = fs::read(&self.bin).unwrap();
+        let _ = exec_files(
+            Command::new(&self.bin)
+                .arg("--root")
+                .arg(&b.root)
+                .args(["delete", "--force", &b.id]),
+            CMD_TIMEOUT,
+        );
+        assert!(got.ends_with("scanned\n"), "{got}");
+        assert!(!got.contains("WROTE"), "{wrote}:\n{got}");
+        assert!(
+            self.before == after,
+            "the runtime binary was modified from inside a container:\n{got}"
+        );
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
 #[test]
 fn runtime_binary_is_not_writable_from_a_container() {
     // CVE-2019-5736: a process in one container writes to /proc/PID/exe of a runtime process that
     // is visible in its pid namespace (here: the init of a second container joining the first
     // one's pid namespace, waiting in `created`). A copy of the runtime is used, so a vulnerable
     // runtime only damages the copy.
-    let copy_dir = run_dir().join(format!("rt-copy-{}", std::process::id()));
-    fs::create_dir_all(&copy_dir).unwrap();
-    let copy = copy_dir.join(runtime_name());
-    fs::copy(runtime(), &copy).unwrap();
-    let before = fs::read(&copy).unwrap();
+    let rt = RuntimeCopy::new("rt-copy");
+    let copy = rt.bin.clone();
 
     let mut a = Ctr::new("exe-a");
     a.sh("while [ ! -e /tmp/go ]; do sleep 0.02; done; \
@@ -301,25 +329,7 @@ fn runtime_binary_is_not_writable_from_a_container() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let got = a.ctr_stdout();
-    let after = fs::read(&copy).unwrap();
-    let _ = exec_files(
-        Command::new(&copy)
-            .arg("--root")
-            .arg(&b.root)
-            .args(["delete", "--force", &b.id]),
-        CMD_TIMEOUT,
-    );
-    assert!(got.ends_with("scanned\n"), "{got}");
-    assert!(
-        !got.contains("WROTE"),
-        "container wrote to a process image: {got}"
-    );
-    assert!(
-        before == after,
-        "the runtime binary was modified from inside a container"
-    );
-    let _ = fs::remove_dir_all(&copy_dir);
+    rt.finish(&a, &b, "container wrote to a process image");
 }
 
 #[test]
@@ -416,11 +426,8 @@ fn blocked_writing_stdio(pid: i32) -> bool {
 /// copy, which is compared before and after.
 #[test]
 fn runtime_binary_cannot_be_overwritten_during_create_start_and_exec() {
-    let copy_dir = run_dir().join(format!("rt-copy3-{}", std::process::id()));
-    fs::create_dir_all(&copy_dir).unwrap();
-    let copy = copy_dir.join(runtime_name());
-    fs::copy(runtime(), &copy).unwrap();
-    let before = fs::read(&copy).unwrap();
+    let rt = RuntimeCopy::new("rt-copy3");
+    let copy = rt.bin.clone();
 
     let mut a = Ctr::new("exe-grab");
     for set in ["bounding", "effective", "permitted"] {
@@ -545,25 +552,11 @@ fn runtime_binary_cannot_be_overwritten_during_create_start_and_exec() {
     });
     fs::write(a.rootfs.join("tmp/done"), "").unwrap();
     a.wait_status("stopped", Duration::from_secs(20));
-    let got = a.ctr_stdout();
-    let after = fs::read(&copy).unwrap();
-    let _ = exec_files(
-        Command::new(&copy)
-            .arg("--root")
-            .arg(&b.root)
-            .args(["delete", "--force", &b.id]),
-        CMD_TIMEOUT,
+    rt.finish(
+        &a,
+        &b,
+        "a container reopened a runtime process's exe for writing",
     );
-    assert!(got.ends_with("scanned\n"), "{got}");
-    assert!(
-        !got.contains("WROTE"),
-        "a container reopened a runtime process's exe for writing:\n{got}"
-    );
-    assert!(
-        before == after,
-        "the runtime binary was modified from inside a container:\n{got}"
-    );
-    let _ = fs::remove_dir_all(&copy_dir);
 }
 
 /// CVE-2024-21626: `process.cwd` set to `/proc/self/fd/N` of a host directory fd that reaches
@@ -576,10 +569,8 @@ fn cwd_through_a_leaked_host_fd_is_refused() {
     fs::create_dir_all(&host).unwrap();
     c.config["process"]["cwd"] = json!("/proc/self/fd/9");
     c.sh("echo escaped > ./written; pwd; ls ..");
-    c.save();
     let dir = fs::File::open(&host).unwrap();
-    let mut cmd = c.cmd();
-    cmd.args(["run", "--bundle"]).arg(&c.bundle).arg(&c.id);
+    let mut cmd = c.run_cmd(&[]);
     with_inherited_fd(&mut cmd, dir.as_raw_fd(), 9);
     let out = exec_timeout(&mut cmd, CMD_TIMEOUT);
     drop(dir);

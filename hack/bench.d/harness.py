@@ -179,6 +179,40 @@ def comm_of(pid):
         return "?"
 
 
+def per_container(procs, k, shm):
+    """What `procs`, left by k containers, cost each: (processes, RSS, PSS, their names, shm)."""
+    mem = [mem_of(p) for p in procs]
+    return (len(procs) / k, sum(m[0] for m in mem) / k, sum(m[1] for m in mem) / k,
+            sorted({comm_of(p) for p in procs}), shm)
+
+
+def rotated(items, r):
+    """`items` rotated left by r: round r of an interleaved run starts with a different one."""
+    k = r % len(items)
+    return items[k:] + items[:k]
+
+
+def unlink_quiet(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def cgroup_controller_dirs():
+    """Every hierarchy's root (v1 controllers, and the v2 tree wherever it is mounted)."""
+    for base in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
+        if os.path.isdir(base):
+            yield from [base] + [os.path.join(base, c) for c in os.listdir(base)]
+
+
+def rmdir_quiet(path):
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
 # ---------------------------------------------------------------------------------------------
 # Bundles.
 
@@ -335,10 +369,7 @@ class Bench:
 
     def create(self, rt, kind, args_name, cid, label=None):
         b = self.bundles.get(kind, args_name, rt, cid)
-        try:
-            os.unlink(self.pidfile)
-        except FileNotFoundError:
-            pass
+        unlink_quiet(self.pidfile)
         argv = self.base(rt) + ["create", "--bundle", b, "--pid-file", self.pidfile, cid]
         if not self.step(rt, label or f"create:{kind}", argv, record=label is not None):
             self.cleanup(rt, cid)
@@ -472,8 +503,7 @@ class Bench:
                     tasks += [(fl, None) for fl in floors if fl != "floor (exec true)"]
                 if mname == "version":
                     tasks.append(("floor (exec true)", None))
-                k = r % len(tasks)
-                for who, f in tasks[k:] + tasks[:k]:
+                for who, f in rotated(tasks, r):
                     if f is None:
                         floors[who]()
                     else:
@@ -486,8 +516,7 @@ class Bench:
         `delete -f` of all, P at a time. Rounds rotate the runtime order."""
         names = list(self.rts)
         for r in range(self.a.tp_rounds):
-            k = r % len(names)
-            for rt in names[k:] + names[:k]:
+            for rt in rotated(names, r):
                 ids = [self.cid(rt) for _ in range(self.a.tp_count)]
                 bundles = {c: self.bundles.get("docker", "sleep", rt, c) for c in ids}
                 ok1, ns1 = self.parallel(rt, "run -d", [
@@ -548,16 +577,11 @@ class Bench:
             return True
 
         for i in range(self.a.fp_count):
-            names = list(self.rts)
-            k = i % len(names)
-            for rt in names[k:] + names[:k]:
+            for rt in rotated(list(self.rts), i):
                 for kind in ("min", "docker"):
                     cid = self.cid(rt)
                     b = self.bundles.get(kind, "true", rt, cid)
-                    try:
-                        os.unlink(self.pidfile)
-                    except FileNotFoundError:
-                        pass
+                    unlink_quiet(self.pidfile)
                     if measured(rt, f"create:{kind}", self.base(rt) + [
                             "create", "--bundle", b, "--pid-file", self.pidfile, cid]):
                         pid = self.read_pid(rt, f"create:{kind} (peak RSS)")
@@ -594,10 +618,7 @@ class Bench:
                 if len(ids) == k:
                     shm = (shmem_kib() - shm0) / k
                     procs = [p for p in descendants(self.p.me) if p not in before]
-                    mem = [mem_of(p) for p in procs]
-                    res[f"created:{kind}"] = (len(procs) / k, sum(m[0] for m in mem) / k,
-                                              sum(m[1] for m in mem) / k,
-                                              sorted({comm_of(p) for p in procs}), shm)
+                    res[f"created:{kind}"] = per_container(procs, k, shm)
                     started = all(self.step(rt, "start (footprint)", self.base(rt) + ["start", c],
                                             record=False) for c in ids)
                     if started:
@@ -606,10 +627,7 @@ class Bench:
                                  if p not in before and p not in inits]
                         # the container's own processes live in its pid namespace: leave them out
                         extra = [p for p in procs if not self.in_container(p, inits)]
-                        mem = [mem_of(p) for p in extra]
-                        res[f"running:{kind}"] = (len(extra) / k, sum(m[0] for m in mem) / k,
-                                                  sum(m[1] for m in mem) / k,
-                                                  sorted({comm_of(p) for p in extra}), None)
+                        res[f"running:{kind}"] = per_container(extra, k, None)
                 for c in ids:
                     self.cleanup(rt, c)
                     self.bundles.done(kind, c)
@@ -636,10 +654,7 @@ class Bench:
         for i in range(self.a.debug_runs):
             cid = self.cid(rt)
             b = self.bundles.get("docker", "true", rt, cid)
-            try:
-                os.unlink(logf)
-            except FileNotFoundError:
-                pass
+            unlink_quiet(logf)
             argv = [self.rts[rt], "--root", self.roots[rt], "--debug", "--log", logf,
                     "--log-format", "json", "create", "--bundle", b, cid]
             ok, ns, ru, out = self.p.run(argv)
@@ -703,24 +718,15 @@ class Bench:
             if ents:
                 items.append(f"{len(ents)} entries in --root ({', '.join(sorted(ents)[:4])})")
             cg = []
-            for base in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
-                if not os.path.isdir(base):
-                    continue
-                for ctrl in [base] + [os.path.join(base, c) for c in os.listdir(base)]:
-                    d = os.path.join(ctrl, "hutch-bench", rt)
-                    if os.path.isdir(d):
-                        subs = [s for s in os.listdir(d) if os.path.isdir(os.path.join(d, s))]
-                        if subs:
-                            cg.append(f"{ctrl}: {len(subs)}")
-                        for s in subs:
-                            try:
-                                os.rmdir(os.path.join(d, s))
-                            except OSError:
-                                pass
-                        try:
-                            os.rmdir(d)
-                        except OSError:
-                            pass
+            for ctrl in cgroup_controller_dirs():
+                d = os.path.join(ctrl, "hutch-bench", rt)
+                if os.path.isdir(d):
+                    subs = [s for s in os.listdir(d) if os.path.isdir(os.path.join(d, s))]
+                    if subs:
+                        cg.append(f"{ctrl}: {len(subs)}")
+                    for s in subs:
+                        rmdir_quiet(os.path.join(d, s))
+                    rmdir_quiet(d)
             if cg:
                 items.append("cgroups left under hutch-bench/" + rt + ": " + "; ".join(sorted(set(cg))[:6]))
             left[rt] = items
@@ -735,13 +741,8 @@ class Bench:
                     pass
             time.sleep(0.2)
             self.p.drain()
-        for base in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
-            if os.path.isdir(base):
-                for ctrl in [base] + [os.path.join(base, c) for c in os.listdir(base)]:
-                    try:
-                        os.rmdir(os.path.join(ctrl, "hutch-bench"))
-                    except OSError:
-                        pass
+        for ctrl in cgroup_controller_dirs():
+            rmdir_quiet(os.path.join(ctrl, "hutch-bench"))
         self.left = left
 
 
@@ -773,6 +774,26 @@ def fmt_ms(ns):
     return f"{ms:.0f}" if ms >= 100 else f"{ms:.1f}" if ms >= 10 else f"{ms:.2f}"
 
 
+def ratio_cells(row, rts, missing):
+    """One table cell a runtime: median / mean (the median's ratio to the fastest), the fastest
+    in bold; `missing(rt)` for a runtime without samples."""
+    meds = {rt: statistics.median(row[rt]) for rt in rts if row.get(rt)}
+    best = min(meds.values()) if meds else None
+    cells = []
+    for rt in rts:
+        if rt not in meds:
+            cells.append(missing(rt))
+            continue
+        m = meds[rt]
+        s = f"{fmt_ms(m)} / {fmt_ms(statistics.mean(row[rt]))} ({m / best:.2f}×)"
+        cells.append(f"**{s}**" if m == best else s)
+    return cells
+
+
+def table_head(first, cols):
+    return ["| " + " | ".join([first] + cols) + " |", "|---" * (len(cols) + 1) + "|"]
+
+
 def report(b, a, meta):
     rts = list(b.rts)
     floors = ["floor (C)", "floor (unshare)", "floor (exec true)"]
@@ -798,22 +819,12 @@ def report(b, a, meta):
     L.append("")
     L.append("## Latency (ms): median / mean, and the median's ratio to the fastest runtime")
     L.append("")
-    L.append("| measure | " + " | ".join(rts) + " | floor |")
-    L.append("|---" * (len(rts) + 2) + "|")
+    L += table_head("measure", rts + ["floor"])
     for key, label in ROWS:
         if key.startswith("tp:"):
             continue
         row = b.samples.get(key, {})
-        meds = {rt: statistics.median(row[rt]) for rt in rts if row.get(rt)}
-        best = min(meds.values()) if meds else None
-        cells = []
-        for rt in rts:
-            if rt not in meds:
-                cells.append("failed" if (rt, key) in b.failures else "—")
-                continue
-            m = meds[rt]
-            s = f"{fmt_ms(m)} / {fmt_ms(statistics.mean(row[rt]))} ({m / best:.2f}×)"
-            cells.append(f"**{s}**" if m == best else s)
+        cells = ratio_cells(row, rts, lambda rt: "failed" if (rt, key) in b.failures else "—")
         fl = []
         for f in floors:
             if row.get(f):
@@ -829,26 +840,15 @@ def report(b, a, meta):
     L.append("")
     L.append(f"## Throughput (ms): {a.tp_count} containers (Docker-like, `sleep`), {a.tp_par} at a time")
     L.append("")
-    L.append("| measure | " + " | ".join(rts) + " |")
-    L.append("|---" * (len(rts) + 1) + "|")
+    L += table_head("measure", rts)
     for key, label in (("tp:run-d", f"{a.tp_count}× `run -d` until all run"),
                        ("tp:delete-f", f"{a.tp_count}× `delete -f`")):
-        row = b.samples.get(key, {})
-        meds = {rt: statistics.median(row[rt]) for rt in rts if row.get(rt)}
-        best = min(meds.values()) if meds else None
-        cells = []
-        for rt in rts:
-            if rt in meds:
-                s = f"{fmt_ms(meds[rt])} / {fmt_ms(statistics.mean(row[rt]))} ({meds[rt] / best:.2f}×)"
-                cells.append(f"**{s}**" if meds[rt] == best else s)
-            else:
-                cells.append("failed")
+        cells = ratio_cells(b.samples.get(key, {}), rts, lambda rt: "failed")
         L.append(f"| {label} | " + " | ".join(cells) + " |")
     L.append("")
     L.append("## Footprint")
     L.append("")
-    L.append("| measure | " + " | ".join(rts) + " |")
-    L.append("|---" * (len(rts) + 1) + "|")
+    L += table_head("measure", rts)
 
     def rss_row(label, key, src):
         cells = []
@@ -883,8 +883,7 @@ def report(b, a, meta):
     L.append("")
     L.append("## CPU time (user+sys, ms, median) per command")
     L.append("")
-    L.append("| measure | " + " | ".join(rts) + " |")
-    L.append("|---" * (len(rts) + 1) + "|")
+    L += table_head("measure", rts)
     for key, label in ROWS:
         if key in b.cpu:
             L.append(f"| {label} | " + " | ".join(

@@ -134,8 +134,7 @@ cleanup() {
     done
     # Engines' mounts under $T (overlay, shm, their own private bind of the storage dir).
     if [ -d "$T" ]; then
-        awk -v t="$T" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
-            while read -r m; do umount -l "$m" 2>/dev/null; done
+        mounts_under_T | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
         if [ $KEEP = 1 ]; then echo "kept $T"; else rm -rf "$T"; fi
     fi
     exit $rc
@@ -359,10 +358,26 @@ show_log_json() { # show_log_json FILE...: the runtime's --log file(s), if any
 #   e_top NAME; e_stats NAME; e_update NAME MEMBYTES SWAPBYTES PIDS
 #   e_tty_run NAME / e_tty_exec NAME → a shell command line for tty_session
 status_is() { [ "$(e_status "$1")" = "$2" ]; }
+# expect_running NAME [WHAT]: NAME is running within 10s (WHAT: after what, for the note)
+expect_running() {
+    wait_for 10 status_is "$1" running ||
+        { note "container $1 is not running${2:+ after $2}: $(e_status "$1")"; return 1; }
+}
+# expect_exit NAME SECS CODE WHAT: NAME stops within SECS and exits with CODE (WHAT: after what)
+expect_exit() {
+    local _ee_n=$1 ec
+    wait_for "$2" eval '! status_is "$_ee_n" running' || { note "still running after $4"; return 1; }
+    ec=$(e_exitcode "$1")
+    [ "$ec" = "$3" ] || { note "exit code after $4: '$ec', expected $3"; return 1; }
+}
+bg_run() { # bg_run NAME OPTS... -- CMD...: a detached container, running
+    local n=$1; shift
+    e_bg "$n" "$@" || { note "detached run failed: $(out | tail -5)"; return 1; }
+    expect_running "$n"
+}
 bg_sleep() { # bg_sleep NAME [OPTS...]: a detached container running `sleep 1000`
     local n=$1; shift
-    e_bg "$n" "$@" -- sleep 1000 || { note "detached run failed: $(out | tail -5)"; return 1; }
-    wait_for 10 status_is "$n" running || { note "container $n is not running: $(e_status "$n")"; return 1; }
+    bg_run "$n" "$@" -- sleep 1000
 }
 
 c_run_output() {
@@ -466,14 +481,11 @@ c_detached_exec() {
 }
 c_stop_term() {
     local n t0; n=$(newname stopterm)
-    e_bg "$n" -- sh -c 'trap "echo got-term; exit 7" TERM; echo ready; while :; do sleep 0.1; done' || { note "run -d failed"; return 1; }
-    wait_for 10 status_is "$n" running || { note "not running: $(e_status "$n")"; return 1; }
+    bg_run "$n" -- sh -c 'trap "echo got-term; exit 7" TERM; echo ready; while :; do sleep 0.1; done' || return 1
     sleep 0.5
     t0=$SECONDS
     e_stop "$n" 20 || { note "stop failed: $(out | tail -3)"; return 1; }
-    wait_for 20 eval '! status_is "$n" running' || { note "still running after stop"; return 1; }
-    local ec; ec=$(e_exitcode "$n")
-    [ "$ec" = 7 ] || { note "exit code after a handled SIGTERM: '$ec', expected 7"; return 1; }
+    expect_exit "$n" 20 7 "stop (a handled SIGTERM)" || return 1
     ((SECONDS - t0 < 10)) || { note "stop took $((SECONDS - t0))s although the container handles SIGTERM"; return 1; }
 }
 c_stop_kill() {
@@ -481,33 +493,25 @@ c_stop_kill() {
     bg_sleep "$n" || return 1   # pid 1 without a handler ignores SIGTERM: stop must escalate to SIGKILL
     t0=$SECONDS
     e_stop "$n" 2 || { note "stop failed: $(out | tail -3)"; return 1; }
-    wait_for 20 eval '! status_is "$n" running' || { note "still running after stop"; return 1; }
-    local ec; ec=$(e_exitcode "$n")
-    [ "$ec" = 137 ] || { note "exit code after stop: '$ec', expected 137"; return 1; }
+    expect_exit "$n" 20 137 stop || return 1
     ((SECONDS - t0 >= 2)) || { note "stopped after $((SECONDS - t0))s, before the 2s timeout: SIGTERM was not ignored?"; return 1; }
 }
 c_kill() {
     local n m; n=$(newname killusr1); m=$(newname kill9)
-    e_bg "$n" -- sh -c 'trap "exit 42" USR1; while :; do sleep 0.1; done' || { note "run -d failed"; return 1; }
+    bg_run "$n" -- sh -c 'trap "exit 42" USR1; while :; do sleep 0.1; done' || return 1
     bg_sleep "$m" || return 1
-    wait_for 10 status_is "$n" running || { note "not running: $(e_status "$n")"; return 1; }
     sleep 0.5
     e_kill "$n" USR1 || { note "kill -s USR1 failed: $(out | tail -3)"; return 1; }
-    wait_for 10 eval '! status_is "$n" running' || { note "still running after SIGUSR1"; return 1; }
-    local ec; ec=$(e_exitcode "$n")
-    [ "$ec" = 42 ] || { note "exit code after SIGUSR1: '$ec', expected 42"; return 1; }
+    expect_exit "$n" 10 42 SIGUSR1 || return 1
     e_kill "$m" KILL || { note "kill -s KILL failed: $(out | tail -3)"; return 1; }
-    wait_for 10 eval '! status_is "$m" running' || { note "still running after SIGKILL"; return 1; }
-    ec=$(e_exitcode "$m")
-    [ "$ec" = 137 ] || { note "exit code after SIGKILL: '$ec', expected 137"; return 1; }
+    expect_exit "$m" 10 137 SIGKILL
 }
 c_pid_host_stop() {
     # A container in the host's pid namespace: the engine stops it with `kill --all`.
     # (ctr --with-ns pid:/proc/1/ns/pid fails with runc here: "can't get final child's PID from pipe")
     [ "$ENGINE" = containerd ] && { note "ctr run has no --pid host"; return 77; }
     local n t0; n=$(newname pidhost)
-    e_bg "$n" pidhost -- sh -c 'sleep 1000 & sleep 1000 & wait' || { note "run -d --pid=host failed: $(out | tail -3)"; return 1; }
-    wait_for 10 status_is "$n" running || { note "not running: $(e_status "$n")"; return 1; }
+    bg_run "$n" pidhost -- sh -c 'sleep 1000 & sleep 1000 & wait' || return 1
     e_stop "$n" 2 || { note "stop failed: $(out | tail -3)"; return 1; }
     wait_for 20 eval '! status_is "$n" running' || { note "still running after stop"; return 1; }
 }
@@ -520,8 +524,7 @@ c_rm_force() {
 }
 c_pause() {
     local n pid c1 c2; n=$(newname pause)
-    e_bg "$n" -- sh -c 'i=0; while :; do i=$((i+1)); echo $i >/tmp/count; sleep 0.05; done' || { note "run -d failed"; return 1; }
-    wait_for 10 status_is "$n" running || { note "not running"; return 1; }
+    bg_run "$n" -- sh -c 'i=0; while :; do i=$((i+1)); echo $i >/tmp/count; sleep 0.05; done' || return 1
     pid=$(e_pid "$n")
     e_pause "$n" || { note "pause failed: $(out | tail -3)"; return 1; }
     wait_for 5 status_is "$n" paused || { note "status after pause: $(e_status "$n")"; return 1; }
@@ -612,7 +615,7 @@ c_runtime_config() {
             expect_rc 0 || return 1
             rt=$(pm inspect -f '{{.OCIRuntime}}' "$n")
             [ "$rt" = "$RTNAME" ] || { note "OCIRuntime '$rt', expected '$RTNAME' from containers.conf"; return 1; }
-            wait_for 10 status_is "$n" running || { note "not running: $(e_status "$n")"; return 1; }
+            expect_running "$n" || return 1
             run "${PODMAN_CONF_ONLY[@]}" exec "$n" echo exec-ok; expect_out '^exec-ok$' || return 1
             run "${PODMAN_CONF_ONLY[@]}" stop -t 1 "$n"; expect_rc 0 || return 1 ;;
     esac
@@ -623,7 +626,7 @@ c_restart() {
     bg_sleep "$n" || return 1
     local p1; p1=$(e_pid "$n")
     e_restart "$n" || { note "restart failed: $(out | tail -5)"; return 1; }
-    wait_for 10 status_is "$n" running || { note "not running after restart: $(e_status "$n")"; return 1; }
+    expect_running "$n" restart || return 1
     local p2; p2=$(e_pid "$n")
     [ "$p1" != "$p2" ] || { note "same pid after restart"; return 1; }
 }
@@ -697,7 +700,7 @@ EOF
     ctr_ images ls -q | grep -qx "$IMG" || { echo "image $IMG not in: $(ctr_ images ls -q)"; return 1; }
 }
 # The runc v2 shim with BinaryName = the runtime under test, and a private --root.
-ctr_run_flags() { # OPTS... → ctr run flags in CTRF
+ctr_run_flags() { # OPTS... -- CMD... → ctr run flags in CTRF, CMD in CMD_ARGS
     CTRF=(--runc-binary "$ENGINE_RT" --runc-root "$CTR_RUNC_ROOT" --fifo-dir "$CTR_FIFO")
     while [ $# -gt 0 ] && [ "$1" != -- ]; do
         case $1 in
@@ -712,19 +715,18 @@ ctr_run_flags() { # OPTS... → ctr run flags in CTRF
         esac
         shift
     done
+    CMD_ARGS=("${@:2}")
 }
 ctr_e_fg() {
     local n; n=$(newname fg); add_container "$n" "$n"
     ctr_run_flags "$@"
-    while [ $# -gt 0 ] && [ "$1" != -- ]; do shift; done; shift
-    run ctr_ run --rm "${CTRF[@]}" "$IMG" "$n" "$@"
+    run ctr_ run --rm "${CTRF[@]}" "$IMG" "$n" "${CMD_ARGS[@]}"
 }
 ctr_e_bg() {
     local n=$1; shift; add_container "$n" "$n"
     ctr_run_flags "$@"
-    while [ $# -gt 0 ] && [ "$1" != -- ]; do shift; done; shift
     CID=$n
-    run ctr_ run -d "${CTRF[@]}" "$IMG" "$n" "$@"
+    run ctr_ run -d "${CTRF[@]}" "$IMG" "$n" "${CMD_ARGS[@]}"
 }
 ctr_e_exec() {
     local n=$1; shift
@@ -811,7 +813,7 @@ EOF
 }
 dk() { "${DK[@]}" "$@"; }
 # docker and podman share a CLI shape.
-dp_flags() { # OPTS... → flags in DPF
+dp_flags() { # OPTS... -- CMD... → flags in DPF, CMD in CMD_ARGS
     DPF=()
     while [ $# -gt 0 ] && [ "$1" != -- ]; do
         case $1 in
@@ -830,38 +832,44 @@ dp_flags() { # OPTS... → flags in DPF
         esac
         shift
     done
+    CMD_ARGS=("${@:2}")
 }
-docker_e_fg() {
-    local n; n=$(newname fg)
-    dp_flags "$@"; while [ $# -gt 0 ] && [ "$1" != -- ]; do shift; done; shift
+# dp_run_rt CLI → in DP_RT, the flags that name the runtime on `CLI run` (podman has it in PODMAN)
+dp_run_rt() { DP_RT=(); [ "$1" = dk ] && DP_RT=(--runtime "$DOCKER_RT_NAME"); return 0; }
+# dp_e_fg / dp_e_bg / dp_e_exec CLI ...: e_fg, e_bg and e_exec of docker (CLI dk) and podman (pm)
+dp_e_fg() {
+    local cli=$1 n; shift; n=$(newname fg)
+    dp_flags "$@"; dp_run_rt "$cli"
     rm -f "$T/cid"
-    run dk run --rm --pull=never --runtime "$DOCKER_RT_NAME" --cidfile "$T/cid" --name "$n" "${DPF[@]}" "$IMG" "$@"
+    run "$cli" run --rm --pull=never "${DP_RT[@]}" --cidfile "$T/cid" --name "$n" "${DPF[@]}" "$IMG" "${CMD_ARGS[@]}"
     local rc=$RC
     add_container "$n" "$(cat "$T/cid" 2>/dev/null)"
     RC=$rc
 }
-docker_e_bg() {
-    local n=$1; shift
-    dp_flags "$@"; while [ $# -gt 0 ] && [ "$1" != -- ]; do shift; done; shift
-    run dk run -d --pull=never --runtime "$DOCKER_RT_NAME" --name "$n" "${DPF[@]}" "$IMG" "$@"
+dp_e_bg() {
+    local cli=$1 n=$2; shift 2
+    dp_flags "$@"; dp_run_rt "$cli"
+    run "$cli" run -d --pull=never "${DP_RT[@]}" --name "$n" "${DPF[@]}" "$IMG" "${CMD_ARGS[@]}"
     local rc=$RC
-    CID=$(dk inspect -f '{{.Id}}' "$n" 2>/dev/null)
+    CID=$("$cli" inspect -f '{{.Id}}' "$n" 2>/dev/null)
     add_container "$n" "$CID"
     RC=$rc
     return $rc
 }
-docker_e_exec() {
-    local n=$1; shift
-    dp_flags "$@"; while [ $# -gt 0 ] && [ "$1" != -- ]; do shift; done; shift
-    run dk exec "${DPF[@]}" "$n" "$@"
+dp_e_exec() {
+    local cli=$1 n=$2; shift 2
+    dp_flags "$@"
+    run "$cli" exec "${DPF[@]}" "$n" "${CMD_ARGS[@]}"
 }
-docker_e_status() {
-    local s; s=$(dk inspect -f '{{.State.Status}}' "$1" 2>/dev/null)
-    echo "$s"
-}
-docker_e_exitcode() { dk inspect -f '{{.State.ExitCode}}' "$1" 2>/dev/null; }
-docker_e_oomkilled() { dk inspect -f '{{.State.OOMKilled}}' "$1" 2>/dev/null; }
-docker_e_pid() { dk inspect -f '{{.State.Pid}}' "$1" 2>/dev/null; }
+# dp_state CLI FIELD NAME: a field of the container's .State
+dp_state() { "$1" inspect -f "{{.State.$2}}" "$3" 2>/dev/null; }
+docker_e_fg() { dp_e_fg dk "$@"; }
+docker_e_bg() { dp_e_bg dk "$@"; }
+docker_e_exec() { dp_e_exec dk "$@"; }
+docker_e_status() { dp_state dk Status "$1"; }
+docker_e_exitcode() { dp_state dk ExitCode "$1"; }
+docker_e_oomkilled() { dp_state dk OOMKilled "$1"; }
+docker_e_pid() { dp_state dk Pid "$1"; }
 docker_e_stop() { run dk stop -t "$2" "$1"; }
 docker_e_kill() { run dk kill -s "${2:-KILL}" "$1"; }
 docker_e_rm() { run dk rm -f "$1"; }
@@ -926,34 +934,13 @@ EOF
     PODMAN_READY=1
 }
 pm() { "${PODMAN[@]}" "$@"; }
-podman_e_fg() {
-    local n; n=$(newname fg)
-    dp_flags "$@"; while [ $# -gt 0 ] && [ "$1" != -- ]; do shift; done; shift
-    rm -f "$T/cid"
-    run pm run --rm --pull=never --cidfile "$T/cid" --name "$n" "${DPF[@]}" "$IMG" "$@"
-    local rc=$RC
-    add_container "$n" "$(cat "$T/cid" 2>/dev/null)"
-    RC=$rc
-}
-podman_e_bg() {
-    local n=$1; shift
-    dp_flags "$@"; while [ $# -gt 0 ] && [ "$1" != -- ]; do shift; done; shift
-    run pm run -d --pull=never --name "$n" "${DPF[@]}" "$IMG" "$@"
-    local rc=$RC
-    CID=$(pm inspect -f '{{.Id}}' "$n" 2>/dev/null)
-    add_container "$n" "$CID"
-    RC=$rc
-    return $rc
-}
-podman_e_exec() {
-    local n=$1; shift
-    dp_flags "$@"; while [ $# -gt 0 ] && [ "$1" != -- ]; do shift; done; shift
-    run pm exec "${DPF[@]}" "$n" "$@"
-}
-podman_e_status() { pm inspect -f '{{.State.Status}}' "$1" 2>/dev/null; }
-podman_e_exitcode() { pm inspect -f '{{.State.ExitCode}}' "$1" 2>/dev/null; }
-podman_e_oomkilled() { pm inspect -f '{{.State.OOMKilled}}' "$1" 2>/dev/null; }
-podman_e_pid() { pm inspect -f '{{.State.Pid}}' "$1" 2>/dev/null; }
+podman_e_fg() { dp_e_fg pm "$@"; }
+podman_e_bg() { dp_e_bg pm "$@"; }
+podman_e_exec() { dp_e_exec pm "$@"; }
+podman_e_status() { dp_state pm Status "$1"; }
+podman_e_exitcode() { dp_state pm ExitCode "$1"; }
+podman_e_oomkilled() { dp_state pm OOMKilled "$1"; }
+podman_e_pid() { dp_state pm Pid "$1"; }
 podman_e_stop() { run pm stop -t "$2" "$1"; }
 podman_e_kill() { run pm kill -s "${2:-KILL}" "$1"; }
 podman_e_rm() { run pm rm -f -t 0 "$1"; }

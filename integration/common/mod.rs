@@ -15,6 +15,8 @@
 //! * Everything that can hang runs with a deadline, and is killed by pid when it passes.
 #![allow(dead_code)]
 
+pub mod scm;
+
 use std::collections::HashSet;
 use std::ffi::CString;
 use std::fs;
@@ -30,6 +32,16 @@ use serde_json::{json, Value};
 
 /// Deadline for one runtime invocation.
 pub const CMD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The six hook kinds of the runtime spec, in the order a container's life runs them.
+pub const HOOK_KINDS: [&str; 6] = [
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+];
 
 /// Skip the rest of the test (with a printed reason) unless hutch itself is under test.
 #[macro_export]
@@ -551,6 +563,17 @@ impl Ctr {
         self
     }
 
+    /// A new user namespace whose ids 0-65535 are host uids and gids from `host_uid` and
+    /// `host_gid` on.
+    pub fn user_ns(&mut self, host_uid: u32, host_gid: u32) -> &mut Self {
+        self.set_ns("user", None);
+        self.config["linux"]["uidMappings"] =
+            json!([{"containerID": 0, "hostID": host_uid, "size": 65536}]);
+        self.config["linux"]["gidMappings"] =
+            json!([{"containerID": 0, "hostID": host_gid, "size": 65536}]);
+        self
+    }
+
     pub fn add_mount(&mut self, m: Value) -> &mut Self {
         if self.config["mounts"].is_null() {
             self.config["mounts"] = json!([]);
@@ -593,12 +616,22 @@ impl Ctr {
         exec_timeout(self.cmd().args(args), CMD_TIMEOUT)
     }
 
+    /// The command `run [EXTRA…] --bundle B ID` (config saved first), for a test that sets
+    /// the runtime's environment, cwd or stdio itself.
+    pub fn run_cmd(&mut self, extra: &[&str]) -> Command {
+        self.save();
+        let mut c = self.cmd();
+        c.arg("run")
+            .args(extra)
+            .arg("--bundle")
+            .arg(&self.bundle)
+            .arg(&self.id);
+        c
+    }
+
     /// `run --bundle B ID` in the foreground (config saved first), stdio piped.
     pub fn run(&mut self) -> Out {
-        self.save();
-        let b = self.bundle.to_string_lossy().into_owned();
-        let id = self.id.clone();
-        self.rt_piped(&["run", "--bundle", &b, &id])
+        exec_timeout(&mut self.run_cmd(&[]), CMD_TIMEOUT)
     }
 
     /// `run` and assert it succeeded; returns stdout.
@@ -619,11 +652,9 @@ impl Ctr {
         self.create_with(&[])
     }
 
-    /// `create` with extra options before the id.
-    pub fn create_with(&mut self, extra: &[&str]) -> Out {
+    /// The command `create --bundle B --pid-file P [EXTRA…] ID` (config saved first).
+    pub fn create_cmd(&mut self, extra: &[&str]) -> Command {
         self.save();
-        let so = fs::File::create(self.stdout_file()).unwrap();
-        let se = fs::File::create(self.stderr_file()).unwrap();
         let mut c = self.cmd();
         c.arg("create")
             .arg("--bundle")
@@ -631,9 +662,22 @@ impl Ctr {
             .arg("--pid-file")
             .arg(self.pid_file())
             .args(extra)
-            .arg(&self.id)
-            .stdout(so)
-            .stderr(se);
+            .arg(&self.id);
+        c
+    }
+
+    /// `create` with extra options before the id.
+    pub fn create_with(&mut self, extra: &[&str]) -> Out {
+        let cmd = self.create_cmd(extra);
+        self.create_by(cmd)
+    }
+
+    /// Runs a `create_cmd` (its environment or cwd set by the test) with stdout/stderr going
+    /// to `stdout_file()`/`stderr_file()`, and tracks the init the pid file names on success.
+    pub fn create_by(&mut self, mut c: Command) -> Out {
+        let so = fs::File::create(self.stdout_file()).unwrap();
+        let se = fs::File::create(self.stderr_file()).unwrap();
+        c.stdout(so).stderr(se);
         let line = cmdline(&c);
         let mut child = c.spawn().expect("spawn create");
         let status = wait_bounded(&mut child, CMD_TIMEOUT, &line);
@@ -958,8 +1002,9 @@ pub fn cstr(s: &str) -> CString {
     CString::new(s).unwrap()
 }
 
-/// `integration/fixtures/NAME.c`, built once per run with `gcc -static` (so it also runs inside
-/// the busybox rootfs). A fixture that cannot be built fails the test: CI installs gcc.
+/// `integration/fixtures/NAME.c`, built once per run with `gcc -static -no-pie` (static so it
+/// also runs inside the busybox rootfs; non-PIE so its data sits below 4 GiB, where seccomp_sys's
+/// i386 calls can point). A fixture that cannot be built fails the test: CI installs gcc.
 #[track_caller]
 pub fn fixture(name: &str) -> PathBuf {
     static BUILT: std::sync::Mutex<Vec<(String, Result<PathBuf, String>)>> =
@@ -970,7 +1015,7 @@ pub fn fixture(name: &str) -> PathBuf {
         let _ = fs::create_dir_all(run_dir());
         let bin = run_dir().join(format!("fixture-{name}"));
         let result = Command::new("gcc")
-            .args(["-static", "-O2", "-o"])
+            .args(["-static", "-no-pie", "-O2", "-o"])
             .arg(&bin)
             .arg(&src)
             .output()
