@@ -157,3 +157,59 @@ fn console_socket_without_terminal_is_refused() {
         .assert_fail();
     c.rt(&["state", &c.id]).assert_fail_with("does not exist");
 }
+
+/// The pid a pidfd refers to, from /proc/self/fdinfo (the kernel's "Pid:" line).
+fn pidfd_target(fd: &OwnedFd) -> i32 {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .unwrap_or_else(|| panic!("not a pidfd: {info}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn pidfd_socket_receives_a_pidfd_of_the_init_and_of_an_exec() {
+    hutch_only!("runc 1.1.5 has no --pidfd-socket");
+    let mut c = Ctr::new("pidfd-sock");
+    c.args(&["sleep", "100"]);
+    let sock = c.dir.join("pidfd.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let h = std::thread::spawn(move || recv_fd(listener));
+    c.create_with(&["--pidfd-socket", sock.to_str().unwrap()])
+        .assert_ok();
+    let (name, fd) = h.join().unwrap().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(name, "pidfd", "the message data names the fd");
+    assert_eq!(pidfd_target(&fd), c.pid(), "the pidfd is not the init's");
+
+    let sock = c.dir.join("pidfd-exec.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let h = std::thread::spawn(move || recv_fd(listener));
+    let pid_file = c.dir.join("exec.pid");
+    let (sock_arg, pid_arg) = (sock.to_str().unwrap(), pid_file.to_str().unwrap());
+    c.rt(&[
+        "exec",
+        "-d",
+        "--pidfd-socket",
+        sock_arg,
+        "--pid-file",
+        pid_arg,
+        &c.id.clone(),
+        "sleep",
+        "100",
+    ])
+    .assert_ok();
+    let (_, fd) = h.join().unwrap().unwrap_or_else(|e| panic!("{e}"));
+    let exec_pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    c.track(exec_pid);
+    assert_eq!(
+        pidfd_target(&fd),
+        exec_pid,
+        "the pidfd is not the exec'd process's"
+    );
+}

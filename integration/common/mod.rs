@@ -812,7 +812,10 @@ impl Ctr {
                 }
             }
         }
-        for &(pid, start) in &self.pids {
+        // Newest first: a detached exec's process is this test's child (a subreaper), and the
+        // container's init, killed, cannot finish exiting until that child of its pid
+        // namespace is reaped.
+        for &(pid, start) in self.pids.iter().rev() {
             if self.reaped.contains(&pid) {
                 continue;
             }
