@@ -49,7 +49,7 @@ mod syscalls;
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests;
 
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use anyhow::{anyhow, bail, Result};
 use oci_spec::runtime::{
@@ -848,36 +848,18 @@ pub fn load(program: &Program, seccomp: &LinuxSeccomp) -> Result<Option<OwnedFd>
         // listener; with no notify rule it has nothing to do.
         flags &= !libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
     }
-    let prog = libc::sock_fprog {
-        len: program.filter.len() as u16,
-        filter: program.filter.as_ptr() as *mut libc::sock_filter,
-    };
-    // SAFETY: `prog` points at `program.filter`, which outlives the call; the kernel copies
-    // the instructions and does not keep the pointer.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            libc::SECCOMP_SET_MODE_FILTER,
-            flags,
-            &prog as *const libc::sock_fprog,
-        )
-    };
-    if rc < 0 {
-        let err = std::io::Error::last_os_error();
-        let hint = match err.raw_os_error() {
-            Some(libc::EACCES) => " (needs no_new_privs or CAP_SYS_ADMIN)",
-            Some(libc::EINVAL) if flags != 0 => " (is every flag supported by this kernel?)",
-            _ => "",
-        };
-        bail!(
-            "seccomp(SECCOMP_SET_MODE_FILTER, flags=[{}]): {err}{hint}",
-            names.join("|")
-        );
+    match crate::syscall::seccomp::set_mode_filter(&program.filter, flags) {
+        Ok(listener) => Ok(listener),
+        Err(err) => {
+            let hint = match err.raw_os_error() {
+                Some(libc::EACCES) => " (needs no_new_privs or CAP_SYS_ADMIN)",
+                Some(libc::EINVAL) if flags != 0 => " (is every flag supported by this kernel?)",
+                _ => "",
+            };
+            bail!(
+                "seccomp(SECCOMP_SET_MODE_FILTER, flags=[{}]): {err}{hint}",
+                names.join("|")
+            );
+        }
     }
-    if flags & libc::SECCOMP_FILTER_FLAG_NEW_LISTENER == 0 {
-        return Ok(None);
-    }
-    // SAFETY: with NEW_LISTENER the kernel returns a new file descriptor that nothing else
-    // owns; wrapping it makes it closed exactly once.
-    Ok(Some(unsafe { OwnedFd::from_raw_fd(rc as i32) }))
 }

@@ -4,4 +4,5 @@
 pub mod fs;
 pub mod netlink;
 pub mod process;
+pub mod seccomp;
 pub mod tty;
