@@ -16,17 +16,7 @@
 //! function so that differences can be checked side by side; the differential test in
 //! `diff.rs` compares the resulting decisions with the real library.
 
-use super::bpf::{Cmp, Cond, Op};
-
-/// Comparison a node performs after libseccomp's rewrite (NE/LT/LE become EQ/GE/GT with the
-/// branches swapped).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(super) enum NodeOp {
-    Eq,
-    MaskedEq,
-    Gt,
-    Ge,
-}
+use super::cond::{Cmp, Cond, NodeOp, Op};
 
 /// One comparison of one 32-bit word of an argument.
 #[derive(Clone, Debug)]

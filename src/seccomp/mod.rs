@@ -41,6 +41,7 @@
 //! syscall costs about a dozen instructions instead of a linear scan.
 
 mod bpf;
+mod cond;
 mod db;
 #[cfg(all(test, target_arch = "x86_64"))]
 mod diff;
@@ -58,7 +59,8 @@ use oci_spec::runtime::{
 
 pub use notify::send_listener;
 
-use bpf::{Cmp, Cond, Op, Target};
+use bpf::Target;
+use cond::{Cmp, Cond, Op};
 
 /// `AUDIT_ARCH_*` values the kernel reports in `seccomp_data.arch` (linux/audit.h).
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
