@@ -32,7 +32,7 @@
 //!   deny. hutch enforces the rules there. Rules that libseccomp can only merge through
 //!   freed memory (it may loop forever or emit garbage) are refused with an error naming the
 //!   rule. The differential test (`diff.rs`) counts and prints both instead of comparing.
-//!   Everything else, including libseccomp's wrong skipped reloads (see `db::Codegen`), is
+//!   Everything else, including libseccomp's wrong skipped reloads (see `codegen::Codegen`), is
 //!   reproduced, so the decisions are runc's.
 //!
 //! The code is a binary search over syscall-number intervals (adjacent numbers with the same
@@ -41,6 +41,7 @@
 //! syscall costs about a dozen instructions instead of a linear scan.
 
 mod bpf;
+mod codegen;
 mod cond;
 mod db;
 #[cfg(all(test, target_arch = "x86_64"))]
@@ -476,7 +477,7 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program> {
 
     // Then what libseccomp generates: per arch, a dispatch over the syscall numbers with rules.
     // The argument checks come from libseccomp's generator, for all arches at once (it
-    // shares code between syscalls and arches, see db::Codegen).
+    // shares code between syscalls and arches, see codegen::Codegen).
     let x32 = abis.iter().position(|a| *a == Abi::X32);
     let i386 = abis.iter().position(|a| *a == Abi::I386);
     let mut sections = vec![std::iter::once(0).chain(x32).collect::<Vec<_>>()];
@@ -488,7 +489,7 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program> {
         .flatten()
         .map(|r| r.names().len())
         .sum();
-    let gen = db::Codegen::new(&db, &sections, names > 32, default);
+    let gen = codegen::Codegen::new(&db, &sections, names > 32, default);
     let mut x86_64_code = Vec::with_capacity(512);
     {
         let mut list: Vec<(u32, usize, usize)> = entries(&db, 0);
@@ -661,7 +662,7 @@ fn section(
     out: &mut Vec<libc::sock_filter>,
     bg: &[(u32, u32, u32)],
     entries: &[(u32, usize, usize)],
-    gen: &db::Codegen,
+    gen: &codegen::Codegen,
     dbs: &[db::Db],
 ) -> Result<()> {
     let mut blocks = Vec::new();
