@@ -201,6 +201,15 @@ impl Db {
             && na.mask == nb.mask
     }
 
+    /// Node `n`'s true (`t`) or false subtree.
+    fn branch(&self, n: usize, t: bool) -> Option<usize> {
+        if t {
+            self.nodes[n].nxt_t
+        } else {
+            self.nodes[n].nxt_f
+        }
+    }
+
     fn leaf(&self, n: usize) -> bool {
         self.nodes[n].nxt_t.is_none() && self.nodes[n].nxt_f.is_none()
     }
