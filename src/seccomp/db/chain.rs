@@ -4,6 +4,15 @@
 use super::super::cond::{Cmp, Cond, NodeOp, Op};
 use super::{Cmp2, Db, Node, OFF_ARGS};
 
+/// A rule's chain while it is built: its head, the nodes whose `tf` branch the next
+/// condition (or, at the end, the rule's action) hangs from, and its node count.
+struct Chain {
+    head: Option<usize>,
+    prev: Vec<usize>,
+    tf: bool,
+    count: i64,
+}
+
 impl Db {
     #[allow(clippy::too_many_arguments)] // one per field of libseccomp's node
     fn new_node(
@@ -54,98 +63,28 @@ impl Db {
     /// `_db_rule_gen`: the chain of nodes for one rule (conditions by argument index, at most
     /// one per argument). Returns (head, node count).
     pub(super) fn rule_gen(&mut self, conds: &[Cond], action: u32) -> (Option<usize>, i64) {
-        let mut chains: Option<usize> = None;
-        let mut prev: Vec<usize> = Vec::new();
-        let mut tf = false;
-        let mut node_cnt = 0;
+        let mut chain = Chain {
+            head: None,
+            prev: Vec::new(),
+            tf: false,
+            count: 0,
+        };
         let mut sorted: Vec<&Cond> = conds.iter().collect();
         sorted.sort_by_key(|c| c.index);
         for c in sorted {
-            let (mask, datum, orig) = match c.op {
-                Op::MaskedEq { mask } => (mask, c.value, Cmp2::MaskedEq),
-                Op::Cmp(op) => (u64::MAX, c.value, Cmp2::Plain(op)),
+            let (mask, orig) = match c.op {
+                Op::MaskedEq { mask } => (mask, Cmp2::MaskedEq),
+                Op::Cmp(op) => (u64::MAX, Cmp2::Plain(op)),
             };
-            let need_lo = !(orig == Cmp2::MaskedEq && mask as u32 == 0);
-            let need_hi = !(orig == Cmp2::MaskedEq && (mask >> 32) as u32 == 0);
             if self.narrow {
-                if !need_lo {
-                    continue;
-                }
-                let (op, swap) = match orig {
-                    Cmp2::MaskedEq => (NodeOp::MaskedEq, false),
-                    Cmp2::Plain(Cmp::Eq) => (NodeOp::Eq, false),
-                    Cmp2::Plain(Cmp::Ne) => (NodeOp::Eq, true),
-                    Cmp2::Plain(Cmp::Gt) => (NodeOp::Gt, false),
-                    Cmp2::Plain(Cmp::Ge) => (NodeOp::Ge, false),
-                    Cmp2::Plain(Cmp::Lt) => (NodeOp::Ge, true),
-                    Cmp2::Plain(Cmp::Le) => (NodeOp::Gt, true),
-                };
-                let n = self.new_node(c.index, false, op, orig, mask as u32, datum as u32, datum);
-                self.link(&prev, tf, n);
-                prev = vec![n];
-                if chains.is_none() {
-                    chains = self.node_get(Some(n));
-                }
-                node_cnt += 1;
-                tf = !swap;
-                continue;
-            }
-            if !need_hi && !need_lo {
-                continue;
-            }
-            let (mh, ml) = ((mask >> 32) as u32, mask as u32);
-            let (dh, dl) = ((datum >> 32) as u32, datum as u32);
-            let first;
-            match orig {
-                Cmp2::Plain(Cmp::Gt | Cmp::Ge | Cmp::Le | Cmp::Lt) => {
-                    let lo_op = match orig {
-                        Cmp2::Plain(Cmp::Gt | Cmp::Le) => NodeOp::Gt,
-                        _ => NodeOp::Ge,
-                    };
-                    let c0 = self.new_node(c.index, true, NodeOp::Gt, orig, mh, dh, datum);
-                    let c1 = self.new_node(c.index, true, NodeOp::Eq, orig, mh, dh, datum);
-                    let c2 = self.new_node(c.index, false, lo_op, orig, ml, dl, datum);
-                    self.link(&prev, tf, c0);
-                    self.nodes[c0].nxt_f = self.node_get(Some(c1));
-                    self.nodes[c1].nxt_t = self.node_get(Some(c2));
-                    first = c0;
-                    if matches!(orig, Cmp2::Plain(Cmp::Gt | Cmp::Ge)) {
-                        prev = vec![c0, c2];
-                        tf = true;
-                    } else {
-                        prev = vec![c1, c2];
-                        tf = false;
-                    }
-                    node_cnt += 3;
-                }
-                _ => {
-                    let op = if orig == Cmp2::MaskedEq {
-                        NodeOp::MaskedEq
-                    } else {
-                        NodeOp::Eq
-                    };
-                    let c0 = self.new_node(c.index, true, op, orig, mh, dh, datum);
-                    let c1 = self.new_node(c.index, false, op, orig, ml, dl, datum);
-                    self.link(&prev, tf, c0);
-                    self.nodes[c0].nxt_t = self.node_get(Some(c1));
-                    first = c0;
-                    if orig == Cmp2::Plain(Cmp::Ne) {
-                        prev = vec![c0, c1];
-                        tf = false;
-                    } else {
-                        prev = vec![c1];
-                        tf = true;
-                    }
-                    node_cnt += 2;
-                }
-            }
-            if chains.is_none() {
-                chains = self.node_get(Some(first));
+                self.gen_narrow(&mut chain, c, orig, mask);
+            } else {
+                self.gen_wide(&mut chain, c, orig, mask);
             }
         }
-        if chains.is_some() {
-            for &p in &prev {
-                if tf {
+        if chain.head.is_some() {
+            for &p in &chain.prev {
+                if chain.tf {
                     self.nodes[p].act_t_flg = true;
                     self.nodes[p].act_t = action;
                 } else {
@@ -154,6 +93,102 @@ impl Db {
                 }
             }
         }
-        (chains, node_cnt)
+        (chain.head, chain.count)
+    }
+
+    /// One condition on a 32-bit arch: one node on the argument's low word.
+    fn gen_narrow(&mut self, chain: &mut Chain, c: &Cond, orig: Cmp2, mask: u64) {
+        if orig == Cmp2::MaskedEq && mask as u32 == 0 {
+            return;
+        }
+        let datum = c.value;
+        let (op, swap) = match orig {
+            Cmp2::MaskedEq => (NodeOp::MaskedEq, false),
+            Cmp2::Plain(Cmp::Eq) => (NodeOp::Eq, false),
+            Cmp2::Plain(Cmp::Ne) => (NodeOp::Eq, true),
+            Cmp2::Plain(Cmp::Gt) => (NodeOp::Gt, false),
+            Cmp2::Plain(Cmp::Ge) => (NodeOp::Ge, false),
+            Cmp2::Plain(Cmp::Lt) => (NodeOp::Ge, true),
+            Cmp2::Plain(Cmp::Le) => (NodeOp::Gt, true),
+        };
+        let n = self.new_node(c.index, false, op, orig, mask as u32, datum as u32, datum);
+        self.link(&chain.prev, chain.tf, n);
+        chain.prev = vec![n];
+        if chain.head.is_none() {
+            chain.head = self.node_get(Some(n));
+        }
+        chain.count += 1;
+        chain.tf = !swap;
+    }
+
+    /// One condition on x86_64: nodes on the high word, then the low word; as in libseccomp,
+    /// a MASKED_EQ whose mask is zero in one word still compares both (none if both are zero).
+    fn gen_wide(&mut self, chain: &mut Chain, c: &Cond, orig: Cmp2, mask: u64) {
+        let need_lo = !(orig == Cmp2::MaskedEq && mask as u32 == 0);
+        let need_hi = !(orig == Cmp2::MaskedEq && (mask >> 32) as u32 == 0);
+        if !need_hi && !need_lo {
+            return;
+        }
+        let first = match orig {
+            Cmp2::Plain(Cmp::Gt | Cmp::Ge | Cmp::Le | Cmp::Lt) => {
+                self.gen_wide_order(chain, c, orig, mask)
+            }
+            _ => self.gen_wide_equal(chain, c, orig, mask),
+        };
+        if chain.head.is_none() {
+            chain.head = self.node_get(Some(first));
+        }
+    }
+
+    /// GT/GE/LE/LT on 64 bits: `hi > d.hi`, else `hi == d.hi` and the low word compared.
+    /// Returns the first node.
+    fn gen_wide_order(&mut self, chain: &mut Chain, c: &Cond, orig: Cmp2, mask: u64) -> usize {
+        let datum = c.value;
+        let (mh, ml) = ((mask >> 32) as u32, mask as u32);
+        let (dh, dl) = ((datum >> 32) as u32, datum as u32);
+        let lo_op = match orig {
+            Cmp2::Plain(Cmp::Gt | Cmp::Le) => NodeOp::Gt,
+            _ => NodeOp::Ge,
+        };
+        let c0 = self.new_node(c.index, true, NodeOp::Gt, orig, mh, dh, datum);
+        let c1 = self.new_node(c.index, true, NodeOp::Eq, orig, mh, dh, datum);
+        let c2 = self.new_node(c.index, false, lo_op, orig, ml, dl, datum);
+        self.link(&chain.prev, chain.tf, c0);
+        self.nodes[c0].nxt_f = self.node_get(Some(c1));
+        self.nodes[c1].nxt_t = self.node_get(Some(c2));
+        if matches!(orig, Cmp2::Plain(Cmp::Gt | Cmp::Ge)) {
+            chain.prev = vec![c0, c2];
+            chain.tf = true;
+        } else {
+            chain.prev = vec![c1, c2];
+            chain.tf = false;
+        }
+        chain.count += 3;
+        c0
+    }
+
+    /// EQ/NE/MASKED_EQ on 64 bits: both words compared. Returns the first node.
+    fn gen_wide_equal(&mut self, chain: &mut Chain, c: &Cond, orig: Cmp2, mask: u64) -> usize {
+        let datum = c.value;
+        let (mh, ml) = ((mask >> 32) as u32, mask as u32);
+        let (dh, dl) = ((datum >> 32) as u32, datum as u32);
+        let op = if orig == Cmp2::MaskedEq {
+            NodeOp::MaskedEq
+        } else {
+            NodeOp::Eq
+        };
+        let c0 = self.new_node(c.index, true, op, orig, mh, dh, datum);
+        let c1 = self.new_node(c.index, false, op, orig, ml, dl, datum);
+        self.link(&chain.prev, chain.tf, c0);
+        self.nodes[c0].nxt_t = self.node_get(Some(c1));
+        if orig == Cmp2::Plain(Cmp::Ne) {
+            chain.prev = vec![c0, c1];
+            chain.tf = false;
+        } else {
+            chain.prev = vec![c1];
+            chain.tf = true;
+        }
+        chain.count += 2;
+        c0
     }
 }
