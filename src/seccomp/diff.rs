@@ -15,6 +15,8 @@ use libseccomp::ScmpSyscall;
 use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext};
 use serde_json::{json, Value};
 
+use super::abi::{lookup, multiplexed, Abi, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT};
+use super::profile::{RET_ERRNO, RET_KILL_PROCESS, RET_KILL_THREAD, RET_LOG};
 use super::*;
 
 /// splitmix64: small, seedable, good enough to spread cases.
@@ -549,7 +551,7 @@ fn numbers_in(p: &Value) -> Vec<(u32, u32)> {
     let mut out = Vec::new();
     for r in p["syscalls"].as_array().into_iter().flatten() {
         for n in r["names"].as_array().into_iter().flatten() {
-            let Some((_, row, mux)) = n.as_str().and_then(lookup) else {
+            let Some((_, (_, row, mux))) = n.as_str().and_then(lookup) else {
                 continue;
             };
             for abi in [Abi::X86_64, Abi::I386, Abi::X32] {

@@ -1,6 +1,6 @@
 //! Measures `seccomp::compile` on a real engine profile, as hutch's release build runs it.
 
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "../../../src/seccomp/mod.rs"]
 mod seccomp;
 
