@@ -39,6 +39,36 @@
 //! action share one interval) whose leaves return the action directly or run the argument
 //! checks for one syscall. Docker's default profile becomes a few hundred instructions, and a
 //! syscall costs about a dozen instructions instead of a linear scan.
+//!
+//! The steps of [`compile`], each in its own file: `profile` checks the OCI values (actions,
+//! errno values, argument conditions, what a NOTIFY rule may name); `abi` resolves the x86
+//! ABIs and syscall names (the table in `syscalls` is generated); `rules` builds one rule
+//! database per ABI in `db`, libseccomp's db.c ported; `filter` assembles the program, with
+//! the argument checks from `codegen` (libseccomp's gen_bpf.c replayed) and the instructions
+//! from `bpf`; `cond` holds the condition types they share. [`load`] loads a program and
+//! [`send_listener`] hands the notify listener to the agent. `tests` and `diff` (against
+//! libseccomp itself) are test-only.
+//!
+//! Why a compiler of hutch's own rather than rust-vmm's `seccompiler` crate (checked against
+//! the documentation and source of 0.5): it is made for a process's own allow-list and lacks
+//! what an OCI profile needs.
+//! - One match action per filter (`SeccompFilter::new(rules, mismatch_action, match_action,
+//!   arch)`), where a profile gives each rule its own.
+//! - No notify: `SeccompAction` is Allow, Errno, KillThread, KillProcess, Log, Trace, Trap
+//!   (no `SECCOMP_RET_USER_NOTIF`), and the loaders (`apply_filter`,
+//!   `apply_filter_all_threads`) take no flag but TSYNC and return no listener fd: no
+//!   `listenerPath`, no `SECCOMP_FILTER_FLAG_LOG`, `SPEC_ALLOW` or `WAIT_KILLABLE_RECV`. They
+//!   also always set no_new_privs, which a container without `noNewPrivileges` must not get.
+//! - One `TargetArch` per filter (x86_64, aarch64 or riscv64), anything else killing
+//!   the process: no i386 or x32 section next to x86_64, no x32 bit, and not libseccomp's
+//!   bad-arch action (kill the thread).
+//! - Rules tried in the order given, not merged into libseccomp's trees, so overlapping rules
+//!   would decide otherwise than under runc (see `db`); each syscall is one more `jeq` in a
+//!   linear chain, not a binary search; the caller gives numbers, and the `json` feature's
+//!   name tables are 64-bit only (no i386 socketcall/ipc multiplexing).
+//!
+//! What it would lend, its instruction and condition types, is a few lines here; so none of
+//! it is used.
 
 mod abi;
 mod bpf;
