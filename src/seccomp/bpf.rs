@@ -19,7 +19,7 @@ const BPF_JGE_K: u16 = 0x05 | 0x30;
 const BPF_JSET_K: u16 = 0x05 | 0x40;
 const BPF_RET_K: u16 = 0x06;
 
-/// Offsets into `struct seccomp_data` { int nr; u32 arch; u64 ip; u64 args[6]; }.
+/// Offsets into `struct seccomp_data { int nr; u32 arch; u64 ip; u64 args[6]; }`.
 pub(super) const OFF_NR: u32 = 0;
 pub(super) const OFF_ARCH: u32 = 4;
 #[cfg(test)]

@@ -45,7 +45,7 @@
 //! ABIs and syscall names (the table in `syscalls` is generated); `rules` builds one rule
 //! database per ABI in `db`, libseccomp's db.c ported; `filter` assembles the program, with
 //! the argument checks from `codegen` (libseccomp's gen_bpf.c replayed) and the instructions
-//! from `bpf`; `cond` holds the condition types they share. [`load`] loads a program and
+//! from `bpf`; `cond` holds the condition types they share. [`load()`] loads a program and
 //! [`send_listener`] hands the notify listener to the agent. `tests` and `diff` (against
 //! libseccomp itself) are test-only.
 //!
@@ -124,7 +124,7 @@ pub const FEATURE_FLAGS: &[&str] = &[
     "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
 ];
 
-/// A compiled filter, ready for [`load`].
+/// A compiled filter, ready for [`load()`].
 #[derive(Clone, Debug)]
 pub struct Program {
     filter: Vec<libc::sock_filter>,
