@@ -14,7 +14,9 @@
 //! insertion and pruning with their reference counting (a node freed there changes the tree),
 //! and the -EEXIST refusals. The structure follows libseccomp's db.c (LGPL-2.1) function by
 //! function so that differences can be checked side by side; the differential test in
-//! `diff.rs` compares the resulting decisions with the real library.
+//! `diff.rs` compares the resulting decisions with the real library. Here: the types, the
+//! node helpers and `db_rule_add`; `chain` makes a rule's nodes, `prune` and `insert` merge
+//! them into a syscall's tree, `tree` counts references and frees.
 
 mod chain;
 mod insert;
