@@ -68,7 +68,7 @@ INDEX_SIZE = 1024  # power of two, > 2x the number of names: short probe sequenc
 
 
 def fnv1a(name):
-    """32-bit FNV-1a; src/seccomp/mod.rs computes the same hash at run time."""
+    """32-bit FNV-1a; src/seccomp/abi.rs computes the same hash at run time."""
     h = 0x811C9DC5
     for b in name.encode():
         h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF

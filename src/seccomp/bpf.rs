@@ -7,6 +7,8 @@
 
 use libc::sock_filter;
 
+use super::cond::NodeOp;
+
 // Opcodes (linux/bpf_common.h); libc does not export all of them on every target.
 const BPF_LD_W_ABS: u16 = 0x20; // BPF_LD (0) | BPF_W (0) | BPF_ABS
 const BPF_ALU_AND_K: u16 = 0x04 | 0x50; // BPF_ALU | BPF_AND | BPF_K
@@ -17,7 +19,7 @@ const BPF_JGE_K: u16 = 0x05 | 0x30;
 const BPF_JSET_K: u16 = 0x05 | 0x40;
 const BPF_RET_K: u16 = 0x06;
 
-/// Offsets into `struct seccomp_data` { int nr; u32 arch; u64 ip; u64 args[6]; }.
+/// Offsets into `struct seccomp_data { int nr; u32 arch; u64 ip; u64 args[6]; }`.
 pub(super) const OFF_NR: u32 = 0;
 pub(super) const OFF_ARCH: u32 = 4;
 #[cfg(test)]
@@ -49,36 +51,6 @@ pub(super) fn jset(k: u32, jt: u8, jf: u8) -> sock_filter {
 }
 pub(super) fn ja(k: u32) -> sock_filter {
     insn(BPF_JA, 0, 0, k)
-}
-
-/// Plain comparisons (OCI `SCMP_CMP_NE` … `SCMP_CMP_GT`), all unsigned as in libseccomp.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Cmp {
-    Ne,
-    Lt,
-    Le,
-    Eq,
-    Ge,
-    Gt,
-}
-
-/// libseccomp's comparison operators (OCI `SCMP_CMP_*`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Op {
-    Cmp(Cmp),
-    /// `(arg & mask) == datum`; OCI puts the mask in `value` and the datum in `valueTwo`,
-    /// so `Cond::value` holds the datum here.
-    MaskedEq {
-        mask: u64,
-    },
-}
-
-/// One argument condition of a rule.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Cond {
-    pub index: u8,
-    pub op: Op,
-    pub value: u64,
 }
 
 /// The leaf of the dispatch tree for one interval of syscall numbers.
@@ -171,7 +143,7 @@ pub(super) enum AsmTgt {
 pub(super) struct AsmBlock {
     pub load: Option<u32>,
     pub and: Option<u32>,
-    pub op: super::db::NodeOp,
+    pub op: NodeOp,
     pub datum: u32,
     pub jt: AsmTgt,
     pub jf: AsmTgt,
@@ -181,7 +153,6 @@ pub(super) struct AsmBlock {
 /// action; a conditional jump beyond 255 instructions goes through a `ja` placed right after
 /// its block.
 pub(super) fn assemble_tree(blocks: &[AsmBlock]) -> Result<Vec<sock_filter>, String> {
-    use super::db::NodeOp;
     let mut rets: Vec<u32> = Vec::new();
     for b in blocks {
         for t in [b.jt, b.jf] {

@@ -15,6 +15,8 @@ use libseccomp::ScmpSyscall;
 use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext};
 use serde_json::{json, Value};
 
+use super::abi::{lookup, multiplexed, Abi, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT};
+use super::profile::{RET_ERRNO, RET_KILL_PROCESS, RET_KILL_THREAD, RET_LOG};
 use super::*;
 
 /// splitmix64: small, seedable, good enough to spread cases.
@@ -211,83 +213,11 @@ fn random_action(rng: &mut Rng) -> Value {
 }
 
 fn random_profile(rng: &mut Rng) -> Value {
-    let mut names: Vec<&str> = Vec::new();
-    for _ in 0..1 + rng.below(4) {
-        let name = if rng.chance(50) {
-            *rng.pick(SPECIAL_NAMES)
-        } else {
-            rng.pick(syscalls::SYSCALLS).0
-        };
-        // Syscalls newer than the installed libseccomp's table are a version difference
-        // (runc skips names its libseccomp cannot resolve), not a semantic one.
-        if lookup(name).is_some() && ScmpSyscall::from_name(name).is_err() {
-            continue;
-        }
-        names.push(name);
-    }
-    if names.is_empty() {
-        names.push("getpid");
-    }
-    let pool: Vec<u64> = {
-        let mut p = vec![0, 1, 2, 10, 0xffff_ffff, 0x1_0000_0000, u64::MAX];
-        for _ in 0..3 {
-            p.push(match rng.below(3) {
-                0 => rng.next() & 0xff,
-                1 => rng.next() & 0x3_0000_000f,
-                _ => rng.next(),
-            });
-        }
-        p
-    };
-    let masks = [
-        0u64,
-        0xff,
-        0xffff_0000,
-        0xffff_ffff_0000_0000,
-        u64::MAX,
-        0x1_0000_00ff,
-    ];
-
+    let names = random_names(rng);
+    let pool = random_pool(rng);
     let mut rules = Vec::new();
     for _ in 0..1 + rng.below(7) {
-        let mut rule = random_action(rng);
-        if rule["action"] == "SCMP_ACT_NOTIFY" && rng.chance(70) {
-            rule = json!({"action": "SCMP_ACT_ERRNO", "errnoRet": 43});
-        }
-        let n = 1 + rng.below(2);
-        rule["names"] = json!((0..n).map(|_| *rng.pick(&names)).collect::<Vec<_>>());
-        let mut args = Vec::new();
-        let argc = match rng.below(10) {
-            0..=2 => 0,
-            3..=6 => 1,
-            7..=8 => 2,
-            _ => 3 + rng.below(3),
-        };
-        let narrow = rng.chance(50);
-        for _ in 0..argc {
-            let index = if narrow { rng.below(2) } else { rng.below(6) };
-            let op = *rng.pick(&OPS);
-            let mut arg = json!({"index": index, "op": op});
-            if op == "SCMP_CMP_MASKED_EQ" {
-                let mask = if rng.chance(70) {
-                    *rng.pick(&masks)
-                } else {
-                    random_value(rng, &pool)
-                };
-                arg["value"] = json!(mask);
-                arg["valueTwo"] = json!(random_value(rng, &pool));
-            } else {
-                arg["value"] = json!(random_value(rng, &pool));
-                if rng.chance(10) {
-                    arg["valueTwo"] = json!(random_value(rng, &pool));
-                }
-            }
-            args.push(arg);
-        }
-        if !args.is_empty() {
-            rule["args"] = Value::Array(args);
-        }
-        rules.push(rule);
+        rules.push(random_rule(rng, &names, &pool));
     }
     let mut p = random_action(rng);
     p["defaultAction"] = p["action"].take();
@@ -315,6 +245,100 @@ fn random_profile(rng: &mut Rng) -> Value {
         p["architectures"] = json!(arches);
     }
     p
+}
+
+/// The 1 to 4 syscall names a profile's rules draw from.
+fn random_names(rng: &mut Rng) -> Vec<&'static str> {
+    let mut names: Vec<&str> = Vec::new();
+    for _ in 0..1 + rng.below(4) {
+        let name = if rng.chance(50) {
+            *rng.pick(SPECIAL_NAMES)
+        } else {
+            rng.pick(syscalls::SYSCALLS).0
+        };
+        // Syscalls newer than the installed libseccomp's table are a version difference
+        // (runc skips names its libseccomp cannot resolve), not a semantic one.
+        if lookup(name).is_some() && ScmpSyscall::from_name(name).is_err() {
+            continue;
+        }
+        names.push(name);
+    }
+    if names.is_empty() {
+        names.push("getpid");
+    }
+    names
+}
+
+/// The values a profile's conditions draw from: edges of the 32- and 64-bit ranges and a few
+/// random ones.
+fn random_pool(rng: &mut Rng) -> Vec<u64> {
+    let mut p = vec![0, 1, 2, 10, 0xffff_ffff, 0x1_0000_0000, u64::MAX];
+    for _ in 0..3 {
+        p.push(match rng.below(3) {
+            0 => rng.next() & 0xff,
+            1 => rng.next() & 0x3_0000_000f,
+            _ => rng.next(),
+        });
+    }
+    p
+}
+
+/// One rule: an action (NOTIFY mostly replaced, so that most profiles are not refused), one
+/// or two of `names`, and conditions.
+fn random_rule(rng: &mut Rng, names: &[&str], pool: &[u64]) -> Value {
+    let mut rule = random_action(rng);
+    if rule["action"] == "SCMP_ACT_NOTIFY" && rng.chance(70) {
+        rule = json!({"action": "SCMP_ACT_ERRNO", "errnoRet": 43});
+    }
+    let n = 1 + rng.below(2);
+    rule["names"] = json!((0..n).map(|_| *rng.pick(names)).collect::<Vec<_>>());
+    let args = random_args(rng, pool);
+    if !args.is_empty() {
+        rule["args"] = Value::Array(args);
+    }
+    rule
+}
+
+/// A rule's conditions: none to five, half the time on arguments 0 and 1 only (so that they
+/// overlap).
+fn random_args(rng: &mut Rng, pool: &[u64]) -> Vec<Value> {
+    let masks = [
+        0u64,
+        0xff,
+        0xffff_0000,
+        0xffff_ffff_0000_0000,
+        u64::MAX,
+        0x1_0000_00ff,
+    ];
+    let mut args = Vec::new();
+    let argc = match rng.below(10) {
+        0..=2 => 0,
+        3..=6 => 1,
+        7..=8 => 2,
+        _ => 3 + rng.below(3),
+    };
+    let narrow = rng.chance(50);
+    for _ in 0..argc {
+        let index = if narrow { rng.below(2) } else { rng.below(6) };
+        let op = *rng.pick(&OPS);
+        let mut arg = json!({"index": index, "op": op});
+        if op == "SCMP_CMP_MASKED_EQ" {
+            let mask = if rng.chance(70) {
+                *rng.pick(&masks)
+            } else {
+                random_value(rng, pool)
+            };
+            arg["value"] = json!(mask);
+            arg["valueTwo"] = json!(random_value(rng, pool));
+        } else {
+            arg["value"] = json!(random_value(rng, pool));
+            if rng.chance(10) {
+                arg["valueTwo"] = json!(random_value(rng, pool));
+            }
+        }
+        args.push(arg);
+    }
+    args
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -424,9 +448,8 @@ fn libseccomp_program(ctx: &ScmpFilterContext) -> Vec<libc::sock_filter> {
 }
 
 fn reference(p: &Value) -> Result<Reference, String> {
-    let errno = |v: &Value, key: &str| v.get(key).and_then(Value::as_u64);
     let default_name = p["defaultAction"].as_str().unwrap_or_default();
-    let default = scmp_action(default_name, errno(p, "defaultErrnoRet"));
+    let default = scmp_action(default_name, errno_of(p, "defaultErrnoRet"));
     let rules = p["syscalls"].as_array().cloned().unwrap_or_default();
     for r in &rules {
         let names = r["names"].as_array().cloned().unwrap_or_default();
@@ -456,72 +479,13 @@ fn reference(p: &Value) -> Result<Reference, String> {
         let _ = ctx.set_ctl_optimize(2);
     }
     for r in &rules {
-        let action = scmp_action(
-            r["action"].as_str().unwrap_or_default(),
-            errno(r, "errnoRet"),
-        );
-        if action == default {
-            continue;
-        }
-        let args = r["args"].as_array().cloned().unwrap_or_default();
-        let conds: Vec<ScmpArgCompare> = args
-            .iter()
-            .map(|a| {
-                let v = a["value"].as_u64().unwrap_or(0);
-                let two = a["valueTwo"].as_u64().unwrap_or(0);
-                let op = a["op"].as_str().unwrap_or_default();
-                let datum = if op == "SCMP_CMP_MASKED_EQ" { two } else { v };
-                ScmpArgCompare::new(
-                    a["index"].as_u64().unwrap_or(0) as u32,
-                    scmp_op(op, v),
-                    datum,
-                )
-            })
-            .collect();
-        let mut seen = [0; 6];
-        for a in &args {
-            seen[a["index"].as_u64().unwrap_or(0) as usize] += 1;
-        }
-        for name in r["names"].as_array().cloned().unwrap_or_default() {
-            let name = name.as_str().unwrap_or_default();
-            let Ok(nr) = ScmpSyscall::from_name(name) else {
-                continue;
-            };
-            let res = if conds.is_empty() {
-                ctx.add_rule(action, nr)
-            } else if seen.iter().any(|&n| n > 1) {
-                conds
-                    .iter()
-                    .try_for_each(|c| ctx.add_rule_conditional(action, nr, &[*c]))
-            } else {
-                ctx.add_rule_conditional(action, nr, &conds)
-            };
-            res.map_err(|e| format!("adding a rule for {name}: {e}"))?;
-        }
+        add_reference_rule(&mut ctx, r, default)?;
     }
     let stub = (!matches!(
         default_name,
         "SCMP_ACT_ALLOW" | "SCMP_ACT_LOG" | "SCMP_ACT_TRACE"
     ))
-    .then(|| {
-        let last = |arch: &str| -> Option<u32> {
-            if !arches.contains(&arch) {
-                return None;
-            }
-            let max = all_names
-                .iter()
-                .filter_map(|n| ScmpSyscall::from_name_by_arch(n, scmp_arch(arch)).ok())
-                .map(i32::from)
-                .max()
-                .unwrap_or(0);
-            (max > 0).then_some(max as u32)
-        };
-        Stub {
-            x86_64: last("SCMP_ARCH_X86_64"),
-            x32: last("SCMP_ARCH_X32"),
-            i386: last("SCMP_ARCH_X86"),
-        }
-    });
+    .then(|| reference_stub(&arches, &all_names));
     let prog = libseccomp_program(&ctx);
     // A section whose first instruction after the arch check is not `ld nr`.
     let unloaded_after = |token: u32| {
@@ -542,6 +506,84 @@ fn reference(p: &Value) -> Result<Reference, String> {
     })
 }
 
+fn errno_of(v: &Value, key: &str) -> Option<u64> {
+    v.get(key).and_then(Value::as_u64)
+}
+
+/// One profile rule into libseccomp as runc adds it: skipped when its action is the default,
+/// split into one rule per condition when two conditions name the same argument.
+fn add_reference_rule(
+    ctx: &mut ScmpFilterContext,
+    r: &Value,
+    default: ScmpAction,
+) -> Result<(), String> {
+    let action = scmp_action(
+        r["action"].as_str().unwrap_or_default(),
+        errno_of(r, "errnoRet"),
+    );
+    if action == default {
+        return Ok(());
+    }
+    let args = r["args"].as_array().cloned().unwrap_or_default();
+    let conds: Vec<ScmpArgCompare> = args
+        .iter()
+        .map(|a| {
+            let v = a["value"].as_u64().unwrap_or(0);
+            let two = a["valueTwo"].as_u64().unwrap_or(0);
+            let op = a["op"].as_str().unwrap_or_default();
+            let datum = if op == "SCMP_CMP_MASKED_EQ" { two } else { v };
+            ScmpArgCompare::new(
+                a["index"].as_u64().unwrap_or(0) as u32,
+                scmp_op(op, v),
+                datum,
+            )
+        })
+        .collect();
+    let mut seen = [0; 6];
+    for a in &args {
+        seen[a["index"].as_u64().unwrap_or(0) as usize] += 1;
+    }
+    for name in r["names"].as_array().cloned().unwrap_or_default() {
+        let name = name.as_str().unwrap_or_default();
+        let Ok(nr) = ScmpSyscall::from_name(name) else {
+            continue;
+        };
+        let res = if conds.is_empty() {
+            ctx.add_rule(action, nr)
+        } else if seen.iter().any(|&n| n > 1) {
+            conds
+                .iter()
+                .try_for_each(|c| ctx.add_rule_conditional(action, nr, &[*c]))
+        } else {
+            ctx.add_rule_conditional(action, nr, &conds)
+        };
+        res.map_err(|e| format!("adding a rule for {name}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// runc's stub bounds: per listed arch, the highest number any of the profile's names has
+/// there (an arch whose highest is 0 gets no stub).
+fn reference_stub(arches: &[&str], all_names: &[String]) -> Stub {
+    let last = |arch: &str| -> Option<u32> {
+        if !arches.contains(&arch) {
+            return None;
+        }
+        let max = all_names
+            .iter()
+            .filter_map(|n| ScmpSyscall::from_name_by_arch(n, scmp_arch(arch)).ok())
+            .map(i32::from)
+            .max()
+            .unwrap_or(0);
+        (max > 0).then_some(max as u32)
+    };
+    Stub {
+        x86_64: last("SCMP_ARCH_X86_64"),
+        x32: last("SCMP_ARCH_X32"),
+        i386: last("SCMP_ARCH_X86"),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Random invocations.
 
@@ -549,7 +591,7 @@ fn numbers_in(p: &Value) -> Vec<(u32, u32)> {
     let mut out = Vec::new();
     for r in p["syscalls"].as_array().into_iter().flatten() {
         for n in r["names"].as_array().into_iter().flatten() {
-            let Some((_, row, mux)) = n.as_str().and_then(lookup) else {
+            let Some((_, (_, row, mux))) = n.as_str().and_then(lookup) else {
                 continue;
             };
             for abi in [Abi::X86_64, Abi::I386, Abi::X32] {

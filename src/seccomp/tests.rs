@@ -1,11 +1,17 @@
 //! Tests: generated code through a BPF interpreter (every arch and path), then real filters
 //! loaded into forked children, then the notify listener end to end.
 
+use std::os::fd::OwnedFd;
 use std::time::Instant;
 
 use serde_json::{json, Value};
 
+use super::abi::{Abi, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT};
 use super::bpf::interpret;
+use super::profile::{
+    NOTIFY_REFUSED, RET_ALLOW, RET_ERRNO, RET_KILL_PROCESS, RET_KILL_THREAD, RET_LOG, RET_TRACE,
+    RET_TRAP, RET_USER_NOTIF,
+};
 use super::*;
 
 const EPERM: u32 = RET_ERRNO | libc::EPERM as u32;
