@@ -227,7 +227,7 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     drop(start_error);
 
     attributes::set_oom_score_adj(init_pid, process.and_then(|p| p.oom_score_adj()))?;
-    let (start_time, _) = state::process_start_time(init_pid)
+    let (start_time, _) = crate::host_proc::process_start_time(init_pid)
         .context("the container's init exited before it could be set up")?;
     state.init_pid = init_pid.as_raw();
     state.init_start_time = start_time;
