@@ -831,30 +831,6 @@ fn enable_controllers(dir: &Path) {
     }
 }
 
-/// Enables one v2 controller from the tree's root down to the container's parent (hybrid hosts,
-/// where hutch only needs hugetlb from the unified tree).
-pub(crate) fn enable_controller_along(h: &Hierarchy, controller: &str) -> Result<()> {
-    let rel = h.path.strip_prefix(&h.mount).unwrap_or(Path::new(""));
-    let mut current = h.mount.clone();
-    for comp in rel.components() {
-        let enabled = read_string(&current.join("cgroup.subtree_control")).unwrap_or_default();
-        if !enabled.split_whitespace().any(|c| c == controller) {
-            write_file(
-                &current.join("cgroup.subtree_control"),
-                &format!("+{controller}"),
-            )
-            .with_context(|| {
-                format!(
-                    "enabling the {controller} controller in {}",
-                    current.display()
-                )
-            })?;
-        }
-        current.push(comp);
-    }
-    Ok(())
-}
-
 /// A new v1 cpuset cgroup starts with empty cpus/mems, and no process may join it until they
 /// are set: copy them from the parent.
 fn copy_cpuset_from_parent(dir: &Path) -> Result<()> {
