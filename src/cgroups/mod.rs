@@ -716,23 +716,6 @@ impl Manager {
         resources::apply(self, resources, true)
     }
 
-    /// runc's `events` stats ("data" of a stats event).
-    pub fn stats(&self) -> Result<serde_json::Value> {
-        stats::collect(self)
-    }
-
-    /// How many times the OOM killer killed a process in this cgroup (v2 memory.events
-    /// `oom_kill`, v1 memory.oom_control `oom_kill`); None when the kernel does not say.
-    pub fn oom_kill_count(&self) -> Option<u64> {
-        let (dir, file) = match self.layout {
-            Layout::V2 => (self.unified()?.path.clone(), "memory.events"),
-            _ => (self.v1("memory")?.path.clone(), "memory.oom_control"),
-        };
-        let text = fs::read_to_string(dir.join(file)).ok()?;
-        text.lines()
-            .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
-    }
-
     /// Whether the container's cgroup still exists.
     pub fn exists(&self) -> bool {
         self.primary().path.exists()
