@@ -143,6 +143,19 @@ impl State {
     pub fn hook_state_json(&self, status: Status) -> Vec<u8> {
         serde_json::to_vec(&self.oci_state(status)).unwrap_or_default()
     }
+
+    /// The container's cgroup: the recorded one, else (a state written before hutch recorded
+    /// it) the one its init is in.
+    pub fn cgroup_manager(&self) -> Result<crate::cgroups::Manager> {
+        if let Some(m) = &self.cgroup {
+            return Ok(m.clone());
+        }
+        if self.init_pid <= 0 {
+            bail!("container {}: no cgroup recorded", self.id);
+        }
+        crate::cgroups::Manager::from_pid(Pid::from_raw(self.init_pid))
+            .with_context(|| format!("container {}: no cgroup recorded", self.id))
+    }
 }
 
 /// Container ids: letters, digits and `_ + - .`, not starting with `.` (hutch's own entries
