@@ -26,10 +26,10 @@ use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 
 pub mod devices;
-pub mod freezer;
-pub mod lifecycle;
-pub mod paths;
-pub mod procs;
+mod freezer;
+mod lifecycle;
+mod paths;
+mod procs;
 pub mod resources;
 pub mod stats;
 
