@@ -465,6 +465,19 @@ mod tests {
     }
 
     #[test]
+    fn parent_mount_lookup_decodes_every_escape() {
+        // The kernel escapes space, tab, newline and backslash in mount points.
+        let info = "\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+40 22 0:40 / /work/a\\011b\\134c rw,relatime - ext4 /dev/sdb rw
+";
+        assert_eq!(
+            containing_mount(info, Path::new("/work/a\tb\\c/rootfs")),
+            Some((PathBuf::from("/work/a\tb\\c"), false))
+        );
+    }
+
+    #[test]
     fn rootfs_propagation_values() {
         assert_eq!(rootfs_propagation(None).unwrap(), None);
         assert_eq!(
