@@ -3,6 +3,17 @@
 //!
 //! Not for anything inside the container: writes there go through the verified procfs fd
 //! (`rootfs::procfs`).
+//!
+//! Hand-written rather than the `procfs` crate (issue 11 asked to weigh it). Measured on this
+//! tree, release build: 4,100,352 bytes with these parsers, 4,164,640 with `procfs` 0.18
+//! (default features off) doing the same three reads: +64 KiB of the 92 KiB left under the
+//! 4 MiB goal, for rustix and hex next to nix. `hutch state` makes 94 syscalls against 98 (the
+//! crate reads /proc/sys/kernel/osrelease and opens /proc/<pid> before its stat file);
+//! `hack/bench --quick` showed no difference beyond noise either way. And its mountinfo reader
+//! leaves the kernel's octal escapes in the root and mount point (a path with a space would
+//! not match) and keeps super options in a hash map (`name=systemd` split into key and value),
+//! so the cgroup code would still need its own matching around it. These parsers borrow from
+//! the text and allocate only what a caller keeps.
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
