@@ -7,7 +7,8 @@
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::LinuxSeccomp;
 
-use crate::cgroups::{self, devices, resources};
+use crate::cgroups::resources::v2 as resources_v2;
+use crate::cgroups::{self, devices};
 use crate::namespaces::NamespacePlan;
 use crate::process::identity;
 use crate::{config, lsm, seccomp};
@@ -40,14 +41,14 @@ pub fn config(raw: &[u8]) -> Result<()> {
             devices::program(&devices::emulate(&rules));
         }
         if let Some(shares) = r.cpu().as_ref().and_then(|c| c.shares()) {
-            resources::shares_to_weight(shares);
+            resources_v2::shares_to_weight(shares);
         }
         if let Some(weight) = r.block_io().as_ref().and_then(|b| b.weight()) {
-            resources::blkio_weight_to_io_weight(weight);
+            resources_v2::blkio_weight_to_io_weight(weight);
         }
         if let Some(mem) = r.memory() {
             if let Some(swap) = mem.swap() {
-                resources::swap_v2(swap, mem.limit().unwrap_or(0))?;
+                resources_v2::swap_v2(swap, mem.limit().unwrap_or(0))?;
             }
         }
     }

@@ -24,11 +24,6 @@ pub fn check(spec: &Spec) -> Result<()> {
 }
 
 fn resctrl_mounted() -> bool {
-    std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|text| {
-        text.lines().any(|line| {
-            line.split_once(" - ")
-                .and_then(|(_, rest)| rest.split(' ').next())
-                == Some("resctrl")
-        })
-    })
+    crate::host_proc::own_mountinfo()
+        .is_ok_and(|text| crate::host_proc::mounts(&text).any(|m| m.fs_type == "resctrl"))
 }

@@ -9,6 +9,7 @@ mod console;
 mod container;
 pub mod fuzzing;
 mod hooks;
+mod host_proc;
 mod intel_rdt;
 pub mod logging;
 mod lsm;

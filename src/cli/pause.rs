@@ -3,7 +3,7 @@
 use anyhow::{bail, Result};
 
 use super::GlobalOpts;
-use crate::cgroups::{self, Manager};
+use crate::cgroups::Manager;
 use crate::container::state::{State, Status};
 use crate::container::ContainerDir;
 
@@ -34,7 +34,7 @@ pub(crate) fn open_unlocked(
 fn open_as(dir: ContainerDir) -> Result<(ContainerDir, State, Status, Result<Manager>)> {
     let state = dir.load()?;
     let mut status = dir.status(&state);
-    let manager = cgroups::manager_for(&state);
+    let manager = state.cgroup_manager();
     if matches!(status, Status::Running | Status::Created) {
         if let Ok(m) = &manager {
             if m.is_frozen().unwrap_or(false) {

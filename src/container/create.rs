@@ -361,7 +361,7 @@ fn record_init(
     cgroup: &crate::cgroups::Manager,
     dir: &ContainerDir,
 ) -> Result<()> {
-    let (start_time, _) = liveness::process_start_time(init_pid)
+    let (start_time, _) = crate::host_proc::process_start_time(init_pid)
         .context("the container's init exited before it could be set up")?;
     state.init_pid = init_pid.as_raw();
     state.init_start_time = start_time;

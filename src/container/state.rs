@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
+use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +104,19 @@ impl State {
     /// The state JSON hooks receive on stdin.
     pub fn hook_state_json(&self, status: Status) -> Vec<u8> {
         serde_json::to_vec(&self.oci_state(status)).unwrap_or_default()
+    }
+
+    /// The container's cgroup: the recorded one, else (a state written before hutch recorded
+    /// it) the one its init is in.
+    pub fn cgroup_manager(&self) -> Result<crate::cgroups::Manager> {
+        if let Some(m) = &self.cgroup {
+            return Ok(m.clone());
+        }
+        if self.init_pid <= 0 {
+            bail!("container {}: no cgroup recorded", self.id);
+        }
+        crate::cgroups::Manager::from_pid(Pid::from_raw(self.init_pid))
+            .with_context(|| format!("container {}: no cgroup recorded", self.id))
     }
 }
 

@@ -18,29 +18,10 @@ use nix::unistd::symlinkat;
 use super::attach::{attach_tree, mount_fs, MountCtx};
 use super::options::MountOptions;
 use super::resolve::{mkdir_all, open_in_root};
+use crate::host_proc::{self, Membership};
 use crate::syscall::fs::{self as sysfs, MountAttr};
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
-
-/// One line of /proc/self/cgroup.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Membership {
-    /// Controllers of a v1 hierarchy (`cpu,cpuacct`, `name=systemd`); empty for cgroup2.
-    pub controllers: String,
-    pub path: String,
-}
-
-pub fn parse_proc_cgroup(text: &str) -> Vec<Membership> {
-    text.lines()
-        .filter_map(|l| {
-            let mut it = l.splitn(3, ':');
-            let _id = it.next()?;
-            let controllers = it.next()?.to_string();
-            let path = it.next()?.to_string();
-            Some(Membership { controllers, path })
-        })
-        .collect()
-}
 
 /// A cgroup filesystem mount of the host, from /proc/self/mountinfo.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,46 +32,15 @@ pub struct HostCgroupMount {
     pub super_opts: Vec<String>,
 }
 
-pub(super) fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') as u32 * 64
-                + (b[i + 2] - b'0') as u32 * 8
-                + (b[i + 3] - b'0') as u32;
-            out.push(v as u8);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-pub fn parse_mountinfo(text: &str) -> Vec<HostCgroupMount> {
-    text.lines()
-        .filter_map(|l| {
-            let (pre, post) = l.split_once(" - ")?;
-            let pre: Vec<&str> = pre.split(' ').collect();
-            let post: Vec<&str> = post.split(' ').collect();
-            let fstype = post.first()?.to_string();
-            if fstype != "cgroup" && fstype != "cgroup2" {
-                return None;
-            }
-            Some(HostCgroupMount {
-                root: unescape(pre.get(3)?),
-                mountpoint: PathBuf::from(unescape(pre.get(4)?)),
-                fstype,
-                super_opts: post
-                    .get(2)
-                    .map_or_else(Vec::new, |o| o.split(',').map(String::from).collect()),
-            })
+/// The cgroup and cgroup2 mounts of a mountinfo text.
+pub fn cgroup_mounts(mountinfo: &str) -> Vec<HostCgroupMount> {
+    host_proc::mounts(mountinfo)
+        .filter(|m| m.fs_type == "cgroup" || m.fs_type == "cgroup2")
+        .map(|m| HostCgroupMount {
+            root: m.root().into_owned(),
+            mountpoint: m.mount_point(),
+            fstype: m.fs_type.to_string(),
+            super_opts: m.super_options().map(String::from).collect(),
         })
         .collect()
 }
@@ -108,9 +58,9 @@ impl HostCgroupMount {
 
     /// The process's directory in this hierarchy, as seen on the host.
     fn host_dir(&self, m: &Membership) -> PathBuf {
-        let rel = Path::new(&m.path)
+        let rel = Path::new(m.path)
             .strip_prefix(&self.root)
-            .unwrap_or(Path::new(&m.path));
+            .unwrap_or(Path::new(m.path));
         let rel = rel.strip_prefix("/").unwrap_or(rel);
         self.mountpoint.join(rel)
     }
@@ -145,7 +95,7 @@ pub fn hierarchies(members: &[Membership], mounts: &[HostCgroupMount]) -> Vec<Hi
         out.push(Hierarchy {
             name: name.to_string(),
             fstype: host.fstype.clone(),
-            controllers: m.controllers.clone(),
+            controllers: m.controllers.to_string(),
             host_dir: host.host_dir(m),
         });
     }
@@ -154,9 +104,8 @@ pub fn hierarchies(members: &[Membership], mounts: &[HostCgroupMount]) -> Vec<Hi
 
 pub fn mount_cgroup(ctx: &MountCtx, dest: &Path, opts: &MountOptions) -> Result<()> {
     let magic = sysfs::path_fs_magic(Path::new(CGROUP_ROOT)).unwrap_or(0);
-    let members = parse_proc_cgroup(
-        &std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?,
-    );
+    let own_cgroup = host_proc::cgroup_file(None)?;
+    let members: Vec<Membership> = host_proc::memberships(&own_cgroup).collect();
     if magic == libc::CGROUP2_SUPER_MAGIC {
         cgroup_v2(ctx, dest, opts, &members)
     } else {
@@ -189,7 +138,7 @@ fn cgroup_v2(
     let own = members
         .iter()
         .find(|m| m.controllers.is_empty())
-        .map_or("/", |m| m.path.as_str());
+        .map_or("/", |m| m.path);
     let host = Path::new(CGROUP_ROOT).join(own.trim_start_matches('/'));
     bind_dir(&host, &target, opts)
 }
@@ -212,9 +161,7 @@ fn cgroup_v1(
     opts: &MountOptions,
     members: &[Membership],
 ) -> Result<()> {
-    let mountinfo =
-        std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
-    let hier = hierarchies(members, &parse_mountinfo(&mountinfo));
+    let hier = hierarchies(members, &cgroup_mounts(&host_proc::own_mountinfo()?));
 
     let target = mkdir_all(ctx.root, dest, Mode::from_bits_truncate(0o755))?;
     let tmpfs_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
@@ -295,8 +242,8 @@ mod tests {
 
     #[test]
     fn hybrid_layout() {
-        let members = parse_proc_cgroup(CGROUP);
-        let h = hierarchies(&members, &parse_mountinfo(MOUNTINFO));
+        let members: Vec<Membership> = host_proc::memberships(CGROUP).collect();
+        let h = hierarchies(&members, &cgroup_mounts(MOUNTINFO));
         let names: Vec<&str> = h.iter().map(|h| h.name.as_str()).collect();
         assert_eq!(names, ["cpu,cpuacct", "systemd", "unified"]);
         assert_eq!(
@@ -309,11 +256,5 @@ mod tests {
             h[2].host_dir,
             PathBuf::from("/sys/fs/cgroup/unified/user.slice/session-1.scope")
         );
-    }
-
-    #[test]
-    fn mountinfo_escapes() {
-        assert_eq!(unescape("/a\\040b"), "/a b");
-        assert_eq!(unescape("/plain\\"), "/plain\\");
     }
 }

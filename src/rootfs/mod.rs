@@ -27,6 +27,7 @@ use nix::mount::{MntFlags, MsFlags};
 use nix::sys::stat::{fstat, major, minor, Mode, SFlag};
 use oci_spec::runtime::{Linux, LinuxNamespaceType, Spec};
 
+use crate::host_proc;
 use crate::syscall::fs::{self as sysfs, MountAttr};
 use attach::MountCtx;
 pub use mount::premake_bind_trees;
@@ -200,23 +201,12 @@ fn hide_host_proc_and_sys(root: &OwnedFd) -> Result<()> {
     use std::os::fd::AsRawFd;
     let rootfs = std::fs::read_link(format!("/proc/self/fd/{}", root.as_raw_fd()))
         .context("--no-pivot: reading the rootfs path")?;
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
-        .context("--no-pivot: reading /proc/self/mountinfo")?;
-    let mut targets = Vec::new();
-    for line in mountinfo.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let fields: Vec<&str> = left.split(' ').collect();
-        let fstype = right.split(' ').next().unwrap_or_default();
-        if fields.len() < 5 || fields[3] != "/" || !matches!(fstype, "proc" | "sysfs") {
-            continue;
-        }
-        let mount_point = PathBuf::from(cgroupfs::unescape(fields[4]));
-        if !mount_point.starts_with(&rootfs) {
-            targets.push(mount_point);
-        }
-    }
+    let mountinfo = host_proc::own_mountinfo().context("--no-pivot")?;
+    let targets: Vec<PathBuf> = host_proc::mounts(&mountinfo)
+        .filter(|m| m.root() == "/" && matches!(m.fs_type, "proc" | "sysfs"))
+        .map(|m| m.mount_point())
+        .filter(|mount_point| !mount_point.starts_with(&rootfs))
+        .collect();
     for target in targets {
         // Slave first: an rshared root (rootfsPropagation) would carry the unmount to the host.
         match nix::mount::mount(
@@ -316,8 +306,7 @@ fn root_propagation(flags: MsFlags) -> Result<()> {
 /// pivot_root refuses a shared parent mount, and a bind under a shared parent would propagate
 /// to the host: make the mount holding the rootfs private if it is shared.
 fn rootfs_parent_private(rootfs: &Path) -> Result<()> {
-    let info =
-        std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    let info = host_proc::own_mountinfo()?;
     let Some((mountpoint, shared)) = containing_mount(&info, rootfs) else {
         return Ok(());
     };
@@ -337,19 +326,12 @@ fn rootfs_parent_private(rootfs: &Path) -> Result<()> {
 /// The deepest mount point containing `path`, and whether it is shared.
 fn containing_mount(mountinfo: &str, path: &Path) -> Option<(PathBuf, bool)> {
     let mut best: Option<(PathBuf, bool)> = None;
-    for line in mountinfo.lines() {
-        let Some((pre, _)) = line.split_once(" - ") else {
-            continue;
-        };
-        let fields: Vec<&str> = pre.split(' ').collect();
-        let Some(mp) = fields.get(4) else {
-            continue;
-        };
-        let mp = PathBuf::from(mp.replace("\\040", " "));
+    for mount in host_proc::mounts(mountinfo) {
+        let mp = mount.mount_point();
         if !path.starts_with(&mp) {
             continue;
         }
-        let shared = fields.iter().skip(6).any(|f| f.starts_with("shared:"));
+        let shared = mount.is_shared();
         // Later lines stack on earlier ones at the same point, so >= keeps the top mount.
         if best
             .as_ref()
@@ -481,6 +463,19 @@ mod tests {
         assert_eq!(
             containing_mount(info, Path::new("/work/other/r")),
             Some((PathBuf::from("/work/other"), false))
+        );
+    }
+
+    #[test]
+    fn parent_mount_lookup_decodes_every_escape() {
+        // The kernel escapes space, tab, newline and backslash in mount points.
+        let info = "\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+40 22 0:40 / /work/a\\011b\\134c rw,relatime - ext4 /dev/sdb rw
+";
+        assert_eq!(
+            containing_mount(info, Path::new("/work/a\tb\\c/rootfs")),
+            Some((PathBuf::from("/work/a\tb\\c"), false))
         );
     }
 
