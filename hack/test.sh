@@ -18,6 +18,9 @@ fi
 
 threads=${HUTCH_TEST_THREADS:-4}
 
+echo "== structure: no import cycle, no file over 600 lines, no function over 80 (hack/structure)"
+hack/structure
+
 echo "== unit tests"
 cargo test --release --lib --bins -- --test-threads="$threads" "$@"
 
