@@ -3,6 +3,13 @@
 
 use super::{Db, Loc};
 
+/// Which of two unequal nodes sorts first in the tree's order.
+#[derive(Clone, Copy)]
+enum Side {
+    Existing,
+    New,
+}
+
 /// The tree-walk state of `_db_tree_prune`.
 #[derive(Clone, Copy, Default)]
 pub(super) struct IterState {
@@ -53,9 +60,9 @@ impl Db {
             let walk = if self.chain_eq(xi, n_iter) {
                 self.prune_equal(xi, n_iter, state, &mut state_new, &mut cnt)
             } else if self.chain_lt(xi, n_iter) {
-                self.prune_existing_first(xi, n_iter, state, &mut state_new, &mut cnt)
+                self.prune_one_first(Side::Existing, xi, n_iter, state, &mut state_new, &mut cnt)
             } else {
-                self.prune_new_first(xi, n_iter, state, &mut state_new, &mut cnt)
+                self.prune_one_first(Side::New, xi, n_iter, state, &mut state_new, &mut cnt)
             };
             if walk == Walk::Stop {
                 return self.prune_return(state, state_new, cnt);
@@ -167,68 +174,43 @@ impl Db {
         Walk::Next
     }
 
-    /// The existing node `xi` sorts before the new one: the new chain is looked for in the
-    /// existing node's subtrees.
-    fn prune_existing_first(
+    /// One node sorts before the other: the later chain is looked for in the earlier node's
+    /// subtrees. `first` says which: the existing node `xi` (the new chain is looked for under
+    /// it) or the new node `n_iter` (the existing level is looked for under it).
+    fn prune_one_first(
         &mut self,
+        first: Side,
         xi: usize,
         n_iter: usize,
         state: &IterState,
         state_new: &mut IterState,
         cnt: &mut i64,
     ) -> Walk {
-        if state.flags & IST_N_PREFIX != 0 {
+        let (blocked_by, prefix) = match first {
+            Side::Existing => (IST_N_PREFIX, IST_X_PREFIX),
+            Side::New => (IST_X_PREFIX, IST_N_PREFIX),
+        };
+        if state.flags & blocked_by != 0 {
             return Walk::Stop;
         }
         let mut x = Some(xi);
         for branch_t in [true, false] {
             let Some(xc) = x else { break };
-            let x_sub = self.branch(xc, branch_t);
-            if x_sub.is_none() {
+            let sub = match first {
+                Side::Existing => self.branch(xc, branch_t),
+                Side::New => self.branch(n_iter, branch_t),
+            };
+            if sub.is_none() {
                 continue;
             }
             self.node_get(Some(xc));
             let mut st = *state;
             st.flags &= !IST_MATCH;
-            st.flags |= IST_X_PREFIX;
-            *cnt += self.tree_prune(x_sub, Some(n_iter), &mut st);
-            *cnt += self.node_put(&mut x);
-            if st.flags & IST_MATCH != 0 {
-                state_new.flags |= st.flags;
-                return Walk::Stop;
-            }
-            if x.is_none() {
-                break;
-            }
-        }
-        Walk::Next
-    }
-
-    /// The new node sorts before the existing node `xi`: the existing level is looked for in
-    /// the new node's subtrees.
-    fn prune_new_first(
-        &mut self,
-        xi: usize,
-        n_iter: usize,
-        state: &IterState,
-        state_new: &mut IterState,
-        cnt: &mut i64,
-    ) -> Walk {
-        if state.flags & IST_X_PREFIX != 0 {
-            return Walk::Stop;
-        }
-        let mut x = Some(xi);
-        for branch_t in [true, false] {
-            let Some(xc) = x else { break };
-            let n_sub = self.branch(n_iter, branch_t);
-            if n_sub.is_none() {
-                continue;
-            }
-            self.node_get(Some(xc));
-            let mut st = *state;
-            st.flags &= !IST_MATCH;
-            st.flags |= IST_N_PREFIX;
-            *cnt += self.tree_prune(Some(xc), n_sub, &mut st);
+            st.flags |= prefix;
+            *cnt += match first {
+                Side::Existing => self.tree_prune(sub, Some(n_iter), &mut st),
+                Side::New => self.tree_prune(Some(xc), sub, &mut st),
+            };
             *cnt += self.node_put(&mut x);
             if st.flags & IST_MATCH != 0 {
                 state_new.flags |= st.flags;
