@@ -109,24 +109,12 @@ fn copy_entry(
         SFlag::S_IFLNK => {
             let target = readlinkat(src, name).context("readlink")?;
             symlinkat(target.as_os_str(), dst, name).context("symlink")?;
-            chown_ignoring_unmapped(fchownat(
-                dst,
-                name,
-                Some(Uid::from_raw(st.st_uid)),
-                Some(Gid::from_raw(st.st_gid)),
-                AtFlags::AT_SYMLINK_NOFOLLOW,
-            ))
+            chown_entry(dst, name, &st)
         }
         // Device nodes, fifos and sockets: the node itself, never what it leads to.
         _ => {
             mknodat(dst, name, kind, Mode::S_IRUSR | Mode::S_IWUSR, st.st_rdev).context("mknod")?;
-            chown_ignoring_unmapped(fchownat(
-                dst,
-                name,
-                Some(Uid::from_raw(st.st_uid)),
-                Some(Gid::from_raw(st.st_gid)),
-                AtFlags::AT_SYMLINK_NOFOLLOW,
-            ))?;
+            chown_entry(dst, name, &st)?;
             // Just made by us on our own tmpfs: it is not a symlink.
             fchmodat(dst, name, file_mode(&st), FchmodatFlags::FollowSymlink).context("chmod")
         }
@@ -164,6 +152,17 @@ fn finish(src: BorrowedFd, dst: BorrowedFd, st: &FileStat) -> Result<()> {
 
 fn file_mode(st: &FileStat) -> Mode {
     Mode::from_bits_truncate(st.st_mode & 0o7777)
+}
+
+/// The copy's owner is the original's, without following `name` should it be a symlink.
+fn chown_entry(dir: BorrowedFd, name: &CStr, st: &FileStat) -> Result<()> {
+    chown_ignoring_unmapped(fchownat(
+        dir,
+        name,
+        Some(Uid::from_raw(st.st_uid)),
+        Some(Gid::from_raw(st.st_gid)),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    ))
 }
 
 /// In a user namespace, files of ids it does not map show as the overflow id, which cannot be
