@@ -248,6 +248,74 @@ fn user_namespace_multiple_mapping_ranges() {
     );
 }
 
+/// containerd's CRI (1.7+) starts a user-namespaced pod's containers with the pod's user
+/// namespace by path *and* its uidMappings/gidMappings. The mappings describe the joined
+/// namespace: the container runs in it (nothing new to map), and mappings that do not match it
+/// are refused, naming both (as runc 1.2 does).
+#[test]
+fn join_user_namespace_by_path_with_its_mappings() {
+    let mut a = Ctr::new("userns-join-a");
+    a.user_ns(300000, 300000);
+    a.args(&["sleep", "100"]);
+    a.create_ok();
+    a.start_ok();
+    let apid = a.pid().to_string();
+    let a_userns = ns_link(&apid, "user");
+    let joined = |c: &mut Ctr, host_id: u32| {
+        c.set_ns("user", Some(&format!("/proc/{apid}/ns/user")));
+        for key in ["uidMappings", "gidMappings"] {
+            c.config["linux"][key] = json!([{"containerID": 0, "hostID": host_id, "size": 65536}]);
+        }
+    };
+
+    let mut b = Ctr::new("userns-join-b");
+    joined(&mut b, 300000);
+    // A bind source under a directory only host root may enter, as containerd keeps a pod's
+    // /etc/hostname: the container's root (host uid 300000) could not open it itself.
+    let private = b.dir.join("private");
+    fs::create_dir_all(&private).unwrap();
+    fs::write(private.join("hostname"), "joined-pod\n").unwrap();
+    fs::set_permissions(
+        &private,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    b.add_mount(json!({
+        "destination": "/etc/hostname",
+        "type": "bind",
+        "source": private.join("hostname"),
+        "options": ["rbind", "rprivate", "rw"]
+    }));
+    b.sh("cat /proc/self/uid_map /proc/self/gid_map; id -u; readlink /proc/self/ns/user; cat /etc/hostname");
+    let out = b.run();
+    out.assert_ok();
+    let lines: Vec<Vec<&str>> = out
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            vec!["0", "300000", "65536"],
+            vec!["0", "300000", "65536"],
+            vec!["0"],
+            vec![a_userns.as_str()],
+            vec!["joined-pod"],
+        ],
+        "container B should run in A's user namespace: {out}"
+    );
+
+    // runc 1.1.5 does not compare them (1.2 does).
+    if is_hutch() {
+        let mut m = Ctr::new("userns-join-mismatch");
+        joined(&mut m, 400000);
+        m.args(&["true"]);
+        m.create()
+            .assert_fail_with("do not match the joined user namespace");
+    }
+}
+
 #[test]
 fn time_namespace_offsets() {
     hutch_only!("runc 1.1.5 does not know the time namespace");

@@ -106,7 +106,19 @@ impl NamespacePlan {
                 || l.gid_mappings().as_ref().is_some_and(|m| !m.is_empty())
         });
         if has_mappings && !self.new.contains(CloneFlags::CLONE_NEWUSER) {
-            bail!("config.json: linux.uidMappings/gidMappings require a new user namespace");
+            // containerd's CRI (1.7+) gives a user-namespaced pod's containers both the pod's
+            // namespace by path and its mappings; they describe that namespace, so they must
+            // match it (runc 1.2 checks the same), and then there is nothing to write.
+            match self.joins.iter().find(|(t, _)| *t == LinuxNamespaceType::User) {
+                Some((_, path)) if !self.joins_own(LinuxNamespaceType::User) => {
+                    if let Some(l) = linux {
+                        check_joined_mappings(path, l)?;
+                    }
+                }
+                _ => bail!(
+                    "config.json: linux.uidMappings/gidMappings require a user namespace of the container's own (new or joined by path)"
+                ),
+            }
         }
         if self.new.contains(CloneFlags::CLONE_NEWUSER) && !has_mappings {
             bail!(
@@ -182,6 +194,13 @@ impl NamespacePlan {
             (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
             _ => false,
         }
+    }
+
+    /// The container's user namespace is not hutch's: new, or joined by a path that names
+    /// another (a pod's, as containerd's CRI gives it).
+    pub fn has_own_user_ns(&self) -> bool {
+        self.is_new(LinuxNamespaceType::User)
+            || (self.has(LinuxNamespaceType::User) && !self.joins_own(LinuxNamespaceType::User))
     }
 
     pub fn is_new(&self, typ: LinuxNamespaceType) -> bool {
@@ -354,6 +373,69 @@ pub fn clone_flag(typ: LinuxNamespaceType) -> CloneFlags {
         LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
         LinuxNamespaceType::Time => NEWTIME,
     }
+}
+
+/// The mappings of a joined user namespace must be the namespace's own. They can be read when the
+/// path is a process's (`/proc/PID/ns/user`, as engines pass it); for a bind-mounted namespace
+/// file they are taken as given (reading them would need a process inside).
+fn check_joined_mappings(path: &Path, linux: &oci_spec::runtime::Linux) -> Result<()> {
+    let Some(pid_dir) = path
+        .strip_prefix("/proc")
+        .ok()
+        .filter(|rest| {
+            let mut c = rest.components();
+            let pid = c.next().and_then(|p| p.as_os_str().to_str());
+            pid.is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
+                && c.as_path() == Path::new("ns/user")
+        })
+        .and_then(|_| path.parent().and_then(Path::parent))
+    else {
+        return Ok(());
+    };
+    for (field, file, maps) in [
+        ("uidMappings", "uid_map", linux.uid_mappings()),
+        ("gidMappings", "gid_map", linux.gid_mappings()),
+    ] {
+        let map_path = pid_dir.join(file);
+        let actual = std::fs::read_to_string(&map_path).with_context(|| {
+            format!(
+                "config.json: linux.{field}: reading {} to compare with the joined user namespace {}",
+                map_path.display(),
+                path.display()
+            )
+        })?;
+        let mut actual: Vec<[u64; 3]> = actual
+            .lines()
+            .filter_map(|l| {
+                let v: Vec<u64> = l
+                    .split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect();
+                <[u64; 3]>::try_from(v).ok()
+            })
+            .collect();
+        let mut given: Vec<[u64; 3]> = maps
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|m| [m.container_id().into(), m.host_id().into(), m.size().into()])
+            .collect();
+        actual.sort_unstable();
+        given.sort_unstable();
+        if given != actual {
+            bail!(
+                "config.json: linux.{field} {} do not match the joined user namespace {} (its {file}: {})",
+                format_id_map(maps.as_deref().unwrap_or_default()).trim().replace('\n', ", "),
+                path.display(),
+                actual
+                    .iter()
+                    .map(|[c, h, n]| format!("{c} {h} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Writes the init's uid and gid maps (hutch runs as root, so it may write any mapping

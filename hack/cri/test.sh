@@ -3,9 +3,15 @@
 # handler, driven by a small Rust CRI client (integration/cri) the way kubelet drives it.
 #
 #   hack/cri/test.sh [--runtime PATH] [--filter NAME] [--keep] [--no-install] [--debug-build]
+#                    [--system-containerd]
 #
 # As root. Installs what is missing from Debian (containerd, containernetworking-plugins,
 # busybox-static, gcc), then, all under `mktemp -d /tmp/hutch-cri.XXXXXX`:
+#   - takes containerd 1.7 (CRI user namespaces, which 1.6 ignores) from Debian trixie's package,
+#     fetched once with a private apt configuration (the host's sources and its containerd 1.6
+#     stay as they are) and unpacked into $HUTCH_CRI_CACHE (default /var/cache/hutch-cri), then
+#     reused; when it cannot be fetched, the run falls back to the host's containerd and the
+#     user-namespace test reports SKIP with the reason;
 #   - builds two images as OCI archives: a pause image (hack/cri/pause.c, static) and a busybox
 #     image (hack/mkbundle.sh's rootfs), and imports them with `ctr -n k8s.io images import`;
 #     nothing is ever pulled (the CRI sandbox_image is the local pause image);
@@ -26,6 +32,7 @@
 #   --keep           keep the work dir (containerd log, runtime calls) at the end.
 #   --no-install     do not apt-get anything; fail if a tool is missing.
 #   --debug-build    build the test with the debug profile (faster to build while iterating).
+#   --system-containerd  use the host's containerd (Debian bookworm: 1.6) instead of trixie's 1.7.
 #
 # Exit status: cargo test's, or 1 when the setup failed or something was left behind.
 set -uo pipefail
@@ -33,11 +40,14 @@ set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
+ARGS=("$@")
 RUNTIME=${HUTCH:-$repo/target/release/hutch}
 FILTER=
 KEEP=0
 INSTALL=1
 PROFILE=(--release)
+SYSTEM_CTRD=0
+CACHE=${HUTCH_CRI_CACHE:-/var/cache/hutch-cri}
 while [ $# -gt 0 ]; do
     case $1 in
         --runtime) RUNTIME=$2; shift 2 ;;
@@ -47,7 +57,8 @@ while [ $# -gt 0 ]; do
         --keep) KEEP=1; shift ;;
         --no-install) INSTALL=0; shift ;;
         --debug-build) PROFILE=(); shift ;;
-        -h|--help) sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --system-containerd) SYSTEM_CTRD=1; shift ;;
+        -h|--help) sed -n '2,37p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "cri/test.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -56,6 +67,24 @@ die() { echo "cri/test.sh: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "must run as root"
 case $RUNTIME in /*) ;; *) RUNTIME=$(cd "$(dirname "$RUNTIME")" && pwd)/$(basename "$RUNTIME") ;; esac
 [ -x "$RUNTIME" ] || die "runtime $RUNTIME is not an executable (build it: cargo build --release)"
+
+# A user-namespaced container gets the host's /dev/null bound in (it cannot mknod), and its root
+# (an unmapped host uid) opens it for writing: with a host /dev/null that is not 0666 (seen on a
+# test VM whose /dev/null had become 0755) every runtime fails ("open /dev/null: permission
+# denied"). Do not touch the host's node: rerun in a private mount namespace where a 0666 node of
+# our own is bound over /dev/null. Everything the tests check from "the host" is then checked from
+# that namespace, which is where containerd and the runtime run.
+if [ "$(stat -c '%a %t:%T' /dev/null)" != "666 1:3" ] && [ -z "${HUTCH_CRI_DEVNULL:-}" ]; then
+    echo "== WARNING: the host's /dev/null is mode $(stat -c %a /dev/null), not 0666 (fix the host);" \
+        "running in a private mount namespace with a 0666 /dev/null of our own"
+    nulldir=$(mktemp -d /tmp/hutch-cri-null.XXXXXX)
+    mknod -m 666 "$nulldir/null" c 1 3 || die "mknod $nulldir/null"
+    HUTCH_CRI_DEVNULL=$nulldir/null unshare --mount --propagation private -- \
+        sh -c 'mount --bind "$HUTCH_CRI_DEVNULL" /dev/null && exec "$@"' sh "${BASH_SOURCE[0]}" "${ARGS[@]}"
+    rc=$?
+    rm -rf "$nulldir"
+    exit $rc
+fi
 
 # --- packages -------------------------------------------------------------------------------
 export DEBIAN_FRONTEND=noninteractive
@@ -70,6 +99,9 @@ want /usr/lib/cni/host-local containernetworking-plugins
 want /usr/bin/gcc gcc
 dpkg -s libc6-dev >/dev/null 2>&1 || need+=(libc6-dev)   # the static libc for pause
 command -v unshare >/dev/null 2>&1 || need+=(util-linux)
+# apt checks trixie's signed Release with these (for the containerd 1.7 fetch below).
+command -v gpgv >/dev/null 2>&1 || need+=(gpgv)
+want /usr/share/keyrings/debian-archive-keyring.gpg debian-archive-keyring
 command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 if ! { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; }; then need+=(busybox-static); fi
 if [ ${#need[@]} -gt 0 ]; then
@@ -88,6 +120,64 @@ if [ ${#need[@]} -gt 0 ]; then
     [ $apt_rc = 0 ] || { tail -20 /tmp/hutch-cri-apt.log; die "apt-get install failed"; }
 fi
 
+# --- containerd 1.7 from Debian trixie (cached) --------------------------------------------------
+# bookworm's containerd 1.6 ignores a pod's userns_options; trixie's 1.7 implements them. Its Go
+# binaries need only glibc >= 2.34 (bookworm has 2.36). Fetched with a private apt configuration
+# (own sources list, lists and cache dirs), so the host's apt state and packages are untouched.
+CTRD_BIN=/usr/bin
+USERNS_SKIP=
+fetch_containerd17() {
+    local dir=$CACHE/containerd-trixie apt
+    if [ -x "$dir/root/usr/bin/containerd" ] && "$dir/root/usr/bin/containerd" --version >/dev/null 2>&1; then
+        CTRD_BIN=$dir/root/usr/bin; return 0
+    fi
+    # One fetch at a time (parallel CI jobs share the cache); the winner's result is reused.
+    mkdir -p "$CACHE" && exec 9>"$CACHE/.lock" && flock -w 600 9 || { echo "cannot lock $CACHE/.lock"; return 1; }
+    if [ -x "$dir/root/usr/bin/containerd" ] && "$dir/root/usr/bin/containerd" --version >/dev/null 2>&1; then
+        CTRD_BIN=$dir/root/usr/bin; exec 9>&-; return 0
+    fi
+    rm -rf "$dir"; mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial" "$dir/dl" || return 1
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main" >"$dir/sources.list"
+    apt=(-o Dir::Etc::sourcelist="$dir/sources.list" -o Dir::Etc::sourceparts=- -o Dir::State::Lists="$dir/lists"
+         -o Dir::Cache="$dir/cache" -o Acquire::Languages=none -o Acquire::Retries=0 -o Acquire::http::Timeout=15
+         -o Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false
+         -o Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false
+         -o Acquire::IndexTargets::deb::DEP-11-icons-hidpi::DefaultEnabled=false)
+    # apt's download sandbox user (_apt) must be able to write /dev/null; where it cannot (some
+    # containers), fetch as root: the files are still checked against the signed Release.
+    [ "$(stat -c %a /dev/null)" = 666 ] || apt+=(-o APT::Sandbox::User=root)
+    [ -r /usr/share/keyrings/debian-archive-keyring.gpg ] || { echo "debian-archive-keyring is not installed"; return 1; }
+    command -v gpgv >/dev/null 2>&1 || { echo "gpgv is not installed"; return 1; }
+    echo "== fetching containerd from Debian trixie into $dir"
+    timeout 120 apt-get "${apt[@]}" update >"$dir/apt.log" 2>&1 </dev/null || { tail -3 "$dir/apt.log"; return 1; }
+    # apt-get update exits 0 on a failed fetch; its first error line is the reason given.
+    if grep -q '^E:\|^W: GPG error\|^W: Failed\|^Err:' "$dir/apt.log"; then
+        grep -m1 '^E:\|^W: GPG error\|^W: Failed' "$dir/apt.log"; return 1
+    fi
+    (cd "$dir/dl" && timeout 300 apt-get "${apt[@]}" download containerd) >>"$dir/apt.log" 2>&1 </dev/null ||
+        { tail -3 "$dir/apt.log"; return 1; }
+    dpkg-deb -x "$dir"/dl/containerd_*.deb "$dir/root" || return 1
+    "$dir/root/usr/bin/containerd" --version || return 1
+    # The .deb and the indexes are not needed once unpacked.
+    rm -rf "$dir/dl" "$dir/lists" "$dir/cache"
+    exec 9>&-
+    CTRD_BIN=$dir/root/usr/bin
+}
+if [ $SYSTEM_CTRD = 1 ]; then
+    USERNS_SKIP="--system-containerd: the host's containerd was asked for"
+else
+    flog=$(mktemp /tmp/hutch-cri-fetch.XXXXXX)
+    if fetch_containerd17 >"$flog" 2>&1; then
+        cat "$flog"
+    else
+        sed 's/^/   | /' "$flog"
+        USERNS_SKIP="containerd 1.7 could not be fetched from Debian trixie ($(grep -v '^==' "$flog" | tail -1)); the host's containerd ran the tests"
+        echo "== $USERNS_SKIP"
+    fi
+    rm -f "$flog"
+    exec 9>&-   # the fetch lock, if a failed fetch still holds it
+fi
+
 # --- work dir, cleanup ----------------------------------------------------------------------
 T=$(mktemp -d /tmp/hutch-cri.XXXXXX)
 chmod 755 "$T"
@@ -104,7 +194,7 @@ NETNS_DIR_EXISTED=0; [ -d $NETNS_DIR ] && NETNS_DIR_EXISTED=1
 ls -1 $NETNS_DIR 2>/dev/null | sort >"$T/netns0"
 CNI_DIR_EXISTED=0; [ -d /var/lib/cni ] && CNI_DIR_EXISTED=1
 
-ctr_() { timeout -k 5 60 ctr -a "$SOCK" -n "$NS" "$@"; }
+ctr_() { timeout -k 5 60 "$CTRD_BIN/ctr" -a "$SOCK" -n "$NS" "$@"; }
 new_netns() { ls -1 $NETNS_DIR 2>/dev/null | sort | comm -13 "$T/netns0" -; }
 
 LEFT=()
@@ -288,8 +378,9 @@ cat >"$T/cni/net.d/10-hutch-cri.conflist" <<EOF
 }
 EOF
 # Only a new network namespace (lo up): the CNI bridge and the stream server's port live there.
-unshare --net -- sh -c 'ip link set lo up 2>/dev/null || busybox ip link set lo up; exec "$@"' sh \
-    containerd --config "$D/config.toml" >"$D/containerd.log" 2>&1 </dev/null &
+# PATH: containerd finds the shim (containerd-shim-runc-v2) of its own version first.
+PATH=$CTRD_BIN:$PATH unshare --net -- sh -c 'ip link set lo up 2>/dev/null || busybox ip link set lo up; exec "$@"' sh \
+    "$CTRD_BIN/containerd" --config "$D/config.toml" >"$D/containerd.log" 2>&1 </dev/null &
 CTRD_PID=$!
 for _ in $(seq 150); do ctr_ version >/dev/null 2>&1 && break; sleep 0.2; done
 ctr_ version >/dev/null 2>&1 || { tail -20 "$D/containerd.log"; die "containerd did not come up"; }
@@ -297,7 +388,7 @@ ctr_ version >/dev/null 2>&1 || { tail -20 "$D/containerd.log"; die "containerd 
 for img in pause busybox; do
     ctr_ images import "$T/img/$img.tar" >"$T/out" 2>&1 || { cat "$T/out"; die "import of $img failed"; }
 done
-CTRD_VERSION=$(containerd --version | awk '{print $3}')
+CTRD_VERSION=$("$CTRD_BIN/containerd" --version | awk '{print $3}')
 echo "== containerd $CTRD_VERSION (pid $CTRD_PID, own netns) up, images imported"
 
 # --- the test -----------------------------------------------------------------------------------
@@ -308,6 +399,7 @@ export HUTCH_CRI_CGROUP_PARENT=$CGPARENT
 export HUTCH_CRI_WORKDIR=$T/work
 export HUTCH_CRI_LOGDIR=$T/logs
 export HUTCH_CRI_ENGINE_PID=$CTRD_PID
+export HUTCH_CRI_USERNS_SKIP=$USERNS_SKIP
 mkdir -p "$T/logs"
 cd "$repo" || die "cd $repo"
 # --nocapture: the SKIP lines (e.g. a feature the engine lacks) show in CI's log.

@@ -384,6 +384,10 @@ fn let_init_proceed(
     let mut idmapped_trees = Vec::new();
     if plan.namespaces.is_new(LinuxNamespaceType::User) {
         namespaces::write_id_mappings(init_pid, spec)?;
+    }
+    // A joined user namespace's root can no more reach root-only host directories than a new
+    // one's (containerd's CRI keeps a pod's /etc/hostname and /etc/hosts under 0700 dirs).
+    if plan.namespaces.has_own_user_ns() {
         idmapped_trees = rootfs::premake_bind_trees(spec, &plan.bundle.dir, init_pid)?;
         if plan.notify {
             let tree = super::notify::premade_tree(spec, &plan.state_dir)?;

@@ -140,12 +140,14 @@ fn receive_go_ahead(ctx: &InitContext) -> Result<Vec<(usize, OwnedFd)>> {
     }
 }
 
-/// Root of a new user namespace (the id maps are written by now), and the cgroup namespace,
-/// made now that the init is in its cgroup, so that cgroup is its root.
+/// Root of the container's user namespace (a new one's id maps are written by now; a joined
+/// one's were, and setns left the init with hutch's host ids, unmapped there, under which it
+/// could create no file), and the cgroup namespace, made now that the init is in its cgroup, so
+/// that cgroup is its root.
 fn become_namespace_root(ns: &NamespacePlan) -> Result<()> {
-    if ns.is_new(LinuxNamespaceType::User) {
-        sys::setresgid(0).context("becoming gid 0 in the new user namespace")?;
-        sys::setresuid(0).context("becoming uid 0 in the new user namespace")?;
+    if ns.has(LinuxNamespaceType::User) {
+        sys::setresgid(0).context("becoming gid 0 in the container's user namespace")?;
+        sys::setresuid(0).context("becoming uid 0 in the container's user namespace")?;
     }
     if ns.is_new(LinuxNamespaceType::Cgroup) {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
