@@ -64,6 +64,8 @@ while [ $# -gt 0 ]; do
 done
 
 die() { echo "cri/test.sh: $*" >&2; exit 1; }
+# shellcheck source=hack/apt-install.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../apt-install.sh"
 [ "$(id -u)" = 0 ] || die "must run as root"
 case $RUNTIME in /*) ;; *) RUNTIME=$(cd "$(dirname "$RUNTIME")" && pwd)/$(basename "$RUNTIME") ;; esac
 [ -x "$RUNTIME" ] || die "runtime $RUNTIME is not an executable (build it: cargo build --release)"
@@ -106,18 +108,7 @@ command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 if ! { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; }; then need+=(busybox-static); fi
 if [ ${#need[@]} -gt 0 ]; then
     [ $INSTALL = 1 ] || die "missing packages: ${need[*]}"
-    mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
-    echo "== apt-get install ${need[*]}"
-    apt-get update -qq </dev/null || die "apt-get update failed"
-    # A policy-rc.d that says 101 keeps containerd's package from starting the system daemon.
-    made_policy=0
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; made_policy=1
-    fi
-    apt-get install -y -q --no-install-recommends "${need[@]}" </dev/null >/tmp/hutch-cri-apt.log 2>&1
-    apt_rc=$?
-    [ $made_policy = 1 ] && rm -f /usr/sbin/policy-rc.d
-    [ $apt_rc = 0 ] || { tail -20 /tmp/hutch-cri-apt.log; die "apt-get install failed"; }
+    apt_install /tmp/hutch-cri-apt.log "${need[@]}" || die "apt-get install failed"
 fi
 
 # --- containerd 1.7 from Debian trixie (cached) --------------------------------------------------
