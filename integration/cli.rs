@@ -472,3 +472,47 @@ fn unknown_subcommand_and_flag_fail() {
     let c = Ctr::new("badflag");
     c.rt(&["state", "--no-such-flag", &c.id]).assert_fail();
 }
+
+/// Without `--root`, an unprivileged caller's state lives under `$XDG_RUNTIME_DIR/<runtime>`
+/// (runc's rule); root on the host keeps the system directory even with the variable set.
+#[test]
+fn unprivileged_callers_default_root_is_under_xdg_runtime_dir() {
+    let mut c = Ctr::new("xdg-root");
+    let xdg = c.dir.join("xdg");
+    c.root = xdg.join(runtime_name());
+    c.args(&["sleep", "100"]);
+    c.create_ok();
+    let chown = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&xdg)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let list = |as_nobody: bool, xdg_dir: Option<&Path>| -> String {
+        let mut cmd = if as_nobody {
+            let mut s = Command::new("setpriv");
+            s.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"]);
+            s.arg(runtime());
+            s
+        } else {
+            Command::new(runtime())
+        };
+        cmd.args(["list", "-q"]).env_remove("XDG_RUNTIME_DIR");
+        if let Some(d) = xdg_dir {
+            cmd.env("XDG_RUNTIME_DIR", d);
+        }
+        let out = exec_files(&mut cmd, CMD_TIMEOUT);
+        out.assert_ok();
+        out.stdout
+    };
+    let ids = list(true, Some(&xdg));
+    assert!(
+        ids.lines().any(|l| l == c.id),
+        "an unprivileged `list` did not look under $XDG_RUNTIME_DIR: {ids:?}"
+    );
+    let ids = list(false, Some(&xdg));
+    assert!(
+        !ids.lines().any(|l| l == c.id),
+        "root on the host followed $XDG_RUNTIME_DIR: {ids:?}"
+    );
+}

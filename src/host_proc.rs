@@ -145,6 +145,17 @@ pub fn cgroup_file(pid: Option<Pid>) -> Result<String> {
     std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
 }
 
+/// Whether hutch runs inside a user namespace other than the initial one: the initial one maps
+/// every id (`0 0 4294967295`), any other maps less.
+pub fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|map| !maps_every_id(&map))
+}
+
+fn maps_every_id(uid_map: &str) -> bool {
+    let fields: Vec<&str> = uid_map.split_whitespace().collect();
+    fields == ["0", "0", "4294967295"]
+}
+
 /// Field 22 (starttime, in clock ticks since boot) of /proc/<pid>/stat, and whether the
 /// process has exited: a zombie, or a task already exiting (PF_EXITING). A pid namespace's
 /// init that was killed stays exiting until every process of its namespace is reaped, which
@@ -254,5 +265,12 @@ not a mountinfo line
         let (start, exited) = process_start_time(Pid::this()).expect("own stat");
         assert!(!exited);
         assert!(start > 0);
+    }
+
+    #[test]
+    fn the_initial_user_namespace_maps_every_id() {
+        assert!(maps_every_id("         0          0 4294967295\n"));
+        assert!(!maps_every_id("         0       1000          1\n"));
+        assert!(!maps_every_id("0 0 4294967295\n1 1 1\n"));
     }
 }

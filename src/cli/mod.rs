@@ -27,6 +27,21 @@ pub mod update;
 
 pub const DEFAULT_ROOT: &str = "/run/hutch";
 
+/// Where state lives without `--root`, by runc's rule: `$XDG_RUNTIME_DIR/hutch` for an
+/// unprivileged caller, or for root inside a user namespace whose `$USER` is not root (rootless
+/// podman); `/run/hutch` otherwise (root on the host never follows a session's variable).
+fn default_root() -> std::path::PathBuf {
+    let xdg = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty());
+    let honour = xdg.is_some()
+        && (!nix::unistd::geteuid().is_root()
+            || (crate::host_proc::in_user_namespace()
+                && std::env::var_os("USER").is_none_or(|u| u != "root")));
+    match xdg {
+        Some(dir) if honour => std::path::Path::new(&dir).join("hutch"),
+        _ => DEFAULT_ROOT.into(),
+    }
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "hutch",
@@ -43,8 +58,9 @@ pub struct Cli {
 
 #[derive(Args, Debug, Clone)]
 pub struct GlobalOpts {
-    /// Root directory for storage of container state (tmpfs recommended)
-    #[arg(long, global = true, default_value = DEFAULT_ROOT)]
+    /// Root directory for storage of container state (tmpfs recommended; default /run/hutch,
+    /// or $XDG_RUNTIME_DIR/hutch for an unprivileged caller)
+    #[arg(long, global = true, default_value_os_t = default_root())]
     pub root: PathBuf,
 
     /// Set the log file to write hutch logs to (default is stderr)
