@@ -503,3 +503,35 @@ fn systemd_driver_is_refused_clearly() {
     c.rt(&["--systemd-cgroup", "create", "--bundle", &b, &id])
         .assert_fail_with("systemd");
 }
+
+/// v1 cpuset: a parent cgroup someone else made but has not filled in yet (empty cpus/mems, as
+/// a concurrent runtime leaves it for a moment) must not make the container's cgroup empty
+/// too, which no process could join (ENOSPC).
+#[test]
+fn v1_cpuset_parent_made_by_another_is_filled_in() {
+    let cpuset = Path::new("/sys/fs/cgroup/cpuset");
+    if is_v2() || !cpuset.join("cpuset.cpus").exists() {
+        eprintln!("SKIP: no v1 cpuset hierarchy here");
+        return;
+    }
+    let mut c = Ctr::new("cg-cpuset-parent");
+    let parent_name = format!("hutch-it-cpuset-{}", c.id);
+    let parent = cpuset.join(&parent_name);
+    fs::create_dir(&parent).unwrap();
+    assert_eq!(
+        read(&parent, "cpuset.cpus"),
+        "",
+        "a new v1 cpuset starts empty"
+    );
+    c.config["linux"]["cgroupsPath"] = json!(format!("/{parent_name}/{}", c.id));
+    c.sh("echo joined");
+    let out = c.run();
+    let cpus = read(&parent, "cpuset.cpus");
+    // Tidy up what the test made (and, for runc, the parents it keeps) before asserting.
+    for h in fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let _ = fs::remove_dir(h.path().join(&parent_name).join(&c.id));
+        let _ = fs::remove_dir(h.path().join(&parent_name));
+    }
+    assert!(out.ok() && out.stdout.contains("joined"), "{out}");
+    assert!(!cpus.is_empty(), "the parent's cpuset.cpus was left empty");
+}

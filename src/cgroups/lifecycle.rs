@@ -60,7 +60,7 @@ impl Manager {
                 .to_path_buf();
             let mut current = h.mount.clone();
             let comps: Vec<_> = rel.components().collect();
-            for (i, comp) in comps.iter().enumerate() {
+            for comp in &comps {
                 if h.is_v2() && self.layout == Layout::V2 {
                     enable_controllers(&current);
                 }
@@ -69,10 +69,11 @@ impl Manager {
                     .with_context(|| format!("creating cgroup {}", current.display()))?;
                 if made {
                     self.created.push(current.clone());
-                    if h.has("cpuset") {
-                        copy_cpuset_from_parent(&current)?;
-                    }
-                } else if h.has("cpuset") && i + 1 == comps.len() {
+                }
+                // Every level, made now or found: a parent another runtime (or a concurrent
+                // hutch) has made but not filled in yet would leave this one empty too, and
+                // joining would fail with ENOSPC.
+                if h.has("cpuset") {
                     copy_cpuset_from_parent(&current)?;
                 }
             }
