@@ -54,7 +54,9 @@ for d in bin sbin dev proc sys tmp etc root home/user run var/tmp mnt usr/bin us
 done
 chmod 1777 "$rootfs/tmp" "$rootfs/var/tmp"
 chmod 700 "$rootfs/root"
-chown 1000:1000 "$rootfs/home/user"
+# An unprivileged caller (a rootless bundle) owns the whole tree; inside its user namespace
+# that is root, so /home/user stays root-owned there.
+[ "$(id -u)" -ne 0 ] || chown 1000:1000 "$rootfs/home/user"
 
 cp "$busybox" "$rootfs/bin/busybox"
 chmod 755 "$rootfs/bin/busybox"

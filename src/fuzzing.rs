@@ -33,6 +33,7 @@ pub fn config(raw: &[u8]) -> Result<()> {
         linux.and_then(|l| l.cgroups_path().as_deref()),
         "fuzz",
         false,
+        false,
     )?;
     drop(manager);
     if let Some(r) = linux.and_then(|l| l.resources().as_ref()) {

@@ -16,8 +16,14 @@ fn main() {
         }
     };
     if cli.global.version {
-        print_version();
-        return;
+        let code = match print_version() {
+            Ok(()) => 0,
+            Err(err) => {
+                eprintln!("{err:#}");
+                1
+            }
+        };
+        std::process::exit(code);
     }
     let Some(command) = cli.command else {
         eprintln!("hutch: no command given; see 'hutch --help'");
@@ -74,11 +80,10 @@ fn dispatch(global: &cli::GlobalOpts, command: Command) -> anyhow::Result<i32> {
     }
 }
 
-fn print_version() {
-    println!("hutch version {}", env!("CARGO_PKG_VERSION"));
-    println!(
-        "commit: {}",
+fn print_version() -> anyhow::Result<()> {
+    cli::print_stdout(&format!(
+        "hutch version {}\ncommit: {}\nspec: {OCI_VERSION}\n",
+        env!("CARGO_PKG_VERSION"),
         option_env!("HUTCH_COMMIT").unwrap_or("unknown")
-    );
-    println!("spec: {OCI_VERSION}");
+    ))
 }

@@ -11,19 +11,34 @@ use anyhow::{bail, Context, Result};
 use super::{read_string, write_file, Layout, Manager};
 
 impl Manager {
+    /// The hierarchy holding the freezer (the cgroup2 tree, or v1's freezer).
+    fn freezer_dir(&self, v2: bool) -> Result<&super::Hierarchy> {
+        let found = if v2 {
+            self.unified()
+        } else {
+            self.v1("freezer")
+        };
+        match found {
+            Some(h) => Ok(h),
+            None if self.rootless => bail!(
+                "the container has no freezer cgroup: rootless, and the user may write none (delegate a cgroup v2 subtree to the user to pause)"
+            ),
+            None if v2 => bail!("no cgroup v2 directory"),
+            None => bail!("the freezer controller is not mounted"),
+        }
+    }
+
     /// Freezes every process (v1 freezer.state, v2 cgroup.freeze) and waits until frozen.
     pub fn freeze(&self) -> Result<()> {
         match self.layout {
             Layout::V2 => {
-                let h = self.unified().context("no cgroup v2 directory")?;
+                let h = self.freezer_dir(true)?;
                 write_file(&h.path.join("cgroup.freeze"), "1")
                     .with_context(|| format!("freezing {}", h.path.display()))?;
                 wait_v2_frozen(&h.path, true)
             }
             _ => {
-                let h = self
-                    .v1("freezer")
-                    .context("the freezer controller is not mounted")?;
+                let h = self.freezer_dir(false)?;
                 freeze_v1(&h.path)
             }
         }
@@ -32,15 +47,13 @@ impl Manager {
     pub fn thaw(&self) -> Result<()> {
         match self.layout {
             Layout::V2 => {
-                let h = self.unified().context("no cgroup v2 directory")?;
+                let h = self.freezer_dir(true)?;
                 write_file(&h.path.join("cgroup.freeze"), "0")
                     .with_context(|| format!("thawing {}", h.path.display()))?;
                 wait_v2_frozen(&h.path, false)
             }
             _ => {
-                let h = self
-                    .v1("freezer")
-                    .context("the freezer controller is not mounted")?;
+                let h = self.freezer_dir(false)?;
                 write_file(&h.path.join("freezer.state"), "THAWED")
                     .with_context(|| format!("thawing {}", h.path.display()))
             }
@@ -51,7 +64,7 @@ impl Manager {
     pub fn is_frozen(&self) -> Result<bool> {
         match self.layout {
             Layout::V2 => {
-                let h = self.unified().context("no cgroup v2 directory")?;
+                let h = self.freezer_dir(true)?;
                 match read_string(&h.path.join("cgroup.freeze")) {
                     Ok(v) => Ok(v == "1"),
                     Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),

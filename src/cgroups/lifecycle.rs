@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
 
-use super::{devices, read_string, resources, write_file, Layout, Manager};
+use super::{devices, read_string, resources, rootless, write_file, Layout, Manager};
 
 impl Manager {
     /// This cgroup with `created` listing every directory that does not exist yet: what
@@ -39,8 +39,11 @@ impl Manager {
     pub fn create_and_apply(&mut self, resources: Option<&LinuxResources>) -> Result<()> {
         let result = self.create_dirs().and_then(|_| {
             let empty = LinuxResources::default();
-            let r = resources.unwrap_or(&empty);
-            resources::apply(self, r, false)?;
+            let r = self.enforceable(resources.unwrap_or(&empty));
+            resources::apply(self, &r, false)?;
+            if self.rootless {
+                return Ok(());
+            }
             devices::apply(self, r.devices().as_deref().unwrap_or_default())
         });
         if let Err(err) = result {
@@ -51,31 +54,38 @@ impl Manager {
     }
 
     fn create_dirs(&mut self) -> Result<()> {
-        let hierarchies = self.hierarchies.clone();
-        for h in &hierarchies {
-            let rel = h
-                .path
-                .strip_prefix(&h.mount)
-                .unwrap_or(Path::new(""))
-                .to_path_buf();
-            let mut current = h.mount.clone();
-            let comps: Vec<_> = rel.components().collect();
-            for comp in &comps {
-                if h.is_v2() && self.layout == Layout::V2 {
-                    enable_controllers(&current);
+        let mut index = 0;
+        while index < self.hierarchies.len() {
+            match self.create_hierarchy_dirs(index) {
+                Ok(()) => index += 1,
+                Err(err) if self.rootless && rootless::is_permission_error(&err) => {
+                    self.leave_out(index, &err)
                 }
-                current.push(comp);
-                let made = mkdir_retry(&current)
-                    .with_context(|| format!("creating cgroup {}", current.display()))?;
-                if made {
-                    self.created.push(current.clone());
-                }
-                // Every level, made now or found: a parent another runtime (or a concurrent
-                // hutch) has made but not filled in yet would leave this one empty too, and
-                // joining would fail with ENOSPC.
-                if h.has("cpuset") {
-                    copy_cpuset_from_parent(&current)?;
-                }
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
+    }
+
+    fn create_hierarchy_dirs(&mut self, index: usize) -> Result<()> {
+        let h = self.hierarchies[index].clone();
+        let rel = h.path.strip_prefix(&h.mount).unwrap_or(Path::new(""));
+        let mut current = h.mount.clone();
+        for comp in rel.components() {
+            if h.is_v2() && self.layout == Layout::V2 {
+                enable_controllers(&current);
+            }
+            current.push(comp);
+            let made = mkdir_retry(&current)
+                .with_context(|| format!("creating cgroup {}", current.display()))?;
+            if made {
+                self.created.push(current.clone());
+            }
+            // Every level, made now or found: a parent another runtime (or a concurrent
+            // hutch) has made but not filled in yet would leave this one empty too, and
+            // joining would fail with ENOSPC.
+            if h.has("cpuset") {
+                copy_cpuset_from_parent(&current)?;
             }
         }
         Ok(())
@@ -114,11 +124,11 @@ impl Manager {
         while !self.is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
-        if !self.is_empty() {
+        if let (false, Some(primary)) = (self.is_empty(), self.primary()) {
             let pids = self.pids().unwrap_or_default();
             bail!(
                 "cgroup {} still has processes {pids:?}",
-                self.primary().path.display()
+                primary.path.display()
             );
         }
         let first = match self.remove_dirs() {

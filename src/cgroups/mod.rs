@@ -31,6 +31,7 @@ mod lifecycle;
 mod paths;
 mod procs;
 pub mod resources;
+mod rootless;
 pub mod stats;
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -96,6 +97,10 @@ pub struct Manager {
     /// Directories hutch created (parents before children), for `destroy`.
     #[serde(default)]
     pub created: Vec<PathBuf>,
+    /// Rootless: hierarchies the caller may not write were left out, and resources that would
+    /// need them skipped with a warning (see [`rootless`]).
+    #[serde(default)]
+    pub rootless: bool,
 }
 
 pub(crate) fn read_string(path: &Path) -> std::io::Result<String> {
@@ -135,24 +140,23 @@ impl Manager {
         self.unified().map(|h| h.path.as_path())
     }
 
-    /// The directory whose cgroup.procs lists the container's processes.
-    fn primary(&self) -> &Hierarchy {
+    /// The directory whose cgroup.procs lists the container's processes; none when a rootless
+    /// container was left out of every hierarchy.
+    fn primary(&self) -> Option<&Hierarchy> {
         if self.layout == Layout::V2 {
             if let Some(h) = self.unified() {
-                return h;
+                return Some(h);
             }
         }
-        for c in ["pids", "freezer", "devices", "memory"] {
-            if let Some(h) = self.v1(c) {
-                return h;
-            }
-        }
-        &self.hierarchies[0]
+        ["pids", "freezer", "devices", "memory"]
+            .iter()
+            .find_map(|c| self.v1(c))
+            .or(self.hierarchies.first())
     }
 
     /// Whether the container's cgroup still exists.
     pub fn exists(&self) -> bool {
-        self.primary().path.exists()
+        self.primary().is_some_and(|h| h.path.exists())
     }
 
     /// `update`: applies new limits to the running container, with runc's semantics (zero
@@ -176,6 +180,7 @@ mod tests {
                 path: "/sys/fs/cgroup/memory/x".into(),
             }],
             created: vec!["/sys/fs/cgroup/memory/x".into()],
+            rootless: false,
         };
         let s = serde_json::to_string(&m).unwrap();
         assert!(s.contains("\"hybrid\""));

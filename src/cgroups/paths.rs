@@ -201,7 +201,12 @@ fn inner_path(cgroups_path: Option<&Path>, id: &str) -> PathBuf {
 impl Manager {
     /// The container's cgroup from linux.cgroupsPath (absolute, relative to hutch's own cgroup,
     /// or empty for the container id). Nothing is created yet.
-    pub fn new(cgroups_path: Option<&Path>, id: &str, systemd: bool) -> Result<Manager> {
+    pub fn new(
+        cgroups_path: Option<&Path>,
+        id: &str,
+        systemd: bool,
+        rootless: bool,
+    ) -> Result<Manager> {
         if systemd {
             bail!("systemd cgroup driver not supported yet (run without --systemd-cgroup)");
         }
@@ -214,6 +219,7 @@ impl Manager {
             layout,
             hierarchies,
             created: Vec::new(),
+            rootless,
         })
     }
 
@@ -249,6 +255,7 @@ impl Manager {
             layout,
             hierarchies,
             created: Vec::new(),
+            rootless: false,
         })
     }
 }

@@ -8,52 +8,83 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use nix::unistd::Pid;
 
-use super::{write_file, Layout, Manager};
+use super::{rootless, write_file, Layout, Manager};
 
 impl Manager {
     /// Moves `pid` into the cgroup2 directory only (it already moved itself into v1 ones).
-    pub fn join_unified(&self, pid: Pid) -> Result<()> {
-        let Some(dir) = self.unified_dir() else {
-            return Ok(());
-        };
-        write_file(&dir.join("cgroup.procs"), &pid.to_string())
-            .with_context(|| format!("adding process {pid} to cgroup {}", dir.display()))
+    pub fn join_unified(&mut self, pid: Pid) -> Result<()> {
+        match self.hierarchies.iter().position(|h| h.is_v2()) {
+            Some(index) => self.join_one(index, pid).map(drop),
+            None => Ok(()),
+        }
+    }
+
+    /// Moves `pid` into hierarchy `index`. Rootless, a move the caller may not make leaves the
+    /// hierarchy out instead (false).
+    fn join_one(&mut self, index: usize, pid: Pid) -> Result<bool> {
+        let dir = &self.hierarchies[index].path;
+        let result = write_file(&dir.join("cgroup.procs"), &pid.to_string())
+            .with_context(|| format!("adding process {pid} to cgroup {}", dir.display()));
+        match result {
+            Err(err) if self.rootless && rootless::is_permission_error(&err) => {
+                self.leave_out(index, &err);
+                Ok(false)
+            }
+            other => other.map(|()| true),
+        }
     }
 
     /// The v1 hierarchies' `tasks` files, opened for writing: a process moves itself with "0"
     /// written to each. Opened here, in the host's mount namespace, because the process that
     /// writes may already be in the container's.
-    pub fn open_v1_task_files(&self) -> Result<Vec<std::fs::File>> {
-        self.hierarchies
-            .iter()
-            .filter(|h| !h.is_v2())
-            .map(|h| {
-                let file = h.path.join("tasks");
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .custom_flags(libc::O_CLOEXEC)
-                    .open(&file)
-                    .with_context(|| format!("opening {}", file.display()))
-            })
-            .collect()
+    pub fn open_v1_task_files(&mut self) -> Result<Vec<std::fs::File>> {
+        let mut files = Vec::new();
+        let mut index = 0;
+        while index < self.hierarchies.len() {
+            if self.hierarchies[index].is_v2() {
+                index += 1;
+                continue;
+            }
+            let file = self.hierarchies[index].path.join("tasks");
+            let opened = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_CLOEXEC)
+                .open(&file)
+                .with_context(|| format!("opening {}", file.display()));
+            match opened {
+                Ok(f) => {
+                    files.push(f);
+                    index += 1;
+                }
+                Err(err) if self.rootless && rootless::is_permission_error(&err) => {
+                    self.leave_out(index, &err)
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(files)
     }
 
     /// Puts `pid` in every hierarchy. Moving another process takes the kernel's cgroup
     /// threadgroup lock for writing (an RCU grace period: ~10 ms here), so create and exec
     /// prefer clone3(CLONE_INTO_CGROUP) plus the process moving itself through `tasks`, and use
     /// this only when the process cannot (a new user namespace lacks the permission).
-    pub fn join(&self, pid: Pid) -> Result<()> {
-        for h in &self.hierarchies {
-            let file = h.path.join("cgroup.procs");
-            write_file(&file, &pid.to_string())
-                .with_context(|| format!("adding process {pid} to cgroup {}", h.path.display()))?;
+    pub fn join(&mut self, pid: Pid) -> Result<()> {
+        let mut index = 0;
+        while index < self.hierarchies.len() {
+            if self.join_one(index, pid)? {
+                index += 1;
+            }
         }
         Ok(())
     }
 
     /// Host pids of every process in the cgroup (and cgroups below it).
     pub fn pids(&self) -> Result<Vec<i32>> {
-        let dir = &self.primary().path;
+        let Some(primary) = self.primary() else {
+            bail!("the container has no cgroup (rootless, and no cgroup the user may write)");
+        };
+        let dir = &primary.path;
         if !dir.exists() {
             bail!("cgroup {} does not exist", dir.display());
         }

@@ -19,6 +19,7 @@ pub fn request<'a>(global: &GlobalOpts, args: &'a CreateArgs, detached: bool) ->
         pid_file: args.pid_file.as_deref(),
         pidfd_socket: args.pidfd_socket.as_deref(),
         systemd_cgroup: global.systemd_cgroup,
+        rootless: global.rootless.is_rootless(),
         no_pivot: args.no_pivot,
         no_new_keyring: args.no_new_keyring,
         preserve_fds: args.preserve_fds,

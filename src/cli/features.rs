@@ -130,7 +130,7 @@ const ANNOTATION_VERSION: &str = "io.github.hutch.version";
 
 pub fn run() -> Result<i32> {
     let text = render().context("serializing the features document")?;
-    print!("{text}");
+    super::print_stdout(&text)?;
     Ok(0)
 }
 

@@ -76,6 +76,9 @@ fn read_entries(global: &GlobalOpts) -> Result<Vec<Entry>> {
     let dir = match std::fs::read_dir(&global.root) {
         Ok(d) => d,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Err(crate::container::state_dir::denied(&global.root));
+        }
         Err(err) => {
             return Err(err).with_context(|| format!("reading {}", global.root.display()));
         }

@@ -119,6 +119,21 @@ pub enum RootlessMode {
     False,
 }
 
+impl RootlessMode {
+    /// Whether cgroup permission errors are tolerated. `auto`, as runc decides it: an
+    /// unprivileged caller, or root inside a user namespace other than the host's (rootless
+    /// podman runs the runtime there), cannot be expected to own the host's cgroups.
+    pub fn is_rootless(self) -> bool {
+        match self {
+            RootlessMode::True => true,
+            RootlessMode::False => false,
+            RootlessMode::Auto => {
+                !nix::unistd::geteuid().is_root() || crate::host_proc::in_user_namespace()
+            }
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create a container
@@ -300,6 +315,16 @@ const LONG_FLAGS: &[&str] = &[
     "apparmor",
     "process-label",
 ];
+
+/// Writes a command's output to stdout. An error (a reader that went away: `hutch state ID |
+/// head`) is returned, not a panic as from `println!`.
+pub fn print_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| anyhow::anyhow!("writing to stdout: {e}"))
+}
 
 /// Rewrites `-long-flag[=v]` to `--long-flag[=v]` for the names runc knows, as urfave/cli treats
 /// one and two leading dashes alike. Short flags (`-b`, `-d`) and values are left alone.

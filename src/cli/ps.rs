@@ -58,14 +58,14 @@ fn ps_binary() -> PathBuf {
 }
 
 pub fn run(global: &GlobalOpts, args: PsArgs) -> Result<i32> {
-    let (dir, _state, _status, m) = super::pause::open_unlocked(global, &args.id)?;
+    let (dir, state, _status, _) = super::pause::open_unlocked(global, &args.id)?;
     drop(dir);
-    let pids = m?.pids()?;
+    let pids = crate::container::kill::processes(&state)?;
     if args.format == "json" {
         if !args.ps_args.is_empty() {
             bail!("ps options cannot be used with --format json");
         }
-        println!("{}", serde_json::to_string(&pids)?);
+        super::print_stdout(&format!("{}\n", serde_json::to_string(&pids)?))?;
         return Ok(0);
     }
     let ps_args = if args.ps_args.is_empty() {
@@ -82,7 +82,7 @@ pub fn run(global: &GlobalOpts, args: PsArgs) -> Result<i32> {
     if !out.status.success() {
         bail!("ps {}: {}", ps_args.join(" "), text.trim());
     }
-    print!("{}", filter_table(&text, &pids)?);
+    super::print_stdout(&filter_table(&text, &pids)?)?;
     Ok(0)
 }
 

@@ -11,6 +11,6 @@ pub fn run(global: &GlobalOpts, args: IdArg) -> Result<i32> {
     let state = dir.load()?;
     let status = dir.status(&state);
     let text = serde_json::to_string_pretty(&state.oci_state(status)).context("encoding state")?;
-    println!("{text}");
+    super::print_stdout(&format!("{text}\n"))?;
     Ok(0)
 }

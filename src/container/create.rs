@@ -45,6 +45,9 @@ pub struct CreateRequest<'a> {
     pub pidfd_socket: Option<&'a Path>,
     /// --systemd-cgroup was given.
     pub systemd_cgroup: bool,
+    /// Cgroups the caller may not write are left out (resources in them skipped, each with a
+    /// warning) instead of failing `create`.
+    pub rootless: bool,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
@@ -100,6 +103,7 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
         linux.and_then(|l| l.cgroups_path().as_deref()),
         req.id,
         req.systemd_cgroup,
+        req.rootless,
     )?;
     let mut state = new_state(req.id, &plan.bundle, spec);
     state.cgroup = Some(cgroup.planned());
@@ -118,7 +122,7 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     let spawned = spawn_init(
         req,
         &plan,
-        &cgroup,
+        &mut cgroup,
         (&parent_ch, child_ch),
         files,
         parent_fds,
@@ -128,7 +132,13 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     let oom_score_adj = spec.process().as_ref().and_then(|p| p.oom_score_adj());
     attributes::set_oom_score_adj(init_pid, oom_score_adj)?;
     record_init(&mut state, init_pid, &cgroup, dir)?;
-    let proceed = let_init_proceed(&plan, &cgroup, &spawned, &parent_ch, &mut undo.net_devices);
+    let proceed = let_init_proceed(
+        &plan,
+        &mut cgroup,
+        &spawned,
+        &parent_ch,
+        &mut undo.net_devices,
+    );
     if let Err(err) = proceed {
         // The init may have failed first (it reports, then exits): its reason is the one
         // that matters, not our broken pipe.
@@ -147,6 +157,8 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
         write_pid_file(pid_file, init_pid)?;
     }
     state.creating = false;
+    // Rootless, hierarchies the init could not join were left out after it was recorded.
+    state.cgroup = Some(cgroup.clone());
     dir.save(&state)?;
     let start_state = String::from_utf8_lossy(&state.hook_state_json(Status::Created)).into_owned();
     parent_ch.send(&ToChild::Commit { state: start_state })?;
@@ -284,7 +296,7 @@ impl InitFiles {
 fn spawn_init(
     req: &CreateRequest,
     plan: &Plan,
-    cgroup: &crate::cgroups::Manager,
+    cgroup: &mut crate::cgroups::Manager,
     (parent_ch, child_ch): (&Channel, Channel),
     files: InitFiles,
     mut parent_fds: Vec<RawFd>,
@@ -317,6 +329,7 @@ fn spawn_init(
         has_create_hooks: has_create_hooks(spec),
         cgroup_tasks: &cgroup_tasks,
         rootfs_id: Some(start_in.rootfs_id),
+        unprivileged: !nix::unistd::geteuid().is_root(),
     };
     crate::logging::timing(plan.started, "state directory and cgroup ready");
     let unified = open_cgroup_dir(cgroup.unified_dir())?;
@@ -374,7 +387,7 @@ fn record_init(
 /// user namespace), its cgroup, its network devices; then Proceed.
 fn let_init_proceed(
     plan: &Plan,
-    cgroup: &crate::cgroups::Manager,
+    cgroup: &mut crate::cgroups::Manager,
     spawned: &Spawned,
     parent_ch: &Channel,
     undo_net_devices: &mut Option<crate::netdev::Moved>,
@@ -387,7 +400,9 @@ fn let_init_proceed(
     }
     // A joined user namespace's root can no more reach root-only host directories than a new
     // one's (containerd's CRI keeps a pod's /etc/hostname and /etc/hosts under 0700 dirs).
-    if plan.namespaces.has_own_user_ns() {
+    // An unprivileged hutch may not clone mount trees (nor reach such directories itself): the
+    // init binds its sources from inside, as the caller could.
+    if plan.namespaces.has_own_user_ns() && nix::unistd::geteuid().is_root() {
         idmapped_trees = rootfs::premake_bind_trees(spec, &plan.bundle.dir, init_pid)?;
         if plan.notify {
             let tree = super::notify::premade_tree(spec, &plan.state_dir)?;

@@ -175,8 +175,8 @@ fn spawn_process(
 ) -> Result<Spawned> {
     // Joined user namespace: the process may not write the host's cgroup files itself.
     let self_join = !plan.namespaces.has(LinuxNamespaceType::User);
-    let cgroup_tasks = match (&plan.state.cgroup, self_join) {
-        (Some(cgroup), true) => cgroup.open_v1_task_files()?,
+    let cgroup_tasks = match (exec_cgroup(plan), self_join) {
+        (Some(mut cgroup), true) => cgroup.open_v1_task_files()?,
         _ => Vec::new(),
     };
     let ctx = ExecContext {
@@ -206,10 +206,18 @@ fn spawn_process(
     )
 }
 
+/// The container's cgroup as an exec process joins it: a hierarchy a rootless caller cannot
+/// move it into is left out for this process only, and nothing of the container's is removed.
+fn exec_cgroup(plan: &Plan) -> Option<crate::cgroups::Manager> {
+    let mut cgroup = plan.state.cgroup.clone()?;
+    cgroup.created.clear();
+    Some(cgroup)
+}
+
 /// Places the process in the container's cgroup before it may go on: it was born in the
 /// cgroup2 directory and moved itself into the v1 ones, unless it could not.
 fn join_cgroup(plan: &Plan, spawned: &Spawned) -> Result<()> {
-    let Some(cgroup) = &plan.state.cgroup else {
+    let Some(mut cgroup) = exec_cgroup(plan) else {
         return Ok(());
     };
     let moved = if plan.namespaces.has(LinuxNamespaceType::User) {
@@ -249,8 +257,15 @@ fn container_namespaces(state: &State) -> Result<(NamespacePlan, Option<OwnedFd>
     for typ in kinds {
         let name = crate::namespaces::proc_ns_name(typ);
         let theirs = PathBuf::from(format!("/proc/{init}/ns/{name}"));
-        let Ok(their_meta) = fs::metadata(&theirs) else {
-            continue;
+        // Only a namespace type this kernel lacks may be skipped: a namespace that cannot be
+        // looked at must fail the exec, never leave the process in hutch's own.
+        let their_meta = match fs::metadata(&theirs) {
+            Ok(meta) => meta,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(err) => {
+                return Err(err)
+                    .with_context(|| format!("inspecting the container's {}", theirs.display()))
+            }
         };
         let same = fs::metadata(format!("/proc/self/ns/{name}"))
             .is_ok_and(|m| m.ino() == their_meta.ino() && m.dev() == their_meta.dev());

@@ -47,27 +47,57 @@ pub fn signal_init(state: &State, signal: i32) -> Result<()> {
     }
 }
 
-/// Every process of the container. Until cgroups track them, the container is its pid
-/// namespace: each host process in the init's pid namespace is signalled. A container that
-/// shares its pid namespace has no other boundary yet, so only its init is signalled.
+/// The container's cgroup, if it tracks the container's processes: not before cgroups are set
+/// up, nor for a rootless container the caller could give no cgroup.
+fn tracking_cgroup(state: &State) -> Option<&crate::cgroups::Manager> {
+    state
+        .cgroup
+        .as_ref()
+        .filter(|cg| !cg.hierarchies.is_empty())
+}
+
+/// Every process of the container. Without a cgroup that tracks them, the container is its
+/// pid namespace: each host process in the init's pid namespace is signalled. A container that
+/// shares its pid namespace has no other boundary, so only its init is signalled.
 fn signal_all(state: &State, signal: i32) -> Result<()> {
-    if let Some(cg) = &state.cgroup {
+    if let Some(cg) = tracking_cgroup(state) {
         return cg.kill_all(signal);
     }
     let init = Pid::from_raw(state.init_pid);
-    if state.shares_pid_ns {
-        return signal_init(state, signal);
-    }
-    let ns = std::fs::metadata(format!("/proc/{init}/ns/pid"))
-        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
-        .context("container not running")?;
+    let pids = processes(state)?;
     signal_init(state, signal)?;
-    for pid in pids_in_pid_namespace(ns) {
-        if pid != init {
-            let _ = crate::syscall::process::kill_raw(pid, signal);
+    for pid in pids {
+        if pid != init.as_raw() {
+            let _ = crate::syscall::process::kill_raw(Pid::from_raw(pid), signal);
         }
     }
     Ok(())
+}
+
+/// Host pids of the container's processes (`ps`): its cgroup's, else those of its pid
+/// namespace (see [`signal_all`]).
+pub fn processes(state: &State) -> Result<Vec<i32>> {
+    if let Some(cg) = tracking_cgroup(state) {
+        return cg.pids();
+    }
+    let init = Pid::from_raw(state.init_pid);
+    if !process_is_alive(init, state.init_start_time) {
+        return Ok(Vec::new());
+    }
+    if state.shares_pid_ns {
+        return Ok(vec![init.as_raw()]);
+    }
+    // Until it execs the user's program the init is not dumpable, and an unprivileged caller
+    // may not see its namespaces: it is alone then (nothing else was started).
+    let Ok(ns) = std::fs::metadata(format!("/proc/{init}/ns/pid"))
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+    else {
+        return Ok(vec![init.as_raw()]);
+    };
+    Ok(pids_in_pid_namespace(ns)
+        .into_iter()
+        .map(Pid::as_raw)
+        .collect())
 }
 
 fn pids_in_pid_namespace(ns_inode: u64) -> Vec<Pid> {

@@ -291,8 +291,28 @@ fn open_existing(path: &Path) -> Result<File> {
     match open_dir(path) {
         Ok(dir) => Ok(dir),
         Err(err) if err.kind() == ErrorKind::NotFound => bail!("container does not exist"),
+        Err(err) if err.kind() == ErrorKind::PermissionDenied => Err(denied(path)),
         Err(err) => Err(err).with_context(|| format!("opening {}", path.display())),
     }
+}
+
+/// A state directory (or `--root`) the caller may not open is another user's: each user
+/// manages only their own containers, under their own `--root`. Names the owner of the
+/// nearest part of the path the caller can see.
+pub fn denied(path: &Path) -> anyhow::Error {
+    let owner = path
+        .ancestors()
+        .find_map(|p| fs::symlink_metadata(p).ok().map(|m| (p, m.uid())))
+        .filter(|(p, _)| *p != Path::new("/"));
+    let whose = match owner {
+        Some((p, uid)) => format!("{} belongs to uid {uid}", p.display()),
+        None => "it belongs to another user".into(),
+    };
+    anyhow::anyhow!(
+        "{}: permission denied: {whose}, and uid {} may manage only its own containers (under its own --root)",
+        path.display(),
+        nix::unistd::geteuid()
+    )
 }
 
 /// Whether `path` still names the directory `dir` was opened from (and it was not removed).

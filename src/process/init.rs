@@ -54,6 +54,8 @@ pub struct InitContext<'a> {
     pub cgroup_tasks: &'a [File],
     /// The rootfs directory's device and inode: the init starts in it (see `RootfsConfig`).
     pub rootfs_id: Option<(u64, u64)>,
+    /// hutch runs unprivileged (rootless): the init is made dumpable while it waits for `start`.
+    pub unprivileged: bool,
 }
 
 /// Never returns: ends in execve of the user's program or in exit.
@@ -72,6 +74,9 @@ enum Never {}
 fn run(ctx: &InitContext) -> Result<Never> {
     leave_hutch(ctx)?;
     let premade = receive_go_ahead(ctx)?;
+    if ctx.namespaces.is_new(LinuxNamespaceType::User) {
+        sys::set_dumpable(false).context("prctl(PR_SET_DUMPABLE)")?;
+    }
     become_namespace_root(ctx.namespaces)?;
     // None: a container created to be deleted; `start` refuses it.
     let process = ctx.spec.process().as_ref();
@@ -106,6 +111,14 @@ fn run(ctx: &InitContext) -> Result<Never> {
         ToChild::Commit { state } => state,
         other => bail!("sync protocol: expected Commit, got {other:?}"),
     };
+    if ctx.unprivileged && ctx.namespaces.is_new(LinuxNamespaceType::User) {
+        // An unprivileged caller reaches a created container (`exec`, `ps`) only through the
+        // init's /proc files, and a non-dumpable process's belong to host root. runc makes the
+        // same choice: the init is pivoted into the container by now, holds nothing of the
+        // host the caller could not reach itself (the state directory's fifo and error file),
+        // and the kernel still keeps processes with fewer capabilities from tracing it.
+        sys::set_dumpable(true).context("prctl(PR_SET_DUMPABLE)")?;
+    }
     wait_for_start(ctx.exec_fifo);
     start_process(ctx, prepared, &start_state)
 }
@@ -121,7 +134,12 @@ fn leave_hutch(ctx: &InitContext) -> Result<()> {
     // namespace of its own (the handlers go with the execve of the user's program).
     sys::exit_on_terminating_signals();
     // Until execve, /proc/<init> must not be openable by other processes in the container.
-    sys::set_dumpable(false).context("prctl(PR_SET_DUMPABLE)")?;
+    // A new user namespace waits for its id maps first: a non-dumpable process's /proc files
+    // belong to root, and an unprivileged hutch could not write its uid_map. Until Proceed no
+    // process of the container exists, and no other user's process may ptrace the init.
+    if !ctx.namespaces.is_new(LinuxNamespaceType::User) {
+        sys::set_dumpable(false).context("prctl(PR_SET_DUMPABLE)")?;
+    }
     // A session of its own, terminal or not: in the caller's session the container could open
     // the caller's terminal as /dev/tty, push input into it (TIOCSTI) and signal its jobs.
     nix::unistd::setsid().context("setsid: a new session for the container")?;

@@ -220,6 +220,7 @@ mod tests {
                 path: "/nonexistent/x".into(),
             }],
             created: vec![],
+            rootless: false,
         };
         let v = collect(&m).unwrap();
         for k in [

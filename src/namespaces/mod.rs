@@ -11,16 +11,21 @@
 //! any process enters it.
 //! The cgroup namespace is the exception to clone-time creation: the init unshares it itself
 //! after being placed in its cgroup, so that cgroup becomes the namespace's root.
+//! A new user namespace's id maps are written from outside it ([`id_map`]).
 
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::rc::Rc;
 
 use anyhow::{bail, Context, Result};
 use nix::sched::CloneFlags;
-use nix::unistd::Pid;
-use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+mod id_map;
+
+use id_map::check_joined_mappings;
+pub use id_map::{format_id_map, write_id_mappings};
 
 /// nix has no name for CLONE_NEWTIME (it does not fit clone(2)'s flags; unshare takes it).
 const NEWTIME: CloneFlags = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
@@ -372,123 +377,5 @@ pub fn clone_flag(typ: LinuxNamespaceType) -> CloneFlags {
         LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
         LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
         LinuxNamespaceType::Time => NEWTIME,
-    }
-}
-
-/// The mappings of a joined user namespace must be the namespace's own. They can be read when the
-/// path is a process's (`/proc/PID/ns/user`, as engines pass it); for a bind-mounted namespace
-/// file they are taken as given (reading them would need a process inside).
-fn check_joined_mappings(path: &Path, linux: &oci_spec::runtime::Linux) -> Result<()> {
-    let Some(pid_dir) = path
-        .strip_prefix("/proc")
-        .ok()
-        .filter(|rest| {
-            let mut c = rest.components();
-            let pid = c.next().and_then(|p| p.as_os_str().to_str());
-            pid.is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
-                && c.as_path() == Path::new("ns/user")
-        })
-        .and_then(|_| path.parent().and_then(Path::parent))
-    else {
-        return Ok(());
-    };
-    for (field, file, maps) in [
-        ("uidMappings", "uid_map", linux.uid_mappings()),
-        ("gidMappings", "gid_map", linux.gid_mappings()),
-    ] {
-        let map_path = pid_dir.join(file);
-        let actual = std::fs::read_to_string(&map_path).with_context(|| {
-            format!(
-                "config.json: linux.{field}: reading {} to compare with the joined user namespace {}",
-                map_path.display(),
-                path.display()
-            )
-        })?;
-        let mut actual: Vec<[u64; 3]> = actual
-            .lines()
-            .filter_map(|l| {
-                let v: Vec<u64> = l
-                    .split_whitespace()
-                    .filter_map(|x| x.parse().ok())
-                    .collect();
-                <[u64; 3]>::try_from(v).ok()
-            })
-            .collect();
-        let mut given: Vec<[u64; 3]> = maps
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .map(|m| [m.container_id().into(), m.host_id().into(), m.size().into()])
-            .collect();
-        actual.sort_unstable();
-        given.sort_unstable();
-        if given != actual {
-            bail!(
-                "config.json: linux.{field} {} do not match the joined user namespace {} (its {file}: {})",
-                format_id_map(maps.as_deref().unwrap_or_default()).trim().replace('\n', ", "),
-                path.display(),
-                actual
-                    .iter()
-                    .map(|[c, h, n]| format!("{c} {h} {n}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
-    }
-    Ok(())
-}
-
-/// Writes the init's uid and gid maps (hutch runs as root, so it may write any mapping
-/// directly; no newuidmap helper is needed).
-pub fn write_id_mappings(pid: Pid, spec: &Spec) -> Result<()> {
-    let Some(linux) = spec.linux() else {
-        return Ok(());
-    };
-    write_map(
-        pid,
-        "uid_map",
-        linux.uid_mappings().as_deref().unwrap_or_default(),
-    )
-    .context("config.json: linux.uidMappings")?;
-    write_map(
-        pid,
-        "gid_map",
-        linux.gid_mappings().as_deref().unwrap_or_default(),
-    )
-    .context("config.json: linux.gidMappings")?;
-    Ok(())
-}
-
-fn write_map(pid: Pid, file: &str, mappings: &[LinuxIdMapping]) -> Result<()> {
-    if mappings.is_empty() {
-        return Ok(());
-    }
-    let text = format_id_map(mappings);
-    let path = Path::new("/proc").join(pid.to_string()).join(file);
-    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
-}
-
-/// Id mappings as `/proc/<pid>/uid_map` and `gid_map` take them: one `inside outside count`
-/// line each, all written at once.
-pub fn format_id_map(maps: &[LinuxIdMapping]) -> String {
-    maps.iter()
-        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use oci_spec::runtime::LinuxIdMappingBuilder;
-
-    #[test]
-    fn map_lines() {
-        let m = LinuxIdMappingBuilder::default()
-            .container_id(0u32)
-            .host_id(100000u32)
-            .size(65536u32)
-            .build()
-            .unwrap();
-        assert_eq!(format_id_map(&[m]), "0 100000 65536\n");
     }
 }
