@@ -516,3 +516,30 @@ fn unprivileged_callers_default_root_is_under_xdg_runtime_dir() {
         "root on the host followed $XDG_RUNTIME_DIR: {ids:?}"
     );
 }
+
+/// A reader that went away (`hutch state ID | head -1`) makes writing the output fail: the
+/// runtime must report it (or die of SIGPIPE, as runc does), never panic.
+#[test]
+fn output_to_a_closed_pipe_does_not_panic() {
+    let mut c = Ctr::new("closed-pipe");
+    c.args(&["sleep", "100"]);
+    c.create_ok();
+    for args in [
+        vec!["--version"],
+        vec!["features"],
+        vec!["state", c.id.as_str()],
+        vec!["ps", "--format", "json", c.id.as_str()],
+    ] {
+        let (reader, writer) = nix::unistd::pipe().unwrap();
+        drop(reader);
+        let mut cmd = c.cmd();
+        cmd.args(&args).stdout(std::process::Stdio::from(writer));
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{args:?} succeeded writing to a closed pipe"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}

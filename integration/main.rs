@@ -24,5 +24,6 @@ mod namespaces;
 mod netdevices;
 mod process;
 mod propagation;
+mod rootless;
 mod seccomp;
 mod security;

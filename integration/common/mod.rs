@@ -15,6 +15,7 @@
 //! * Everything that can hang runs with a deadline, and is killed by pid when it passes.
 #![allow(dead_code)]
 
+pub mod rootless;
 pub mod scm;
 
 use std::collections::HashSet;
@@ -490,6 +491,9 @@ pub struct Ctr {
     /// Run every runtime command in this network namespace (an nsfs path), so the runtime's
     /// own network namespace is one the test made.
     pub netns: Option<PathBuf>,
+    /// Run every runtime command as this unprivileged user, with no `--root` (the runtime's
+    /// rootless default under `$XDG_RUNTIME_DIR`, which `root` then names).
+    pub user: Option<&'static rootless::TestUser>,
 }
 
 impl Ctr {
@@ -525,7 +529,43 @@ impl Ctr {
             cgroups: Vec::new(),
             reaped: HashSet::new(),
             netns: None,
+            user: None,
         }
+    }
+
+    /// A container the test user runs: the config is what the runtime's `spec --rootless`
+    /// writes for that user (a user namespace mapping it to root, no network namespace, /sys
+    /// bound), with `Ctr::new`'s changes. The test's directory and `$XDG_RUNTIME_DIR` (0700)
+    /// belong to the user; the rootfs stays root's, readable.
+    pub fn rootless(name: &str) -> Ctr {
+        let user = rootless::test_user();
+        let mut c = Ctr::new(name);
+        let xdg = c.dir.join("xdg");
+        let spec_dir = c.dir.join("spec");
+        for d in [&xdg, &spec_dir] {
+            fs::create_dir(d).unwrap();
+        }
+        fs::set_permissions(&xdg, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        for d in [&c.dir, &xdg, &spec_dir] {
+            std::os::unix::fs::chown(d, Some(user.uid), Some(user.gid)).unwrap();
+        }
+        c.root = xdg.join(runtime_name());
+        c.user = Some(user);
+        let mut spec = c.cmd();
+        spec.args(["spec", "--rootless", "--bundle"]).arg(&spec_dir);
+        exec_timeout(&mut spec, CMD_TIMEOUT).assert_ok();
+        let text = fs::read_to_string(spec_dir.join("config.json")).unwrap();
+        c.config = serde_json::from_str(&text).unwrap();
+        c.config["process"]["terminal"] = json!(false);
+        c.config["process"]["args"] = json!(["true"]);
+        c.config["root"]["readonly"] = json!(false);
+        c.config["root"]["path"] = json!("rootfs");
+        c
+    }
+
+    /// `$XDG_RUNTIME_DIR` of a rootless container's commands.
+    pub fn xdg_runtime_dir(&self) -> PathBuf {
+        self.dir.join("xdg")
     }
 
     /// Sets `process.args`.
@@ -592,6 +632,19 @@ impl Ctr {
 
     /// The runtime command with `--root`, ready for a subcommand.
     pub fn cmd(&self) -> Command {
+        if let Some(user) = self.user {
+            let mut c = Command::new("setpriv");
+            c.arg(format!("--reuid={}", user.uid))
+                .arg(format!("--regid={}", user.gid))
+                .args(["--clear-groups", "--"])
+                .arg(runtime())
+                .env("XDG_RUNTIME_DIR", self.xdg_runtime_dir())
+                .env("HOME", &self.dir)
+                .env("USER", user.name)
+                .env("LOGNAME", user.name)
+                .stdin(Stdio::null());
+            return c;
+        }
         let mut c = match &self.netns {
             Some(ns) => {
                 let mut c = Command::new("nsenter");

@@ -17,7 +17,7 @@ use oci_spec::runtime::Mount;
 
 use super::attach::{apply_propagation_fd, attach_tree, mount_fs, MountCtx};
 use super::idmap::{self, idmap_request, IdmapRequest};
-use super::options::{parse_options, MountOptions};
+use super::options::{self, parse_options, MountOptions};
 use super::resolve::{self, create_file, display, is_dir, mkdir_all, open_in_root};
 use super::{cgroupfs, copyup};
 use crate::syscall::fs::{self as sysfs, MountAttr};
@@ -66,6 +66,7 @@ fn mount_one(
         let idmap = idmap_request(m, &opts)?;
         return bind(ctx, &source, dest, &opts, idmap.as_ref());
     }
+    options::check_id_options(&mut opts, typ)?;
     match typ {
         "cgroup" | "cgroup2" => cgroupfs::mount_cgroup(ctx, dest, &opts),
         // A new user namespace may not mount sysfs unless it also owns the network namespace.

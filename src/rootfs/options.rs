@@ -2,6 +2,7 @@
 //! part: mount(2) flags, propagation, recursive mount attributes, idmapping, tmpcopyup, and
 //! filesystem data.
 
+use anyhow::{bail, Result};
 use nix::mount::MsFlags;
 
 use crate::syscall::fs::MountAttr;
@@ -222,9 +223,71 @@ fn rec_attr_flag(opt: &str) -> Option<(bool, u64)> {
     })
 }
 
+/// `uid=`/`gid=` data options name ids of the container's user namespace, and one that is not
+/// mapped there makes the kernel refuse the mount with a bare EINVAL. devpts' `gid=N` (the tty
+/// group, 5, in every engine's default config) is dropped when unmapped, as runc's rootless
+/// specs do: new ptys then get the creating process's group. Any other is an error naming the
+/// option and the mapping.
+pub fn check_id_options(opts: &mut MountOptions, typ: &str) -> Result<()> {
+    if !opts
+        .data
+        .iter()
+        .any(|d| d.starts_with("uid=") || d.starts_with("gid="))
+    {
+        return Ok(());
+    }
+    let mapped = |file: &str, id: u32| -> bool {
+        std::fs::read_to_string(file)
+            .map(|text| id_is_mapped(&text, id))
+            .unwrap_or(true)
+    };
+    let mut kept = Vec::with_capacity(opts.data.len());
+    for d in opts.data.drain(..) {
+        let (field, file) = if d.starts_with("uid=") {
+            ("uidMappings", "/proc/self/uid_map")
+        } else if d.starts_with("gid=") {
+            ("gidMappings", "/proc/self/gid_map")
+        } else {
+            kept.push(d);
+            continue;
+        };
+        let id = d[4..]
+            .parse::<u32>()
+            .map_err(|_| anyhow::anyhow!("option {d}: not a number"))?;
+        if mapped(file, id) {
+            kept.push(d);
+        } else if typ == "devpts" && field == "gidMappings" {
+            continue;
+        } else {
+            bail!("option {d}: id {id} is not mapped in the container's user namespace (linux.{field})");
+        }
+    }
+    opts.data = kept;
+    Ok(())
+}
+
+/// Whether `id` falls in one of a uid_map/gid_map's `inside outside count` lines.
+fn id_is_mapped(map: &str, id: u32) -> bool {
+    map.lines().any(|line| {
+        let v: Vec<u64> = line
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        matches!(v[..], [inside, _, count] if (inside..inside + count).contains(&u64::from(id)))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mapped_ids() {
+        assert!(id_is_mapped("0 0 4294967295\n", 5));
+        assert!(!id_is_mapped("         0       1001          1\n", 5));
+        assert!(id_is_mapped("0 1001 1\n1 100000 65536\n", 5));
+        assert!(!id_is_mapped("0 1001 1\n1 100000 65536\n", 65537));
+    }
 
     fn opts(v: &[&str]) -> MountOptions {
         parse_options(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>())
