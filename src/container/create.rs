@@ -3,10 +3,8 @@
 //! Any failure undoes everything done so far (the [`Undo`] guard).
 
 use std::convert::Infallible;
-use std::fs;
 use std::os::fd::RawFd;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -18,11 +16,12 @@ use nix::unistd::Pid;
 use oci_spec::runtime::{Hooks, LinuxNamespaceType, Spec};
 
 use super::activation;
+use super::init_files::{make_no_process_marker, InitFiles, StartIn};
 use super::liveness;
 use super::pid_file::write_pid_file;
 use super::seccomp_listener::forward_listener;
 use super::state::{self, State, Status};
-use super::state_dir::{self, ContainerDir, EXEC_FIFO, NO_PROCESS, START_ERROR};
+use super::state_dir::{self, ContainerDir};
 
 use crate::config::{self, Bundle};
 use crate::console;
@@ -132,21 +131,13 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     let oom_score_adj = spec.process().as_ref().and_then(|p| p.oom_score_adj());
     attributes::set_oom_score_adj(init_pid, oom_score_adj)?;
     record_init(&mut state, init_pid, &cgroup, dir)?;
-    let proceed = let_init_proceed(
+    let_init_proceed(
         &plan,
         &mut cgroup,
         &spawned,
         &parent_ch,
         &mut undo.net_devices,
-    );
-    if let Err(err) = proceed {
-        // The init may have failed first (it reports, then exits): its reason is the one
-        // that matters, not our broken pipe.
-        if let Some(ToParent::Error(msg)) = parent_ch.try_recv::<ToParent>() {
-            bail!("{msg}");
-        }
-        return Err(err);
-    }
+    )?;
 
     let console = drive_setup(&parent_ch, &state, spec, console_stream.as_ref(), init_pid)?;
     crate::logging::timing(started, "init ready");
@@ -265,31 +256,6 @@ fn make_state_dir(root: &Path, id: &str, plan: &Plan, state: &State) -> Result<U
     Ok(undo)
 }
 
-/// The state directory's files the init holds open: exec.fifo, which it blocks on until
-/// `start`, and start.err, where it reports a failure after `start`.
-struct InitFiles {
-    exec_fifo: OwnedFd,
-    start_error: fs::File,
-}
-
-impl InitFiles {
-    fn make(dir: &Path) -> Result<InitFiles> {
-        let exec_fifo = make_exec_fifo(&dir.join(EXEC_FIFO))?;
-        let path = dir.join(START_ERROR);
-        let start_error = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&path)
-            .with_context(|| format!("creating {}", path.display()))?;
-        Ok(InitFiles {
-            exec_fifo,
-            start_error,
-        })
-    }
-}
-
 /// Clones the init, from inside the rootfs, into its namespaces (and cgroup2 directory); its
 /// pid goes to `undo_init` at once, so a failure from here on kills it. hutch's ends of
 /// everything the init must not hold are in `parent_fds`.
@@ -392,6 +358,25 @@ fn let_init_proceed(
     parent_ch: &Channel,
     undo_net_devices: &mut Option<crate::netdev::Moved>,
 ) -> Result<()> {
+    let handed_over = hand_over(plan, cgroup, spawned, parent_ch, undo_net_devices);
+    if let Err(err) = handed_over {
+        // The init may have failed first (it reports, then exits): its reason is the one
+        // that matters, not our broken pipe.
+        if let Some(ToParent::Error(msg)) = parent_ch.try_recv::<ToParent>() {
+            bail!("{msg}");
+        }
+        return Err(err);
+    }
+    Ok(())
+}
+
+fn hand_over(
+    plan: &Plan,
+    cgroup: &mut crate::cgroups::Manager,
+    spawned: &Spawned,
+    parent_ch: &Channel,
+    undo_net_devices: &mut Option<crate::netdev::Moved>,
+) -> Result<()> {
     let spec = &plan.bundle.spec;
     let init_pid = spawned.pid;
     let mut idmapped_trees = Vec::new();
@@ -430,32 +415,6 @@ fn let_init_proceed(
         )?;
     }
     parent_ch.send(&ToChild::Proceed)
-}
-
-/// Marks a container created without `process`, so `start` refuses it without touching it.
-fn make_no_process_marker(dir: &Path) -> Result<()> {
-    let path = dir.join(NO_PROCESS);
-    fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(&path)
-        .map(drop)
-        .with_context(|| format!("creating {}", path.display()))
-}
-
-fn make_exec_fifo(path: &Path) -> Result<OwnedFd> {
-    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o622))
-        .with_context(|| format!("creating {}", path.display()))?;
-    // Read-write, so this open never blocks and the init can always read its byte.
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    Ok(OwnedFd::from(file))
 }
 
 /// Answers the init until it reports Ready (or fails). A pty master with no console socket
@@ -562,49 +521,5 @@ fn new_state(id: &str, bundle: &Bundle, spec: &Spec) -> State {
         hooks: spec.hooks().clone(),
         cgroup: None,
         init_exe: None,
-    }
-}
-
-/// The init is cloned from inside the rootfs: its working directory (translated into its new
-/// mount namespace) then reaches the rootfs without a path lookup, which in a user namespace
-/// mapping root to a non-root host uid could be refused by a directory above it.
-struct StartIn {
-    rootfs: OwnedFd,
-    rootfs_id: (u64, u64),
-    caller_cwd: OwnedFd,
-}
-
-impl StartIn {
-    fn rootfs(rootfs: &Path) -> Result<StartIn> {
-        use nix::fcntl::OFlag;
-        let open = |p: &Path| {
-            nix::fcntl::open(
-                p,
-                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-                nix::sys::stat::Mode::empty(),
-            )
-        };
-        let dir = open(rootfs).with_context(|| format!("opening rootfs {}", rootfs.display()))?;
-        let st = nix::sys::stat::fstat(&dir)
-            .with_context(|| format!("stat of rootfs {}", rootfs.display()))?;
-        let caller_cwd = open(Path::new(".")).context("opening the working directory")?;
-        Ok(StartIn {
-            rootfs: dir,
-            rootfs_id: (st.st_dev, st.st_ino),
-            caller_cwd,
-        })
-    }
-
-    /// Host descriptors the init closes first thing.
-    fn fds(&self) -> [std::os::fd::RawFd; 2] {
-        [self.rootfs.as_raw_fd(), self.caller_cwd.as_raw_fd()]
-    }
-
-    fn enter(&self) -> Result<()> {
-        nix::unistd::fchdir(&self.rootfs).context("chdir into the rootfs to clone the init")
-    }
-
-    fn leave(&self) -> Result<()> {
-        nix::unistd::fchdir(&self.caller_cwd).context("chdir back to the working directory")
     }
 }

@@ -5,6 +5,7 @@ pub mod activation;
 pub mod create;
 pub mod delete;
 pub mod exec;
+mod init_files;
 pub mod kill;
 pub mod liveness;
 pub mod notify;
