@@ -9,6 +9,9 @@ re-parented to it and reaped here. Commands are started with posix_spawn (vfork-
 just before the spawn to the wait4() that reaps them; wait4's rusage gives each command's peak RSS
 and CPU time.
 
+The rootless row (--rootless-user) runs its commands as that user through one helper, this same
+file run as `--serve` under setpriv, which spawns, reaps and times them the same way.
+
 Run it through hack/bench, which installs the packages, builds hutch and the floor, makes the
 rootfs and enters the private mount namespace (see ../shared/README.md) first.
 """
