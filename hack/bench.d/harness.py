@@ -9,6 +9,9 @@ re-parented to it and reaped here. Commands are started with posix_spawn (vfork-
 just before the spawn to the wait4() that reaps them; wait4's rusage gives each command's peak RSS
 and CPU time.
 
+The rootless row (--rootless-user) runs its commands as that user through one helper, this same
+file run as `--serve` under setpriv, which spawns, reaps and times them the same way.
+
 Run it through hack/bench, which installs the packages, builds hutch and the floor, makes the
 rootfs and enters the private mount namespace (see ../shared/README.md) first.
 """
@@ -19,6 +22,7 @@ import datetime
 import json
 import os
 import platform
+import pwd
 import select
 import shutil
 import statistics
@@ -188,6 +192,8 @@ def per_container(procs, k, shm):
 
 def rotated(items, r):
     """`items` rotated left by r: round r of an interleaved run starts with a different one."""
+    if not items:
+        return []
     k = r % len(items)
     return items[k:] + items[:k]
 
@@ -211,6 +217,116 @@ def rmdir_quiet(path):
         os.rmdir(path)
     except OSError:
         pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Rootless: commands run as an unprivileged user.
+
+
+def serve(work):
+    """The rootless helper (`harness.py --serve DIR`, started by AsUser as the bench user): reads
+    one JSON argv a line on stdin, runs it as Procs.run does, answers one JSON line. A long-lived
+    helper rather than a `setpriv` per command, so a rootless sample carries no extra exec and
+    is timed exactly as the root measures are."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    # Orphans of a rootless runtime come back here, not to the root harness, while it runs.
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    p = Procs(work)
+    capeff = "?"
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapEff:"):
+                capeff = line.split()[1]
+
+    def answer(obj):
+        sys.stdout.write(json.dumps(obj) + "\n")
+        sys.stdout.flush()
+
+    answer({"uid": os.getuid(), "euid": os.geteuid(), "gid": os.getgid(), "egid": os.getegid(),
+            "groups": os.getgroups(), "capeff": capeff})
+    for line in sys.stdin:
+        argv = json.loads(line)
+        try:
+            t0 = time.perf_counter_ns()
+            pid = p.spawn(argv, p.out)
+            status, ru = p.wait(pid)
+            ns = time.perf_counter_ns() - t0
+        except OSError as e:
+            answer({"code": 127, "ns": 0, "cpu_ms": 0.0, "out": f"{argv[0]}: {e}"})
+            continue
+        p.drain()
+        with open(p.out, errors="replace") as f:
+            out = f.read()
+        answer({"code": os.waitstatus_to_exitcode(status), "ns": ns,
+                "cpu_ms": (ru.ru_utime + ru.ru_stime) * 1000, "out": out[-4000:]})
+    return 0
+
+
+class AsUser:
+    """Runs commands as `user` (no supplementary groups, no capabilities) through one serve()
+    helper started with setpriv. The harness's mount namespace is inherited, so crun sees the
+    same bound cgroup.controllers as for the root measures. `xdg` is the user's 0700
+    XDG_RUNTIME_DIR-style directory; each runtime's --root goes under it."""
+
+    def __init__(self, user, setpriv, work):
+        pw = pwd.getpwnam(user)
+        self.user, self.uid, self.gid = user, pw.pw_uid, pw.pw_gid
+        # The user reaches the shared rootfs and bundles through the work dir (mktemp's 0700).
+        os.chmod(work, 0o711)
+        self.xdg = os.path.join(work, "rootless")
+        os.mkdir(self.xdg, 0o700)
+        os.chown(self.xdg, self.uid, self.gid)
+        # A copy the user can read wherever the repository is.
+        helper = os.path.join(work, "rootless-helper.py")
+        shutil.copyfile(os.path.abspath(__file__), helper)
+        os.chmod(helper, 0o644)
+        env = ["env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+               f"HOME={pw.pw_dir}", f"USER={user}", f"LOGNAME={user}", f"XDG_RUNTIME_DIR={self.xdg}"]
+        # The system python: the harness's own may live where the user cannot reach (pyenv
+        # under /root).
+        python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+        argv = [setpriv, f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups", "--"] + env + [
+            python, helper, "--serve", self.xdg]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        hello = self.proc.stdout.readline()
+        try:
+            who = json.loads(hello)
+        except ValueError:
+            self.close()
+            raise RuntimeError(f"rootless helper ({' '.join(argv[:5])}) did not start: {hello!r}")
+        # A helper that kept any privilege would make every rootless number meaningless.
+        if (who["uid"], who["euid"], who["gid"], who["egid"]) != (self.uid,) * 2 + (self.gid,) * 2 \
+                or who["groups"] or int(who["capeff"], 16) != 0:
+            self.close()
+            raise RuntimeError(f"rootless helper is not plainly {user}: {who}")
+        self.who = who
+
+    def run(self, argv):
+        """(exit code, ns, CPU ms, output) of argv run as the user."""
+        self.proc.stdin.write(json.dumps(argv) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("rootless helper exited")
+        r = json.loads(line)
+        return r["code"], r["ns"], r["cpu_ms"], r["out"]
+
+    def root(self, rt):
+        """The runtime's --root under the user's runtime dir, made as the user would have it."""
+        d = os.path.join(self.xdg, rt)
+        if not os.path.isdir(d):
+            os.mkdir(d, 0o700)
+            os.chown(d, self.uid, self.gid)
+        return d
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -245,6 +361,17 @@ class Bundles:
                 c["linux"]["cgroupsPath"] = "@CGROUP@"
                 self.templates[(kind, args_name)] = json.dumps(c, indent=1)
 
+    def add_rootless(self, minimal, uid, gid):
+        """The minimal config made rootless for uid:gid, shared: `true` to time, `id` to check."""
+        for args_name, args in (("true", ["/bin/true"]), ("id", ["sh", "-c", ID_SCRIPT])):
+            c = rootless_config(minimal, uid, gid)
+            c["process"]["args"] = args
+            d = os.path.join(self.dir, f"rootless-{args_name}")
+            os.makedirs(d, exist_ok=True)
+            with open(os.path.join(d, "config.json"), "w") as f:
+                json.dump(c, f, indent=1)
+            self.shared[("rootless", args_name)] = d
+
     def get(self, kind, args_name, rt, cid):
         if kind == "min":
             return self.shared[(kind, args_name)]
@@ -257,6 +384,35 @@ class Bundles:
     def done(self, kind, cid):
         if kind != "min":
             shutil.rmtree(os.path.join(self.dir, "per-id", cid), ignore_errors=True)
+
+
+# What the rootless sanity run prints: the uid inside, then the uid and gid maps.
+ID_SCRIPT = "id -u; cat /proc/self/uid_map /proc/self/gid_map"
+
+
+def rootless_config(minimal, uid, gid):
+    """What `spec --rootless` makes of a config for uid:gid (runc's and hutch's rule): a user
+    namespace mapping the user to 0, no network namespace (an unprivileged user cannot set one
+    up), /sys bound read-only (sysfs cannot be mounted without a netns), no uid=/gid= mount
+    options (those ids are not mapped), no resources (no cgroup the user may write)."""
+    c = json.loads(json.dumps(minimal))
+    lin = c.setdefault("linux", {})
+    lin["namespaces"] = [n for n in lin.get("namespaces", [])
+                         if n.get("type") not in ("network", "user")] + [{"type": "user"}]
+    lin["uidMappings"] = [{"containerID": 0, "hostID": uid, "size": 1}]
+    lin["gidMappings"] = [{"containerID": 0, "hostID": gid, "size": 1}]
+    lin.pop("resources", None)
+    mounts = []
+    for m in c.get("mounts", []):
+        if os.path.normpath(m.get("destination", "")) == "/sys":
+            mounts.append({"destination": "/sys", "type": "none", "source": "/sys",
+                           "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+            continue
+        if "options" in m:
+            m["options"] = [o for o in m["options"] if not o.startswith(("uid=", "gid="))]
+        mounts.append(m)
+    c["mounts"] = mounts
+    return c
 
 
 def make_configs(rootfs, work, minimal_path, docker_path):
@@ -286,6 +442,19 @@ def make_configs(rootfs, work, minimal_path, docker_path):
 
 # ---------------------------------------------------------------------------------------------
 # The measures.
+
+
+# Global flags to try, in order, when a runtime's plain `run` as the user fails its check.
+RL_EXTRA_FLAGS = {
+    "crun": [["--cgroup-manager=disabled"]],
+    "runc": [["--rootless", "true"]],
+}
+
+RL_FLOOR = "floor (unshare -r)"
+
+# The interleaved measures, as --only names them.
+MEASURES = ["run:min", "run:docker", "run:docker-noseccomp", "lifecycle:min", "lifecycle:docker",
+            "running", "version", "rootless"]
 
 
 class Bench:
@@ -322,6 +491,10 @@ class Bench:
         self.failures = {}  # (runtime, measure) -> [count, first output]
         self.ok_runs = {n: 0 for n in self.rts}
         self.pidfile = os.path.join(self.work, "pid")
+        self.minimal = minimal
+        # Rootless: the user's helper, then per runtime the global flags it needed and what the
+        # check saw (rl), or why it cannot run rootless here (rl_na).
+        self.user, self.rl, self.rl_na = None, {}, {}
 
     # -- helpers
     def cid(self, rt):
@@ -331,11 +504,12 @@ class Bench:
     def base(self, rt):
         return [self.rts[rt], "--root", self.roots[rt]]
 
-    def record(self, measure, rt, ns, ru=None):
+    def record(self, measure, rt, ns, ru=None, cpu_ms=None):
         self.samples.setdefault(measure, {}).setdefault(rt, []).append(ns)
         if ru is not None:
-            self.cpu.setdefault(measure, {}).setdefault(rt, []).append(
-                (ru.ru_utime + ru.ru_stime) * 1000)
+            cpu_ms = (ru.ru_utime + ru.ru_stime) * 1000
+        if cpu_ms is not None:
+            self.cpu.setdefault(measure, {}).setdefault(rt, []).append(cpu_ms)
 
     def fail(self, rt, measure, output):
         f = self.failures.setdefault((rt, measure), [0, output])
@@ -451,6 +625,77 @@ class Bench:
         with open(self.p.out, errors="replace") as f:
             return f.read()
 
+    # -- rootless
+    def rootless_setup(self):
+        """Starts the user's helper and checks, per runtime, that `run` as that user really runs
+        the container: exit status 0 and, printed inside, uid 0 mapped from the user's uid and
+        gid. A runtime that cannot is left out of the rootless row with the reason (a failure
+        for hutch only: hutch must run rootless)."""
+        try:
+            self.user = AsUser(self.a.rootless_user, self.a.setpriv, self.work)
+        except (KeyError, OSError, RuntimeError) as e:
+            reason = f"no rootless helper as {self.a.rootless_user}: {e}"
+            for rt in self.rts:
+                self.rl_na[rt] = reason
+            if "hutch" in self.rts:
+                self.fail("hutch", "run:rootless (check)", reason)
+            return
+        u = self.user
+        self.bundles.add_rootless(self.minimal, u.uid, u.gid)
+        bundle = self.bundles.shared[("rootless", "id")]
+        want = ["0", f"0 {u.uid} 1", f"0 {u.gid} 1"]
+        for rt, path in self.rts.items():
+            if path.startswith("/proc/"):
+                self.rl_na[rt] = "runs from a memfd held by the root harness"
+                continue
+            tried = []
+            # Plain first (--rootless auto sees euid != 0); then what each runtime documents
+            # for a rootless caller without a usable cgroup.
+            for flags in [[]] + RL_EXTRA_FLAGS.get(rt, []):
+                cid = self.cid(rt)
+                base = [path, "--root", u.root(rt)] + flags
+                code, _, _, out = u.run(base + ["run", "--bundle", bundle, cid])
+                lines = [" ".join(l.split()) for l in out.splitlines()]
+                seen = any(lines[i:i + 3] == want for i in range(len(lines)))
+                if code == 0 and seen:
+                    self.rl[rt] = {"flags": flags, "check": "; ".join(want)}
+                    break
+                u.run(base + ["delete", "-f", cid])
+                why = (f"exit {code}" + (f": {out.strip().splitlines()[-1][:200]}" if out.strip() else "")
+                       if code != 0 else f"ran, but printed {out.strip()[:200]!r}, not {want!r}")
+                tried.append(f"{' '.join(flags) or 'no flags'}: {why}")
+            if rt not in self.rl:
+                self.rl_na[rt] = "; ".join(tried)
+                if rt == "hutch":
+                    self.fail(rt, "run:rootless (check)", self.rl_na[rt])
+        log("rootless as " + f"{u.user} ({u.uid}:{u.gid}): " + ", ".join(
+            [f"{rt} ok{' with ' + ' '.join(v['flags']) if v['flags'] else ''}"
+             for rt, v in self.rl.items()] + [f"{rt} n/a ({why})" for rt, why in self.rl_na.items()]))
+
+    def rl_base(self, rt):
+        return [self.rts[rt], "--root", self.user.root(rt)] + self.rl[rt]["flags"]
+
+    def m_rootless(self, rt):
+        cid = self.cid(rt)
+        b = self.bundles.shared[("rootless", "true")]
+        code, ns, cpu_ms, out = self.user.run(self.rl_base(rt) + ["run", "--bundle", b, cid])
+        if code == 0:
+            self.record("run:rootless", rt, ns, cpu_ms=cpu_ms)
+            self.ok_runs[rt] += 1
+        else:
+            self.fail(rt, "run:rootless", out.strip() or f"exit {code}, no output")
+            self.user.run(self.rl_base(rt) + ["delete", "-f", cid])
+
+    def f_rootless(self, name):
+        """The rootless floor: unshare(1) as the user, with the namespaces of the rootless
+        config (user mapped to 0, pid, mount with a fresh /proc, ipc, uts), exec true."""
+        code, ns, cpu_ms, out = self.user.run(
+            [shutil.which("unshare") or "/usr/bin/unshare", "-r", "-fpmiu", "--mount-proc", "true"])
+        if code == 0:
+            self.record("run:rootless", name, ns, cpu_ms=cpu_ms)
+        else:
+            self.fail(name, "floor", out.strip() or f"exit {code}")
+
     def m_version(self, rt):
         self.step(rt, "version", [self.rts[rt], "--version"])
 
@@ -480,6 +725,9 @@ class Bench:
         return f
 
     # -- the rounds
+    def selected(self, measure):
+        return not self.a.only or measure in self.a.only
+
     def rounds(self):
         names = list(self.rts)
         measures = [
@@ -490,8 +738,13 @@ class Bench:
             ("lifecycle:docker", lambda rt: self.m_lifecycle(rt, "docker")),
             ("running", self.m_running),
             ("version", self.m_version),
+            ("rootless", self.m_rootless),
         ]
+        assert [m for m, _ in measures] == MEASURES
+        measures = [(m, fn) for m, fn in measures if self.selected(m)]
         floors = self.floors()
+        if self.rl:
+            floors[RL_FLOOR] = lambda: self.f_rootless(RL_FLOOR)
         n = self.a.rounds + self.a.warmup
         t_start = time.monotonic()
         for r in range(n):
@@ -499,8 +752,12 @@ class Bench:
                 self.samples, self.cpu = {}, {}
             for mname, fn in measures:
                 tasks = [(rt, fn) for rt in names]
+                if mname == "rootless":
+                    tasks = [(rt, fn) for rt in names if rt in self.rl]
+                    if tasks:
+                        tasks.append((RL_FLOOR, None))
                 if mname == "run:min":
-                    tasks += [(fl, None) for fl in floors if fl != "floor (exec true)"]
+                    tasks += [(fl, None) for fl in floors if fl not in ("floor (exec true)", RL_FLOOR)]
                 if mname == "version":
                     tasks.append(("floor (exec true)", None))
                 for who, f in rotated(tasks, r):
@@ -730,6 +987,12 @@ class Bench:
             if cg:
                 items.append("cgroups left under hutch-bench/" + rt + ": " + "; ".join(sorted(set(cg))[:6]))
             left[rt] = items
+        for rt in self.rl:
+            root = os.path.join(self.user.xdg, rt)
+            ents = [e for e in os.listdir(root) if not e.startswith(".")] if os.path.isdir(root) else []
+            if ents:
+                left.setdefault(rt, []).append(
+                    f"rootless: {len(ents)} entries in --root ({', '.join(sorted(ents)[:4])})")
         procs = descendants(self.p.me)
         if procs:
             left["(processes)"] = [f"{len(procs)} processes still under the harness: "
@@ -748,6 +1011,8 @@ class Bench:
 
 # ---------------------------------------------------------------------------------------------
 # Report.
+
+ROOTLESS_LABEL = "run `/bin/true` rootless, minimal config made rootless"
 
 ROWS = [
     ("run:min", "run `/bin/true`, minimal `spec` config"),
@@ -808,8 +1073,9 @@ def report(b, a, meta):
         src = f" (built from {a.hutch_source})" if rt == "hutch" and a.hutch_source else ""
         L.append(f"- {rt}: `{b.rts[rt]}`{src} — {meta['versions'][rt]}")
     L.append(f"- rounds: {a.rounds} interleaved (+{a.warmup} warm-up, discarded), order rotated "
-             f"each round; throughput: {a.tp_rounds} rounds of {a.tp_count} containers, "
-             f"{a.tp_par} at a time")
+             f"each round; " + (f"only {', '.join(a.only)}" if a.only else
+                                f"throughput: {a.tp_rounds} rounds of {a.tp_count} containers, "
+                                f"{a.tp_par} at a time"))
     L.append("- every runtime ran inside one private mount namespace with "
              "/sys/fs/cgroup/unified/cgroup.controllers bound to /dev/null (so crun accepts the "
              "hybrid layout), each with its own --root, under one subreaper"
@@ -817,12 +1083,13 @@ def report(b, a, meta):
              "- every runtime ran inside one private mount namespace, each with its own --root, "
              "under one subreaper")
     L.append("")
-    L.append("## Latency (ms): median / mean, and the median's ratio to the fastest runtime")
-    L.append("")
-    L += table_head("measure", rts + ["floor"])
-    for key, label in ROWS:
-        if key.startswith("tp:"):
-            continue
+    rootful = [(k, label) for k, label in ROWS if not k.startswith("tp:")
+               and (not a.only or b.samples.get(k))]
+    if rootful:
+        L.append("## Latency (ms): median / mean, and the median's ratio to the fastest runtime")
+        L.append("")
+        L += table_head("measure", rts + ["floor"])
+    for key, label in rootful:
         row = b.samples.get(key, {})
         cells = ratio_cells(row, rts, lambda rt: "failed" if (rt, key) in b.failures else "—")
         fl = []
@@ -831,13 +1098,22 @@ def report(b, a, meta):
                 fl.append(f"{fmt_ms(statistics.median(row[f]))} / {fmt_ms(statistics.mean(row[f]))} "
                           f"{f[len('floor '):]}")
         L.append(f"| {label} | " + " | ".join(cells) + " | " + "; ".join(fl) + " |")
+    if rootful:
+        L.append("")
+    if not a.only or {"run:docker", "run:docker-noseccomp"} <= set(a.only):
+        L.append("Seccomp's share (median of run Docker-like minus run Docker-like without seccomp): "
+                 + ", ".join(
+                     f"{rt} {fmt_ms(statistics.median(b.samples['run:docker'][rt]) - statistics.median(b.samples['run:docker-noseccomp'][rt]))} ms"
+                     for rt in rts if b.samples.get("run:docker", {}).get(rt)
+                     and b.samples.get("run:docker-noseccomp", {}).get(rt)) + ".")
     L.append("")
-    L.append("Seccomp's share (median of run Docker-like minus run Docker-like without seccomp): "
-             + ", ".join(
-                 f"{rt} {fmt_ms(statistics.median(b.samples['run:docker'][rt]) - statistics.median(b.samples['run:docker-noseccomp'][rt]))} ms"
-                 for rt in rts if b.samples.get("run:docker", {}).get(rt)
-                 and b.samples.get("run:docker-noseccomp", {}).get(rt)) + ".")
-    L.append("")
+    if b.selected("rootless"):
+        L += rootless_report(b, a, rts)
+    if a.only:
+        L += cpu_table(b, rts)
+        L += failures_section(b)
+        L.append(method_text(a))
+        return "\n".join(L) + "\n"
     L.append(f"## Throughput (ms): {a.tp_count} containers (Docker-like, `sleep`), {a.tp_par} at a time")
     L.append("")
     L += table_head("measure", rts)
@@ -881,15 +1157,7 @@ def report(b, a, meta):
                              + (f"; Shmem +{shm / 1024:.2f} MiB" if shm is not None else ""))
         L.append(f"| {label} | " + " | ".join(cells) + " |")
     L.append("")
-    L.append("## CPU time (user+sys, ms, median) per command")
-    L.append("")
-    L += table_head("measure", rts)
-    for key, label in ROWS:
-        if key in b.cpu:
-            L.append(f"| {label} | " + " | ".join(
-                f"{statistics.median(b.cpu[key][rt]):.1f}" if b.cpu[key].get(rt) else "—"
-                for rt in rts) + " |")
-    L.append("")
+    L += cpu_table(b, rts)
     if b.debug:
         lines, meds, order = b.debug
         L.append(f"## hutch `--debug` timings of `create` (Docker-like; median of {a.debug_runs})")
@@ -913,8 +1181,74 @@ def report(b, a, meta):
         L.append("")
         L.append(b.hf.strip())
         L.append("")
-    L.append("## Failures and leftovers")
+    L += failures_section(b)
+    L.append(method_text(a))
+    return "\n".join(L) + "\n"
+
+
+def cpu_table(b, rts):
+    L = ["## CPU time (user+sys, ms, median) per command", ""]
+    L += table_head("measure", rts)
+    for key, label in ROWS + [("run:rootless", ROOTLESS_LABEL)]:
+        if key in b.cpu:
+            L.append(f"| {label} | " + " | ".join(
+                f"{statistics.median(b.cpu[key][rt]):.1f}" if b.cpu[key].get(rt) else "—"
+                for rt in rts) + " |")
     L.append("")
+    return L
+
+
+def rootless_report(b, a, rts):
+    """The rootless row: its own table, each cell's ratio taken to crun's median (the
+    comparison issue 12 asks for), else to the fastest; a runtime that could not run
+    rootless here says why."""
+    L = []
+    row = b.samples.get("run:rootless", {})
+    meds = {rt: statistics.median(row[rt]) for rt in rts if row.get(rt)}
+    ref_name = "crun" if "crun" in meds else "the fastest"
+    ref = meds.get("crun") or (min(meds.values()) if meds else None)
+    L.append(f"## Rootless (ms): median / mean, and the median's ratio to {ref_name}")
+    L.append("")
+    if not a.rootless_user:
+        L += ["- not measured: no rootless user (hack/bench passes one unless --no-rootless).", ""]
+        return L
+    u = b.user
+    if u:
+        L.append(f"- as `{u.user}` (uid {u.uid}, gid {u.gid}; no supplementary groups, no "
+                 "capabilities), through one helper started with `setpriv --reuid --regid "
+                 "--clear-groups` inside the same private mount namespace; each runtime's --root "
+                 f"is under a 0700 directory of that user (XDG_RUNTIME_DIR set to it)")
+    L.append("- config: the minimal config made rootless as `spec --rootless` does (user "
+             "namespace mapping the user to 0, no network namespace, /sys bound read-only, "
+             "no resources, no cgroupsPath); same read-only busybox rootfs, owned by root")
+    for rt in rts:
+        if rt in b.rl:
+            flags = " ".join(b.rl[rt]["flags"])
+            L.append(f"- {rt}: checked before timing: exit 0, printed inside `{b.rl[rt]['check']}` "
+                     f"(`id -u`, uid_map, gid_map); global flags: {f'`{flags}`' if flags else 'none'}")
+        elif rt in b.rl_na:
+            L.append(f"- {rt}: n/a: {b.rl_na[rt]}")
+    L.append("")
+    L += table_head("measure", rts + ["floor"])
+    cells = []
+    for rt in rts:
+        if rt in meds:
+            m = meds[rt]
+            c = f"{fmt_ms(m)} / {fmt_ms(statistics.mean(row[rt]))} ({m / ref:.2f}×)"
+            cells.append(f"**{c}**" if m == min(meds.values()) else c)
+        elif rt in b.rl_na:
+            cells.append("n/a (see above)")
+        else:
+            cells.append("failed" if (rt, "run:rootless") in b.failures else "—")
+    fl = row.get(RL_FLOOR)
+    floor = f"{fmt_ms(statistics.median(fl))} / {fmt_ms(statistics.mean(fl))} (unshare -r)" if fl else ""
+    L.append(f"| {ROOTLESS_LABEL} | " + " | ".join(cells) + f" | {floor} |")
+    L.append("")
+    return L
+
+
+def failures_section(b):
+    L = ["## Failures and leftovers", ""]
     any_issue = False
     for (rt, m), (n, out) in sorted(b.failures.items()):
         any_issue = True
@@ -926,20 +1260,30 @@ def report(b, a, meta):
     if not any_issue:
         L.append("- none: every command succeeded; no state, cgroups or processes left behind.")
     L.append("")
-    L.append("Method: hack/bench (hack/bench.d/harness.py). Times are wall-clock from spawn to "
-             "reap of the runtime command, harness overhead included alike for every column. "
-             "`start` is timed on its own; the harness then waits for `/bin/true` to exit and "
-             "reaps it (as a shim would) before timing `delete`. CPU time is the wait4() rusage of "
-             "the runtime command; peak RSS is its ru_maxrss taken through a small forking "
-             "wrapper (hack/bench.d/rusage.c), median of " + str(a.fp_count) + " runs per "
-             "runtime (the container's init is not a waited child, so it is not counted). "
-             "Footprint: processes descending from the harness (a subreaper) after `create` "
-             "returned (or after `start`, leaving out the container's own pid namespace), "
-             "per container; Shmem is the system-wide /proc/meminfo delta per created "
-             "container (a memfd copy of the runtime binary shows there; noisy), "
-             "per container. `kill + reap + delete`: from the start of `kill` until `delete` "
-             "returned, including the wait for the init to die.")
-    return "\n".join(L) + "\n"
+    return L
+
+
+def method_text(a):
+    body = ("Method: hack/bench (hack/bench.d/harness.py). Times are wall-clock from spawn to "
+            "reap of the runtime command, harness overhead included alike for every column. "
+            "`start` is timed on its own; the harness then waits for `/bin/true` to exit and "
+            "reaps it (as a shim would) before timing `delete`. CPU time is the wait4() rusage of "
+            "the runtime command; peak RSS is its ru_maxrss taken through a small forking "
+            "wrapper (hack/bench.d/rusage.c), median of " + str(a.fp_count) + " runs per "
+            "runtime (the container's init is not a waited child, so it is not counted). "
+            "Footprint: processes descending from the harness (a subreaper) after `create` "
+            "returned (or after `start`, leaving out the container's own pid namespace), "
+            "per container; Shmem is the system-wide /proc/meminfo delta per created "
+            "container (a memfd copy of the runtime binary shows there; noisy), "
+            "per container. `kill + reap + delete`: from the start of `kill` until `delete` "
+            "returned, including the wait for the init to die."
+            if not a.only else
+            "Method: hack/bench (hack/bench.d/harness.py) --only. Times are wall-clock from "
+            "spawn to reap of the runtime command, harness overhead included alike for every "
+            "column; CPU time is the wait4() rusage of the runtime command.")
+    return (body
+            + (" Rootless: `run` as the rootless user, spawned and reaped by a helper running as "
+               "that user, timed the same way." if a.rootless_user else ""))
 
 
 def gather_meta(b):
@@ -988,6 +1332,8 @@ def gather_meta(b):
 
 
 def main():
+    if sys.argv[1:2] == ["--serve"] and len(sys.argv) == 3:
+        return serve(sys.argv[2])
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", required=True)
     ap.add_argument("--rootfs", required=True)
@@ -1012,7 +1358,16 @@ def main():
     ap.add_argument("--seccomp-bench", help="file with hack/bench-seccomp's output")
     ap.add_argument("--out", help="write the markdown report here too")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--rootless-user", metavar="USER",
+                    help="also time `run` of /bin/true rootless, as USER (the rootless row)")
+    ap.add_argument("--setpriv", default=shutil.which("setpriv") or "/usr/bin/setpriv")
+    ap.add_argument("--only", metavar="LIST", type=lambda v: [m for m in v.split(",") if m],
+                    help="only these interleaved measures (comma-separated: " + ", ".join(MEASURES)
+                    + "); skips throughput, footprint, --debug timings and hyperfine")
     a = ap.parse_args()
+    bad = [m for m in a.only or [] if m not in MEASURES]
+    if bad:
+        ap.error(f"--only: unknown measure {', '.join(bad)} (known: {', '.join(MEASURES)})")
 
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
@@ -1022,14 +1377,20 @@ def main():
     b = Bench(a)
     meta = gather_meta(b)
     log(f"runtimes: {', '.join(f'{n}={p}' for n, p in b.rts.items())}; work dir {a.work}")
+    rootless = b.selected("rootless") and a.rootless_user
     try:
+        if rootless:
+            b.rootless_setup()
         b.rounds()
-        b.throughput()
-        b.peak_rss()
-        b.footprint()
-        b.hutch_debug()
-        b.hyperfine()
+        if not a.only:
+            b.throughput()
+            b.peak_rss()
+            b.footprint()
+            b.hutch_debug()
+            b.hyperfine()
     finally:
+        if b.user:
+            b.user.close()  # before leftovers(), which kills whatever is still under the harness
         b.leftovers()
     meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     meta["wall"] = time.monotonic() - t0
@@ -1042,8 +1403,14 @@ def main():
         with open(a.out, "w") as f:
             f.write(text)
         log(f"saved {a.out}")
-    # Success: every runtime ran every measure at least once and nothing failed.
-    missing = [rt for rt in b.rts if not any(rt in row for row in b.samples.values())]
+    # Success: every runtime ran every measure at least once and nothing failed; rootless, a
+    # runtime that cannot run rootless here is n/a, but hutch must have run.
+    missing = []
+    if any(b.selected(m) for m in MEASURES if m != "rootless"):
+        missing = [rt for rt in b.rts if not any(rt in row for m, row in b.samples.items()
+                                                 if m != "run:rootless")]
+    if rootless and "hutch" in b.rts and not b.samples.get("run:rootless", {}).get("hutch"):
+        missing.append("hutch (rootless)")
     if missing or b.failures:
         log(f"FAILED: {len(b.failures)} failing (runtime, measure) pairs"
             + (f"; no result at all from {', '.join(missing)}" if missing else ""))
