@@ -12,12 +12,12 @@ use serde_json::json;
 
 use crate::common::*;
 
-fn is_v2() -> bool {
+pub fn is_v2() -> bool {
     Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
 }
 
 /// The host directory of `pid`'s cgroup that holds `controller`'s files.
-fn cgroup_dir(pid: i32, controller: &str) -> PathBuf {
+pub fn cgroup_dir(pid: i32, controller: &str) -> PathBuf {
     let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("/proc/PID/cgroup");
     for line in text.lines() {
         let mut it = line.splitn(3, ':');
@@ -34,7 +34,7 @@ fn cgroup_dir(pid: i32, controller: &str) -> PathBuf {
     panic!("pid {pid} has no {controller} cgroup:\n{text}");
 }
 
-fn read(dir: &Path, file: &str) -> String {
+pub fn read(dir: &Path, file: &str) -> String {
     fs::read_to_string(dir.join(file))
         .unwrap_or_else(|e| panic!("reading {}/{file}: {e}", dir.display()))
         .trim()

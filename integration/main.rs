@@ -25,5 +25,6 @@ mod netdevices;
 mod process;
 mod propagation;
 mod rootless;
+mod rootless_cgroups;
 mod seccomp;
 mod security;
