@@ -27,6 +27,8 @@
 # limit here is 20000 without CAP_SYS_RESOURCE, so default_ulimits asks for no more.
 # `podman pause` is not checked: podman refuses it for rootless containers on cgroup v1 (there is
 # no freezer cgroup the user may write). `podman top` reads /proc and needs no cgroup: checked.
+# The single-quoted $(...) below run in containers or under eval, on purpose.
+# shellcheck disable=SC2016
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -71,6 +73,7 @@ want newgidmap uidmap
 want setpriv util-linux
 want useradd passwd
 want flock util-linux
+want script bsdutils
 if ! { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; }; then need+=(busybox-static); fi
 if [ ${#need[@]} -gt 0 ]; then
     [ $INSTALL = 1 ] || skip_all "missing packages (--no-install): ${need[*]}"
@@ -121,7 +124,6 @@ chmod 711 "$S"
 chmod 777 "$S/share"
 PASS=0 FAILN=0 SKIPN=0
 FAILED_NAMES=()
-PAUSE_PID=
 
 # user_pids → pids of every process that runs as the test user or one of its subuids
 user_pids() {
@@ -345,8 +347,25 @@ c_bind_owner() {
     [ "$b" = "$((SUBUID + 999)):$((SUBGID + 999))" ] ||
         { note "a file written by the container's uid 1000 is owned by $b outside, expected $((SUBUID + 999)):$((SUBGID + 999))"; return 1; }
 }
-# A detached container: its init runs as the user in its own user namespace, exec (output, exit
-# status, -u), ps, top, stop (SIGTERM reaches the trap), rm.
+# The runtime's exec errors, worded so that podman maps them to 127 and 126.
+c_exec_errors() {
+    fg -- /no/such/cmd
+    expect_rc 127 && expect_out '/no/such/cmd.*no such file or directory' || return 1
+    fg -- /etc/passwd
+    expect_rc 126 && expect_out 'permission denied'
+}
+# run -t: the runtime makes the pty inside the user namespace and hands its master to conmon
+# over the console socket; the container's stdio is the pty's slave, owned by the container.
+c_tty() {
+    local n; n=$(newname tty)
+    rm -f "$S/cid"
+    run script -qec "$(printf '%q ' "${AS_USER[@]}" "${PODMAN[@]}") run -t --rm --pull=never --cidfile $S/cid --name $n $IMG sh -c 'tty; stat -c pty-owner=%u /proc/self/fd/0; exit 5'" /dev/null
+    add_container "$n" "$(cat "$S/cid" 2>/dev/null)"
+    expect_rc 5 && expect_out '^/dev/pts/0$' && expect_out '^pty-owner=0$'
+}
+# A detached container: its init runs as the user in its own user namespace, with its state under
+# XDG_RUNTIME_DIR; exec (output, exit status, -u), ps, top, restart, stop (SIGTERM reaches the
+# trap), rm.
 c_detached() {
     local n; n=$(newname bg)
     run pm run -d --pull=never --name "$n" "$IMG" sh -c 'trap "exit 42" TERM; sleep 1000 & wait'
@@ -372,6 +391,13 @@ c_detached() {
     expect_out "^$n\$" || return 1
     run pm top "$n" user pid args
     expect_rc 0 && expect_out 'sleep 1000' || return 1
+    # restart: a new create with the same id (SIGTERM ends the first init through its trap).
+    run pm restart -t 10 "$n"
+    expect_rc 0 || return 1
+    wait_for 10 eval '[ "$(cstate "$n" Status)" = running ]' || { note "not running after restart: $(cstate "$n" Status)"; return 1; }
+    kill -0 "$pid" 2>/dev/null && { note "the first init (host pid $pid) still runs after restart"; return 1; }
+    pid=$(cstate "$n" Pid)
+    run pm exec "$n" echo exec-after-restart; expect_out '^exec-after-restart$' || return 1
     run pm stop -t 10 "$n"
     expect_rc 0 || return 1
     local ec; ec=$(cstate "$n" ExitCode)
@@ -391,7 +417,7 @@ c_no_leftovers() {
     if ! stop_user_procs; then note "processes of $TUSER still running after the pause process ended (killed now)"; fi
     left=$(mounts_under_S | tr '\n' ' ')
     [ -z "$left" ] || note "mounts on the host: $left"
-    left=$(ls -A "$S/xdg/$RTNAME" 2>/dev/null | tr '\n' ' ')
+    left=$(find "$S/xdg/$RTNAME" -mindepth 1 -maxdepth 1 -printf '%f ' 2>/dev/null)
     [ -z "$left" ] || note "runtime state left in $S/xdg/$RTNAME: $left"
     [ ${#MSG[@]} = 0 ]
 }
@@ -410,6 +436,8 @@ check run-output c_run_output
 check uid-map c_uid_map
 check keep-id c_keep_id
 check bind-owner c_bind_owner
+check exec-errors c_exec_errors
+check tty c_tty
 check detached c_detached
 ONLY=; check no-leftovers c_no_leftovers
 
