@@ -218,7 +218,8 @@ AS_USER=(env -i "HOME=$S/home" "USER=$TUSER" "LOGNAME=$TUSER"
          "CONTAINERS_REGISTRIES_CONF=$S/config/registries.conf"
          setpriv --reuid="$TUID" --regid="$TGID" --init-groups --inh-caps=-all --)
 PODMAN=(podman --runtime "$ENGINE_RT" --cgroup-manager cgroupfs --events-backend file)
-pm() { (cd "$S" && "${AS_USER[@]}" "${PODMAN[@]}" "$@"); }
+# (fd 9, the lock, is not handed to podman: its pause process would hold the lock past the run.)
+pm() { (cd "$S" && "${AS_USER[@]}" "${PODMAN[@]}" "$@") 9>&-; }
 
 # --- helpers --------------------------------------------------------------------------------
 OUT=$S/out
@@ -228,7 +229,7 @@ note() { MSG+=("$*"); }
 run() {
     local cmd=("$@")
     [ "$1" = pm ] && cmd=("${AS_USER[@]}" "${PODMAN[@]}" "${@:2}")
-    (cd "$S" && timeout -k 5 60 "${cmd[@]}") >"$OUT" 2>&1 </dev/null
+    (cd "$S" && timeout -k 5 60 "${cmd[@]}") >"$OUT" 2>&1 </dev/null 9>&-
     RC=$?
     { echo "\$ $*"; cat "$OUT"; echo "[rc=$RC]"; } >>"$S/check.log"
     return $RC
