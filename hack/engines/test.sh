@@ -982,6 +982,19 @@ for ENGINE in $ENGINES; do
     run_checks
 done
 
+# Rootless podman (issue 12): as an unprivileged test user, in its own script; its lines are
+# counted here. --only runs it when the regex matches "rootless".
+if [[ " $ENGINES " == *" podman "* ]] && { [ -z "$ONLY" ] || [[ rootless =~ $ONLY ]]; }; then
+    rl_args=(--runtime "$RUNTIME"); [ $INSTALL = 1 ] || rl_args+=(--no-install); [ $KEEP = 1 ] && rl_args+=(--keep)
+    "$here/rootless-podman.sh" "${rl_args[@]}" 2>&1 | tee "$T/rootless.out"
+    rl_rc=${PIPESTATUS[0]}
+    PASS=$((PASS + $(grep -c '^ok ' "$T/rootless.out"))) SKIPN=$((SKIPN + $(grep -c '^skip ' "$T/rootless.out")))
+    mapfile -t rl_failed < <(awk '$1 == "FAIL" { print $2 "/" $3 }' "$T/rootless.out")
+    # A script that dies before its checks (no FAIL line) is one failure.
+    [ "$rl_rc" != 0 ] && [ ${#rl_failed[@]} = 0 ] && rl_failed=(rootless-podman/script)
+    FAILN=$((FAILN + ${#rl_failed[@]})); FAILED_NAMES+=("${rl_failed[@]}")
+fi
+
 echo "== $((SECONDS - START))s; runtime $RUNTIME"
 [ ${#FAILED_NAMES[@]} -gt 0 ] && echo "failed: ${FAILED_NAMES[*]}"
 if [ $SKIPN -gt 0 ]; then
