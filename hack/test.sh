@@ -28,7 +28,8 @@ echo "== integration tests (runtime: ${HUTCH_RUNTIME:-hutch})"
 cargo test --release --test integration -- --test-threads="$threads" "$@"
 
 # The cgroup tests again on a pure cgroup v2 kernel: this host is hybrid (v1 controllers), so
-# they run in a throwaway VM that sees this tree and runs the test binary built above.
+# they run in a throwaway VM that sees this tree and runs the test binary built above. The
+# rootless tests too (`cgroups::` also matches `rootless_cgroups::`, the delegated subtree).
 if [ "${HUTCH_SKIP_VM:-}" = 1 ]; then
     echo "== cgroup v2 tests in a VM: skipped (HUTCH_SKIP_VM=1)"
     exit 0
@@ -49,4 +50,4 @@ mkdir -p "$target/tmp"
 shares=(--share "$PWD")
 case "$target" in "$PWD"/*) ;; *) shares+=(--share "$target") ;; esac
 hack/vm-run.sh --mem 2G --timeout 2400 "${shares[@]}" -- \
-    "mount -t tmpfs tmpfs $target/tmp && $test_bin --test-threads=2 cgroups::"
+    "mount -t tmpfs tmpfs $target/tmp && $test_bin --test-threads=2 cgroups:: rootless::"

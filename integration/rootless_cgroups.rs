@@ -48,7 +48,12 @@ impl Delegation {
                 }
             }
             chown(&dir, Some(user.uid), Some(user.gid)).unwrap();
-            for f in ["cgroup.procs", "tasks", "cgroup.subtree_control", "cgroup.threads"] {
+            for f in [
+                "cgroup.procs",
+                "tasks",
+                "cgroup.subtree_control",
+                "cgroup.threads",
+            ] {
                 if dir.join(f).exists() {
                     chown(dir.join(f), Some(user.uid), Some(user.gid)).unwrap();
                 }
@@ -132,7 +137,11 @@ fn delegated_cgroups_get_the_limits_and_pause() {
     let memory = cgroup_dir(init, "memory");
     let pids = cgroup_dir(init, "pids");
     let expected = Path::new(&deleg.name).join(&c.id);
-    assert!(memory.ends_with(&expected), "init is in {}", memory.display());
+    assert!(
+        memory.ends_with(&expected),
+        "init is in {}",
+        memory.display()
+    );
     if is_v2() {
         assert_eq!(read(&memory, "memory.max"), "67108864");
     } else {

@@ -39,14 +39,53 @@ pub fn mount_fs(
     flags: MsFlags,
     data: Option<&str>,
 ) -> Result<()> {
-    nix::mount::mount(
+    let mounted = nix::mount::mount(
         Some(source),
         &fd_path(target.as_fd()),
         Some(typ),
         flags,
         data,
-    )?;
-    Ok(())
+    );
+    match mounted {
+        Err(nix::errno::Errno::EBUSY) if flags.contains(MsFlags::MS_RDONLY) => {
+            read_only_mount(target, typ, flags, data)
+        }
+        other => Ok(other?),
+    }
+}
+
+/// A filesystem with one superblock per namespace (cgroup2 in a cgroup namespace) that is
+/// already mounted read-write elsewhere: asking mount(2) for a read-only superblock is a
+/// reconfiguration an unprivileged user namespace may not make (EBUSY). The mount itself is
+/// made read-only instead, which is all the container needs.
+fn read_only_mount(target: &OwnedFd, typ: &str, flags: MsFlags, data: Option<&str>) -> Result<()> {
+    let fs = sysfs::FsContext::open(typ).with_context(|| format!("fsopen({typ})"))?;
+    for option in data
+        .into_iter()
+        .flat_map(|d| d.split(','))
+        .filter(|o| !o.is_empty())
+    {
+        let (key, value) = option.split_once('=').unwrap_or((option, ""));
+        fs.set_string(key, value)
+            .with_context(|| format!("{typ} option {option}"))?;
+    }
+    let attrs = [
+        (MsFlags::MS_RDONLY, libc::MOUNT_ATTR_RDONLY),
+        (MsFlags::MS_NOSUID, libc::MOUNT_ATTR_NOSUID),
+        (MsFlags::MS_NODEV, libc::MOUNT_ATTR_NODEV),
+        (MsFlags::MS_NOEXEC, libc::MOUNT_ATTR_NOEXEC),
+        (MsFlags::MS_NOATIME, libc::MOUNT_ATTR_NOATIME),
+        (MsFlags::MS_STRICTATIME, libc::MOUNT_ATTR_STRICTATIME),
+        (MsFlags::MS_NODIRATIME, libc::MOUNT_ATTR_NODIRATIME),
+    ];
+    let attr_flags = attrs
+        .iter()
+        .filter(|(ms, _)| flags.contains(*ms))
+        .fold(0u64, |acc, (_, attr)| acc | u64::from(*attr));
+    let mount = fs
+        .mount(attr_flags)
+        .with_context(|| format!("fsmount({typ})"))?;
+    sysfs::move_mount_fd(mount.as_fd(), target.as_fd()).context("move_mount")
 }
 
 /// Sets the options' attributes on a detached tree, then attaches it onto `target`.
