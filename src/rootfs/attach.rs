@@ -81,7 +81,7 @@ fn read_only_mount(target: &OwnedFd, typ: &str, flags: MsFlags, data: Option<&st
     let attr_flags = attrs
         .iter()
         .filter(|(ms, _)| flags.contains(*ms))
-        .fold(0u64, |acc, (_, attr)| acc | u64::from(*attr));
+        .fold(0u64, |acc, (_, attr)| acc | *attr);
     let mount = fs
         .mount(attr_flags)
         .with_context(|| format!("fsmount({typ})"))?;
