@@ -272,13 +272,28 @@ fn unmapped_tty_group_on_devpts_is_dropped_and_other_unmapped_ids_are_named() {
 /// only a sealed copy.
 #[test]
 fn runtime_binary_stays_out_of_reach_rootless() {
+    exe_attack(true);
+}
+
+/// The same attack on a binary installed as packages install it (root's, 0755): hutch runs it
+/// without a copy (what the container's init runs is the binary itself), and it is out of
+/// reach because no process of a rootless container may write root's files.
+#[test]
+fn root_owned_runtime_binary_is_out_of_reach_without_a_copy() {
+    exe_attack(false);
+}
+
+fn exe_attack(owned_by_user: bool) {
     let user = test_user();
     let mut c = Ctr::rootless("rl-exe");
     let copy = c.dir.join("bin").join(runtime_name());
     fs::create_dir(c.dir.join("bin")).unwrap();
     fs::copy(runtime(), &copy).unwrap();
-    for p in [c.dir.join("bin"), copy.clone()] {
-        std::os::unix::fs::chown(&p, Some(user.uid), Some(user.gid)).unwrap();
+    fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
+    if owned_by_user {
+        for p in [c.dir.join("bin"), copy.clone()] {
+            std::os::unix::fs::chown(&p, Some(user.uid), Some(user.gid)).unwrap();
+        }
     }
     let before = fs::read(&copy).unwrap();
     c.args(&["sh", "-c", "touch /tmp/started; sleep 1000"]);
@@ -308,6 +323,15 @@ fn runtime_binary_stays_out_of_reach_rootless() {
     .assert_ok();
     let init = c.pid();
     c.track(init);
+    if is_hutch() {
+        let exe = fs::read_link(format!("/proc/{init}/exe")).unwrap();
+        assert_eq!(
+            exe == copy,
+            !owned_by_user,
+            "the init runs {}",
+            exe.display()
+        );
+    }
     let holder = "exec 3< /proc/1/exe; touch /tmp/holding; \
                   while [ ! -e /tmp/started ]; do sleep 0.02; done; \
                   if (echo x >> /proc/self/fd/3) 2>/dev/null; then echo WROTE; else echo refused; fi \

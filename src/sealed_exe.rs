@@ -13,6 +13,9 @@
 //!   its size in memory per container.
 //!
 //! Commands that never enter a container (`state`, `kill`, `start`, …) skip this and stay cheap.
+//! So does an unprivileged (rootless) hutch whose binary belongs to host root and may be written
+//! by no one else: its containers run as the caller's ids, never host root, with no capability
+//! over root's files, so they could not write it anyway (see [`out_of_containers_reach`]).
 
 use std::ffi::CString;
 use std::fs::File;
@@ -36,7 +39,7 @@ const REQUIRED_SEALS: SealFlag = SealFlag::F_SEAL_SEAL
 /// Returns when hutch runs from a protected copy; otherwise replaces this process with one.
 pub fn ensure_sealed() -> Result<()> {
     let exe = File::open("/proc/self/exe").context("opening /proc/self/exe")?;
-    if is_sealed(&exe) || is_readonly_overlay(&exe) {
+    if is_sealed(&exe) || is_readonly_overlay(&exe) || out_of_containers_reach(&exe) {
         return Ok(());
     }
     let (args, env) = current_args_env()?;
@@ -57,6 +60,40 @@ pub fn ensure_sealed() -> Result<()> {
         .context("sealing the hutch memfd")?;
     nix::unistd::fexecve(copy.as_fd(), &args, &env).context("re-executing sealed hutch")?;
     Ok(())
+}
+
+/// The binary is host root's, with no group or other write bit and no ACL, and hutch holds no
+/// privilege over root's files: it is unprivileged with no capability at all, or root of a user
+/// namespace that does not map host root (rootless podman runs it so). Every process of its
+/// containers then runs as the caller's uid or its subordinate ids (never host root: newuidmap
+/// maps only ranges /etc/subuid gives, and those start above the system ids) with at most the
+/// caller's privilege, so none of them can open the binary for writing.
+fn out_of_containers_reach(exe: &File) -> bool {
+    let Ok(st) = nix::sys::stat::fstat(exe.as_fd()) else {
+        return false;
+    };
+    if st.st_uid != 0 || st.st_mode & 0o022 != 0 {
+        return false;
+    }
+    match crate::syscall::fs::get_xattr(exe.as_fd(), c"system.posix_acl_access") {
+        Err(err) if err.raw_os_error() == Some(libc::ENODATA) => {}
+        _ => return false,
+    }
+    let unprivileged = !nix::unistd::geteuid().is_root()
+        && caps::read(None, caps::CapSet::Permitted).is_ok_and(|set| set.is_empty());
+    unprivileged
+        || std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|map| !maps_host_root(&map))
+}
+
+/// Whether a uid_map (`inside outside count` lines) maps host uid 0.
+fn maps_host_root(uid_map: &str) -> bool {
+    uid_map.lines().any(|line| {
+        let v: Vec<u64> = line
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        matches!(v[..], [_, 0, count] if count > 0)
+    })
 }
 
 fn current_args_env() -> Result<(Vec<CString>, Vec<CString>)> {
@@ -133,5 +170,17 @@ fn is_sealed(exe: &File) -> bool {
     match fcntl(exe.as_fd(), FcntlArg::F_GET_SEALS) {
         Ok(bits) => SealFlag::from_bits_truncate(bits).contains(REQUIRED_SEALS),
         Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_root_in_uid_maps() {
+        assert!(maps_host_root("0 0 4294967295\n"));
+        assert!(!maps_host_root("0 1000 1\n1 100000 65536\n"));
+        assert!(maps_host_root("0 1000 1\n5 0 1\n"));
     }
 }
