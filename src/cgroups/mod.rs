@@ -33,6 +33,7 @@ mod procs;
 pub mod resources;
 mod rootless;
 pub mod stats;
+pub mod systemd;
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;

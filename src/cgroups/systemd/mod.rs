@@ -1,0 +1,6 @@
+//! The systemd cgroup driver (`--systemd-cgroup`): the container runs in a transient unit that
+//! systemd makes and owns, as kubelet, Docker and podman expect on systemd hosts.
+//!
+//! [`unit`] turns `linux.cgroupsPath` (`slice:prefix:name`) into the unit and its cgroup.
+
+pub mod unit;
