@@ -208,7 +208,13 @@ impl Manager {
         rootless: bool,
     ) -> Result<Manager> {
         if systemd {
-            bail!("systemd cgroup driver not supported yet (run without --systemd-cgroup)");
+            let path = cgroups_path.map(|p| p.to_string_lossy());
+            let unit = super::systemd::unit::unit_for(path.as_deref(), id, rootless)?;
+            bail!(
+                "systemd cgroup driver not supported yet (run without --systemd-cgroup); the container would run in {} ({})",
+                unit.name,
+                unit.cgroup.display()
+            );
         }
         let layout = detect_layout()?;
         let mounts = cgroup_mounts(&host_proc::own_mountinfo()?);

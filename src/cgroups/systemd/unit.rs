@@ -25,12 +25,6 @@ pub struct Unit {
     pub cgroup: PathBuf,
 }
 
-impl Unit {
-    pub fn is_scope(&self) -> bool {
-        self.name.ends_with(".scope")
-    }
-}
-
 /// The unit for `cgroups_path` (`linux.cgroupsPath`) and container `id`.
 pub fn unit_for(cgroups_path: Option<&str>, id: &str, rootless: bool) -> Result<Unit> {
     let default_slice = if rootless {
@@ -165,7 +159,7 @@ mod tests {
         assert_eq!(u.name, "n.scope");
         let u = unit_for(Some("system.slice:p:my-app.slice"), "x", false).unwrap();
         assert_eq!(u.name, "my-app.slice");
-        assert!(!u.is_scope());
+        assert!(u.slice.is_empty());
         assert_eq!(u.cgroup, PathBuf::from("my.slice/my-app.slice"));
     }
 
