@@ -37,25 +37,43 @@ impl Manager {
     /// Creates the cgroup directories (recording which ones hutch made) and applies the
     /// resources and device rules. On failure, whatever was created is removed again.
     pub fn create_and_apply(&mut self, resources: Option<&LinuxResources>) -> Result<()> {
-        let result = self.create_dirs().and_then(|_| {
-            if self.rootless && self.hierarchies.is_empty() {
-                // Every field was warned about; there is nothing left to write to.
-                let _ = self.enforceable(resources.unwrap_or(&LinuxResources::default()));
-                return Ok(());
-            }
-            let empty = LinuxResources::default();
-            let r = self.enforceable(resources.unwrap_or(&empty));
-            resources::apply(self, &r, false)?;
-            if self.rootless {
-                return Ok(());
-            }
-            devices::apply(self, r.devices().as_deref().unwrap_or_default())
-        });
+        if self.systemd.is_some() {
+            // systemd makes the unit's cgroup once it knows the init (`start_unit`).
+            return Ok(());
+        }
+        let result = self.create_dirs().and_then(|_| self.apply_all(resources));
         if let Err(err) = result {
             let _ = self.remove_dirs();
             return Err(err);
         }
         Ok(())
+    }
+
+    /// After systemd started the unit with `pid` in it: the directories it did not make (v1
+    /// controllers it does not manage), `pid` in each, and every limit in the files.
+    pub(super) fn create_and_apply_after_unit(
+        &mut self,
+        pid: Pid,
+        resources: Option<&LinuxResources>,
+    ) -> Result<()> {
+        self.create_dirs()?;
+        self.join(pid)?;
+        self.apply_all(resources)
+    }
+
+    fn apply_all(&self, resources: Option<&LinuxResources>) -> Result<()> {
+        if self.rootless && self.hierarchies.is_empty() {
+            // Every field was warned about; there is nothing left to write to.
+            let _ = self.enforceable(resources.unwrap_or(&LinuxResources::default()));
+            return Ok(());
+        }
+        let empty = LinuxResources::default();
+        let r = self.enforceable(resources.unwrap_or(&empty));
+        resources::apply(self, &r, false)?;
+        if self.rootless {
+            return Ok(());
+        }
+        devices::apply(self, r.devices().as_deref().unwrap_or_default())
     }
 
     fn create_dirs(&mut self) -> Result<()> {
@@ -77,7 +95,8 @@ impl Manager {
         let rel = h.path.strip_prefix(&h.mount).unwrap_or(Path::new(""));
         let mut current = h.mount.clone();
         for comp in rel.components() {
-            if h.is_v2() && self.layout == Layout::V2 {
+            // Under systemd the unit's controllers are systemd's to enable (Delegate=yes).
+            if h.is_v2() && self.layout == Layout::V2 && self.systemd.is_none() {
                 enable_controllers(&current);
             }
             current.push(comp);
@@ -136,7 +155,10 @@ impl Manager {
                 primary.path.display()
             );
         }
-        let first = match self.remove_dirs() {
+        // The unit goes first: systemd removes its cgroup, and would make it again for a
+        // unit left loaded.
+        let stopped = self.stop_unit();
+        let first = match self.remove_dirs().and(stopped) {
             Ok(()) => return Ok(()),
             Err(err) => err,
         };

@@ -104,6 +104,9 @@ pub struct Manager {
     /// need them skipped with a warning (see [`rootless`]).
     #[serde(default)]
     pub rootless: bool,
+    /// The systemd unit that owns the cgroup (`--systemd-cgroup`), see [`systemd`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<systemd::SystemdUnit>,
 }
 
 pub(crate) fn read_string(path: &Path) -> std::io::Result<String> {
@@ -165,6 +168,7 @@ impl Manager {
     /// `update`: applies new limits to the running container, with runc's semantics (zero
     /// means unchanged; memory and memory+swap written in the order the kernel accepts).
     pub fn update(&self, resources: &LinuxResources) -> Result<()> {
+        self.update_unit(resources)?;
         resources::apply(self, resources, true)
     }
 }
@@ -184,6 +188,7 @@ mod tests {
             }],
             created: vec!["/sys/fs/cgroup/memory/x".into()],
             rootless: false,
+            systemd: None,
         };
         let s = serde_json::to_string(&m).unwrap();
         assert!(s.contains("\"hybrid\""));

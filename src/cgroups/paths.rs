@@ -207,25 +207,27 @@ impl Manager {
         systemd: bool,
         rootless: bool,
     ) -> Result<Manager> {
-        if systemd {
-            let path = cgroups_path.map(|p| p.to_string_lossy());
-            let unit = super::systemd::unit::unit_for(path.as_deref(), id, rootless)?;
-            bail!(
-                "systemd cgroup driver not supported yet (run without --systemd-cgroup); the container would run in {} ({})",
-                unit.name,
-                unit.cgroup.display()
-            );
-        }
         let layout = detect_layout()?;
         let mounts = cgroup_mounts(&host_proc::own_mountinfo()?);
         let own = memberships(&host_proc::cgroup_file(None)?);
-        let inner = inner_path(cgroups_path, id);
+        let (inner, unit) = if systemd {
+            let path = cgroups_path.map(|p| p.to_string_lossy());
+            let unit = super::systemd::unit::unit_for(path.as_deref(), id, rootless)?;
+            // The unit's cgroup is the same path from the root of every hierarchy.
+            (
+                Path::new("/").join(&unit.cgroup),
+                Some(super::systemd::SystemdUnit::new(unit, rootless)),
+            )
+        } else {
+            (inner_path(cgroups_path, id), None)
+        };
         let hierarchies = resolve(layout, &mounts, &own, &inner)?;
         Ok(Manager {
             layout,
             hierarchies,
             created: Vec::new(),
             rootless,
+            systemd: unit,
         })
     }
 
@@ -262,6 +264,7 @@ impl Manager {
             hierarchies,
             created: Vec::new(),
             rootless: false,
+            systemd: None,
         })
     }
 }

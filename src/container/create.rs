@@ -169,6 +169,7 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
 /// What `create` works out from the bundle and checks before it makes anything.
 struct Plan {
     started: Instant,
+    id: String,
     bundle: Bundle,
     /// Sockets passed by systemd socket activation (`LISTEN_FDS`), kept for the container.
     listen_fds: u32,
@@ -212,11 +213,9 @@ fn plan(root: &Path, req: &CreateRequest, started: Instant) -> Result<Plan> {
         req.console_socket.is_some(),
         req.detached,
     )?;
-    if req.systemd_cgroup {
-        bail!("--systemd-cgroup: the systemd cgroup driver is not supported yet (use the cgroupfs driver)");
-    }
     Ok(Plan {
         started,
+        id: req.id.to_string(),
         bundle,
         listen_fds,
         state_dir,
@@ -269,7 +268,9 @@ fn spawn_init(
     undo_init: &mut Option<Pid>,
 ) -> Result<Spawned> {
     let spec = &plan.bundle.spec;
-    let self_join = !plan.namespaces.is_new(LinuxNamespaceType::User);
+    // Under systemd the unit's cgroup exists only once the init does (see `hand_over`).
+    let systemd = cgroup.systemd.is_some();
+    let self_join = !plan.namespaces.is_new(LinuxNamespaceType::User) && !systemd;
     let cgroup_tasks = if self_join {
         cgroup.open_v1_task_files()?
     } else {
@@ -298,7 +299,7 @@ fn spawn_init(
         unprivileged: !nix::unistd::geteuid().is_root(),
     };
     crate::logging::timing(plan.started, "state directory and cgroup ready");
-    let unified = open_cgroup_dir(cgroup.unified_dir())?;
+    let unified = open_cgroup_dir(cgroup.unified_dir().filter(|_| !systemd))?;
     start_in.enter()?;
     let spawned = spawn(
         &plan.namespaces,
@@ -400,7 +401,12 @@ fn hand_over(
     // (and its cgroup namespace root) is inside it: it was born in the cgroup2 directory
     // and moves itself into the v1 ones, unless it could not (a new user namespace may not
     // write the host's cgroup files), and then hutch moves it, the slow way.
-    if plan.namespaces.is_new(LinuxNamespaceType::User) {
+    // Under systemd, the unit is started with the init in it.
+    let linux = spec.linux().as_ref();
+    if cgroup.systemd.is_some() {
+        let resources = linux.and_then(|l| l.resources().as_ref());
+        cgroup.start_unit(init_pid, &plan.id, resources, spec.annotations().as_ref())?;
+    } else if plan.namespaces.is_new(LinuxNamespaceType::User) {
         cgroup.join(init_pid)?;
     } else if !spawned.in_cgroup {
         cgroup.join_unified(init_pid)?;

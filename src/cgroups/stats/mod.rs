@@ -221,6 +221,7 @@ mod tests {
             }],
             created: vec![],
             rootless: false,
+            systemd: None,
         };
         let v = collect(&m).unwrap();
         for k in [
