@@ -28,3 +28,4 @@ mod rootless;
 mod rootless_cgroups;
 mod seccomp;
 mod security;
+mod systemd_driver;

@@ -1,0 +1,162 @@
+//! The systemd cgroup driver (`--systemd-cgroup`), on a host whose PID 1 is systemd: the
+//! container's transient unit, its properties as `systemctl show` reports them, the cgroup
+//! files, `update`, and nothing left loaded after `delete`. Run by `hack/systemd-vm.sh`; on a
+//! host without systemd every test prints SKIP.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::common::*;
+
+fn systemd_runs() -> bool {
+    Path::new("/run/systemd/system").exists()
+}
+
+macro_rules! needs_systemd {
+    () => {
+        if !systemd_runs() {
+            eprintln!("SKIP: systemd is not PID 1 here (run in hack/systemd-vm.sh)");
+            return;
+        }
+    };
+}
+
+/// `systemctl show UNIT -p PROP` → the value.
+fn show(unit: &str, prop: &str) -> String {
+    let out = Command::new("systemctl")
+        .args(["show", unit, "-p", prop, "--value"])
+        .output()
+        .expect("systemctl");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The runtime with `--systemd-cgroup` before the command, as engines pass it.
+fn rt_systemd(c: &Ctr, args: &[&str]) -> Out {
+    let mut cmd = c.cmd();
+    cmd.arg("--systemd-cgroup").args(args);
+    exec_files(&mut cmd, CMD_TIMEOUT)
+}
+
+fn create_systemd(c: &mut Ctr) -> Out {
+    c.save();
+    let mut cmd = c.cmd();
+    cmd.arg("--systemd-cgroup")
+        .args(["create", "--bundle"])
+        .arg(&c.bundle)
+        .arg("--pid-file")
+        .arg(c.pid_file())
+        .arg(&c.id);
+    c.create_by(cmd)
+}
+
+fn own_v2_cgroup(pid: i32) -> String {
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn container_runs_in_a_transient_scope_with_its_limits() {
+    needs_systemd!();
+    let mut c = Ctr::new("sd-scope");
+    let unit = format!("hutch-it-{}.scope", c.id);
+    c.config["linux"]["cgroupsPath"] = json!(format!("system.slice:hutch-it:{}", c.id));
+    c.config["linux"]["resources"] = json!({
+        "memory": {"limit": 67108864},
+        "pids": {"limit": 40},
+        "cpu": {"shares": 512, "quota": 50000, "period": 100000}
+    });
+    c.args(&["sleep", "1000"]);
+    let out = create_systemd(&mut c);
+    assert!(out.ok(), "create failed:\n{out}");
+    let init = c.pid();
+    assert_eq!(own_v2_cgroup(init), format!("/system.slice/{unit}"));
+    assert_eq!(show(&unit, "ActiveState"), "active");
+    assert_eq!(show(&unit, "Delegate"), "yes");
+    assert_eq!(show(&unit, "MemoryMax"), "67108864");
+    assert_eq!(show(&unit, "TasksMax"), "40");
+    assert_eq!(show(&unit, "CPUQuotaPerSecUSec"), "500ms");
+    let dir = Path::new("/sys/fs/cgroup/system.slice").join(&unit);
+    let read = |f: &str| fs::read_to_string(dir.join(f)).unwrap().trim().to_string();
+    assert_eq!(read("memory.max"), "67108864");
+    assert_eq!(read("pids.max"), "40");
+    assert_eq!(read("cpu.max"), "50000 100000");
+
+    rt_systemd(
+        &c,
+        &[
+            "update",
+            "--memory",
+            "134217728",
+            "--pids-limit",
+            "50",
+            &c.id,
+        ],
+    )
+    .assert_ok();
+    assert_eq!(show(&unit, "MemoryMax"), "134217728");
+    assert_eq!(show(&unit, "TasksMax"), "50");
+    assert_eq!(read("memory.max"), "134217728");
+    assert_eq!(read("pids.max"), "50");
+
+    c.start_ok();
+    rt_systemd(&c, &["kill", &c.id, "KILL"]).assert_ok();
+    c.wait_status("stopped", Duration::from_secs(10));
+    rt_systemd(&c, &["delete", &c.id]).assert_ok();
+    assert_eq!(
+        show(&unit, "LoadState"),
+        "not-found",
+        "the unit stayed loaded"
+    );
+    assert!(!dir.exists(), "{} left", dir.display());
+}
+
+#[test]
+fn default_unit_and_annotations() {
+    needs_systemd!();
+    let mut c = Ctr::new("sd-default");
+    let prefix = if is_hutch() { "hutch" } else { "runc" };
+    let unit = format!("{prefix}-{}.scope", c.id);
+    c.config["annotations"] = json!({"org.systemd.property.TimeoutStopSec": "17s"});
+    c.args(&["sleep", "1000"]);
+    let out = create_systemd(&mut c);
+    assert!(out.ok(), "create failed:\n{out}");
+    assert_eq!(own_v2_cgroup(c.pid()), format!("/system.slice/{unit}"));
+    assert_eq!(show(&unit, "TimeoutStopUSec"), "17s");
+    rt_systemd(&c, &["delete", "--force", &c.id]).assert_ok();
+    assert_eq!(show(&unit, "LoadState"), "not-found");
+}
+
+#[test]
+fn failed_create_leaves_no_unit() {
+    needs_systemd!();
+    let mut c = Ctr::new("sd-fail");
+    let unit = format!("hutch-it-{}.scope", c.id);
+    c.config["linux"]["cgroupsPath"] = json!(format!("system.slice:hutch-it:{}", c.id));
+    c.args(&["/no/such/program"]);
+    let out = create_systemd(&mut c);
+    out.assert_fail();
+    assert_eq!(
+        show(&unit, "LoadState"),
+        "not-found",
+        "a failed create left its unit"
+    );
+}
+
+#[test]
+fn malformed_cgroups_path_is_named() {
+    needs_systemd!();
+    let mut c = Ctr::new("sd-badpath");
+    c.config["linux"]["cgroupsPath"] = json!("/not/slice/form");
+    let out = create_systemd(&mut c);
+    out.assert_fail();
+    if is_hutch() {
+        assert!(out.stderr.contains("linux.cgroupsPath"), "{out}");
+    }
+}
