@@ -18,7 +18,7 @@ use nix::sys::time::TimeVal;
 use super::address::Address;
 use super::error::{Error, Result};
 use super::message::{self, Kind, Message, FIXED_HEADER};
-use super::wire::Value;
+use super::value::Value;
 
 /// How long an operation may wait on the peer unless [`Connection::set_timeout`] says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

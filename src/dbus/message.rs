@@ -3,7 +3,9 @@
 //! sender, body signature), padding to 8, then the body.
 
 use super::error::{Error, Result};
-use super::wire::{self, Decoder, Encoder, Type, Value};
+use super::signature::Type;
+use super::value::Value;
+use super::wire::{self, Decoder, Encoder};
 
 /// The spec's limit on a whole message (128 MiB): a peer announcing more is broken.
 pub const MAX_MESSAGE: usize = 1 << 27;

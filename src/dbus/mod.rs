@@ -8,7 +8,9 @@
 //! global state, just a blocking unix socket, so it is safe in a process that forks (it is not
 //! meant for the code between fork and exec, where no socket I/O belongs).
 //!
-//! - [`wire`]: signatures, [`Value`]s and their little-endian marshalling;
+//! - [`value`]: the [`Value`]s hutch sends and reads;
+//! - [`signature`]: type signatures, parsed and bounded;
+//! - [`wire`]: the little-endian marshalling of values, and its reading (either byte order);
 //! - [`message`]: headers and messages;
 //! - [`conn`]: the connection: SASL `EXTERNAL`, `Hello` on a bus, calls matched by serial,
 //!   signals kept while a reply is awaited, a deadline on every blocking step;
@@ -23,12 +25,17 @@ pub mod address;
 pub mod conn;
 pub mod error;
 pub mod message;
+pub mod signature;
 pub mod systemd;
+pub mod value;
 pub mod wire;
+
+#[cfg(test)]
+mod tests;
 
 pub use address::Address;
 pub use conn::{Auth, Connection, Transport};
 pub use error::{Error, Result};
 pub use message::{Kind, Message};
 pub use systemd::Systemd;
-pub use wire::Value;
+pub use value::Value;

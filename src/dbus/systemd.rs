@@ -14,7 +14,7 @@ use super::address::{self, Address};
 use super::conn::{Auth, Connection, Transport};
 use super::error::{Error, Result};
 use super::message::Message;
-use super::wire::Value;
+use super::value::Value;
 
 /// systemd's bus name.
 pub const SERVICE: &str = "org.freedesktop.systemd1";
