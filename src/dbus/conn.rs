@@ -340,6 +340,16 @@ impl Connection {
         }
     }
 
+    /// A protocol error in what the peer sent, naming the socket and the step; the connection
+    /// is unusable after it.
+    fn bad(&mut self, step: &str, e: Error) -> Error {
+        let e = match e {
+            Error::Protocol(what) => Error::Protocol(format!("{}: {step}: {what}", self.label)),
+            other => other,
+        };
+        self.fail(e)
+    }
+
     /// Marks the connection unusable and returns the error.
     fn fail(&mut self, e: Error) -> Error {
         self.broken = Some(e.to_string());
@@ -448,10 +458,10 @@ impl Connection {
         self.need(FIXED_HEADER, deadline, step)?;
         let mut fixed = [0u8; FIXED_HEADER];
         fixed.copy_from_slice(&self.rbuf[..FIXED_HEADER]);
-        let prelude = message::prelude(&fixed).map_err(|e| self.fail(e))?;
+        let prelude = message::prelude(&fixed).map_err(|e| self.bad(step, e))?;
         self.need(prelude.header_len, deadline, step)?;
         let header = message::decode_header(&self.rbuf[..prelude.header_len], &prelude);
-        let mut m = header.map_err(|e| self.fail(e))?;
+        let mut m = header.map_err(|e| self.bad(step, e))?;
         self.rbuf.drain(..prelude.header_len);
         let keep = match want {
             Want::All => true,
@@ -469,16 +479,15 @@ impl Connection {
         }
         if prelude.body_len > MAX_BODY {
             let e = Error::protocol(format!(
-                "{}: {} with a body of {} bytes (at most {MAX_BODY})",
-                self.label,
+                "{} with a body of {} bytes (at most {MAX_BODY})",
                 m.method(),
                 prelude.body_len
             ));
-            return Err(self.fail(e));
+            return Err(self.bad(step, e));
         }
         self.need(prelude.body_len, deadline, step)?;
         let body: Vec<u8> = self.rbuf.drain(..prelude.body_len).collect();
-        message::decode_body(&mut m, &body, &prelude).map_err(|e| self.fail(e))?;
+        message::decode_body(&mut m, &body, &prelude).map_err(|e| self.bad(step, e))?;
         Ok(Some(m))
     }
 

@@ -160,7 +160,8 @@ impl Systemd {
     }
 
     /// Waits for the end of a job started through this connection: its result, `done` on
-    /// success (else `canceled`, `timeout`, `failed`, `dependency`, `skipped`).
+    /// success (else `canceled`, `timeout`, `failed`, `dependency`, `skipped`). Waits as long
+    /// as the connection's timeout: raise it first for a stop that may take systemd longer.
     pub fn wait_for_job(&mut self, job: &str) -> Result<String> {
         let owner = self.owner.clone();
         let mut is_ours = |m: &Message| {

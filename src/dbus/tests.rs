@@ -636,6 +636,11 @@ fn hostile_peers_get_errors_not_allocations() {
         let start = Instant::now();
         let err = ping(&mut c).unwrap_err();
         assert!(matches!(err, Error::Protocol(_)), "{what}: {err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("private: waiting for the reply to"),
+            "{what}: {text}"
+        );
         assert!(start.elapsed() < Duration::from_secs(5), "{what}");
         let _ = std::fs::remove_dir_all(dir);
     }
