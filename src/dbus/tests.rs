@@ -22,7 +22,16 @@ const DBUS_PATH: &str = "/org/freedesktop/DBus";
 const VERSION: &str = "252.30-1~deb12u2";
 const KNOWN_PATH: &str = "/org/freedesktop/systemd1/unit/known_2escope";
 
-fn scratch_dir() -> PathBuf {
+/// A scratch directory, removed on drop (a failing test included).
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch_dir() -> Scratch {
     static N: AtomicU32 = AtomicU32::new(0);
     let dir = std::env::temp_dir().join(format!(
         "hutch-dbus-test-{}-{}",
@@ -30,20 +39,20 @@ fn scratch_dir() -> PathBuf {
         N.fetch_add(1, Ordering::Relaxed)
     ));
     std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
+    Scratch(dir)
 }
 
 /// A private session dbus-daemon on a socket in a scratch directory; killed on drop.
 struct Daemon {
     child: Child,
-    dir: PathBuf,
+    _dir: Scratch,
     address: Address,
 }
 
 impl Daemon {
     fn start() -> Option<Daemon> {
         let dir = scratch_dir();
-        let socket = dir.join("bus");
+        let socket = dir.0.join("bus");
         let child = Command::new("dbus-daemon")
             .args(["--session", "--nofork", "--nopidfile", "--print-address"])
             .arg(format!("--address=unix:path={}", socket.display()))
@@ -55,7 +64,6 @@ impl Daemon {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("SKIP: dbus-daemon cannot run ({e}): apt-get install dbus-daemon");
-                let _ = std::fs::remove_dir_all(&dir);
                 return None;
             }
         };
@@ -72,7 +80,7 @@ impl Daemon {
         );
         Some(Daemon {
             child,
-            dir,
+            _dir: dir,
             address: Address::Path(socket),
         })
     }
@@ -86,7 +94,6 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -533,15 +540,15 @@ fn accept_sasl(stream: &mut UnixStream) -> String {
     auth
 }
 
-fn listen() -> (UnixListener, PathBuf, PathBuf) {
+fn listen() -> (UnixListener, PathBuf, Scratch) {
     let dir = scratch_dir();
-    let path = dir.join("private");
+    let path = dir.0.join("private");
     (UnixListener::bind(&path).expect("bind"), path, dir)
 }
 
 #[test]
 fn fake_systemd_peer_to_peer() {
-    let (listener, path, dir) = listen();
+    let (listener, path, _dir) = listen();
     let (tx, rx) = channel();
     let server = thread::spawn(move || {
         let (mut stream, _) = listener.accept().expect("accept");
@@ -566,11 +573,10 @@ fn fake_systemd_peer_to_peer() {
     let uid = nix::unistd::geteuid().as_raw().to_string();
     let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
     assert_eq!(auth, format!("\0AUTH EXTERNAL {hex}\r\n"));
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// A peer that authenticates the client, then runs `then` on the socket.
-fn peer(then: impl FnOnce(UnixStream) + Send + 'static) -> (Connection, PathBuf) {
+fn peer(then: impl FnOnce(UnixStream) + Send + 'static) -> (Connection, Scratch) {
     let (listener, path, dir) = listen();
     thread::spawn(move || {
         let (mut stream, _) = listener.accept().expect("accept");
@@ -588,7 +594,7 @@ fn ping(c: &mut Connection) -> Result<Vec<Value>, Error> {
 #[test]
 fn silent_peers_time_out() {
     // Never accepted: the connection sits in the backlog; AUTH gets no answer.
-    let (_listener, path, dir) = listen();
+    let (_listener, path, _dir) = listen();
     let start = Instant::now();
     let short = Duration::from_millis(300);
     let err = Connection::connect(&Address::Path(path), Transport::Peer, short);
@@ -596,7 +602,7 @@ fn silent_peers_time_out() {
     assert!(start.elapsed() < Duration::from_secs(5));
 
     // Authenticated, then silent: the call times out, naming the method.
-    let (mut c, dir2) = peer(|mut s| {
+    let (mut c, _dir2) = peer(|mut s| {
         let _ = s.read_to_end(&mut Vec::new());
     });
     c.set_timeout(short);
@@ -605,9 +611,6 @@ fn silent_peers_time_out() {
     assert!(err.to_string().contains("Peer.Ping"), "{err}");
     // And the connection is not used again (a late reply would be out of step).
     assert!(matches!(ping(&mut c), Err(Error::Protocol(_))));
-    for d in [dir, dir2] {
-        let _ = std::fs::remove_dir_all(d);
-    }
 }
 
 /// The reply to the client's first call (serial 1) with `body_len` patched in.
@@ -629,7 +632,7 @@ fn hostile_peers_get_errors_not_allocations() {
         ("a kept body over 16 MiB", reply_claiming(20 << 20)),
     ];
     for (what, bytes) in cases {
-        let (mut c, dir) = peer(move |mut s| {
+        let (mut c, _dir) = peer(move |mut s| {
             let _ = s.write_all(&bytes);
             let _ = s.read_to_end(&mut Vec::new());
         });
@@ -642,18 +645,16 @@ fn hostile_peers_get_errors_not_allocations() {
             "{what}: {text}"
         );
         assert!(start.elapsed() < Duration::from_secs(5), "{what}");
-        let _ = std::fs::remove_dir_all(dir);
     }
     // A peer that hangs up.
-    let (mut c, dir) = peer(drop);
+    let (mut c, _dir) = peer(drop);
     assert!(matches!(ping(&mut c), Err(Error::Closed { .. })));
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn large_unwanted_messages_are_skipped() {
     // 20 MiB of an unwatched signal, then the reply: the signal is read past, not kept.
-    let (mut c, dir) = peer(|mut s| {
+    let (mut c, _dir) = peer(|mut s| {
         let big = Message::signal(
             "/x",
             TEST_IFACE,
@@ -668,7 +669,6 @@ fn large_unwanted_messages_are_skipped() {
         let _ = s.read_to_end(&mut Vec::new());
     });
     assert_eq!(ping(&mut c).unwrap(), [Value::Str("pong".into())]);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
