@@ -7,6 +7,7 @@ pub mod cli;
 mod config;
 mod console;
 mod container;
+pub mod dbus;
 pub mod fuzzing;
 mod hooks;
 mod host_proc;
