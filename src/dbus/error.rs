@@ -64,14 +64,9 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Io { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
+// No `source()`: the message already carries the I/O error, and error chains (anyhow's
+// `{:#}`) would print it twice.
+impl std::error::Error for Error {}
 
 /// The result of every D-Bus operation.
 pub type Result<T> = std::result::Result<T, Error>;

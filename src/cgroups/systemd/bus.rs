@@ -1,18 +1,97 @@
-//! The calls the driver makes to systemd's manager.
+//! The calls the driver makes to systemd's manager, through hutch's own D-Bus client
+//! ([`crate::dbus`]): one connection per command, closed when it returns.
 
-use anyhow::{bail, Result};
+use std::time::Duration;
 
-use super::properties::Properties;
+use anyhow::{bail, Context, Result};
+
+use super::properties::{Prop, Properties};
 use super::SystemdUnit;
+use crate::dbus::systemd::{NO_SUCH_UNIT, UNIT_EXISTS};
+use crate::dbus::{Auth, Systemd, Value};
 
-pub fn start_unit(unit: &SystemdUnit, _props: &Properties) -> Result<()> {
-    bail!("{}: the D-Bus client is not built yet", unit.name)
+/// A reply or a job's end: systemd answers in milliseconds; a stop may have to wait for
+/// processes to die.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn connect(unit: &SystemdUnit) -> Result<Systemd> {
+    if unit.user {
+        // In a user namespace hutch's uid means nothing to the user's manager: the socket's
+        // credentials say who it is.
+        let auth = if crate::host_proc::in_user_namespace() {
+            Auth::PeerCredentials
+        } else {
+            Auth::Uid(nix::unistd::geteuid().as_raw())
+        };
+        Systemd::user(CALL_TIMEOUT, auth).context("connecting to the user's systemd manager")
+    } else {
+        Systemd::system(CALL_TIMEOUT).context(
+            "connecting to systemd (/run/systemd/private, then the system bus): is systemd running?",
+        )
+    }
 }
 
-pub fn set_unit_properties(unit: &SystemdUnit, _props: &Properties) -> Result<()> {
-    bail!("{}: the D-Bus client is not built yet", unit.name)
+fn to_values(props: &Properties) -> Vec<(String, Value)> {
+    props
+        .iter()
+        .map(|(name, prop)| {
+            let value = match prop {
+                Prop::U64(v) => Value::U64(*v),
+                Prop::Bool(v) => Value::Bool(*v),
+                Prop::Str(v) => Value::Str(v.clone()),
+                Prop::Bytes(v) => Value::Bytes(v.clone()),
+                Prop::U32s(v) => Value::ArrayU32(v.clone()),
+            };
+            (name.clone(), value)
+        })
+        .collect()
 }
 
-pub fn stop_unit(_unit: &SystemdUnit) -> Result<()> {
+/// Starts the transient unit and waits for its job. A unit of that name left failed by an
+/// earlier container is reset and the start tried once more (runc does the same).
+pub fn start_unit(unit: &SystemdUnit, props: &Properties) -> Result<()> {
+    let mut systemd = connect(unit)?;
+    let values = to_values(props);
+    let mut job = systemd.start_transient_unit(&unit.name, "replace", &values);
+    if job.as_ref().err().and_then(|e| e.remote_name()) == Some(UNIT_EXISTS) {
+        let _ = systemd.reset_failed_unit(&unit.name);
+        job = systemd.start_transient_unit(&unit.name, "replace", &values);
+    }
+    let job = job.context("StartTransientUnit")?;
+    let result = systemd.wait_for_job(&job)?;
+    if result != "done" {
+        bail!(
+            "the job starting it ended {result:?} (journalctl -u {} may say why)",
+            unit.name
+        );
+    }
+    Ok(())
+}
+
+/// `SetUnitProperties`, for this boot only (`runtime`), as runc's `update`.
+pub fn set_unit_properties(unit: &SystemdUnit, props: &Properties) -> Result<()> {
+    let mut systemd = connect(unit)?;
+    systemd
+        .set_unit_properties(&unit.name, true, &to_values(props))
+        .context("SetUnitProperties")
+}
+
+/// Stops the unit and waits for its job; then resets it in case it failed, so nothing of it
+/// stays loaded. A unit that is gone already is no error.
+pub fn stop_unit(unit: &SystemdUnit) -> Result<()> {
+    let mut systemd = connect(unit)?;
+    match systemd.stop_unit(&unit.name, "replace") {
+        Ok(job) => {
+            systemd.connection().set_timeout(STOP_TIMEOUT);
+            let result = systemd.wait_for_job(&job)?;
+            if result != "done" {
+                bail!("the job stopping it ended {result:?}");
+            }
+        }
+        Err(err) if err.remote_name() == Some(NO_SUCH_UNIT) => {}
+        Err(err) => return Err(err).context("StopUnit"),
+    }
+    let _ = systemd.reset_failed_unit(&unit.name);
     Ok(())
 }
