@@ -33,8 +33,6 @@ mod procs;
 pub mod resources;
 mod rootless;
 pub mod stats;
-// The driver is being built (issue 13): its pieces land before the code that calls them.
-#[allow(dead_code)]
 pub mod systemd;
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
