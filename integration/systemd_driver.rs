@@ -123,7 +123,7 @@ fn default_unit_and_annotations() {
     let mut c = Ctr::new("sd-default");
     let prefix = if is_hutch() { "hutch" } else { "runc" };
     let unit = format!("{prefix}-{}.scope", c.id);
-    c.config["annotations"] = json!({"org.systemd.property.TimeoutStopSec": "17s"});
+    c.config["annotations"] = json!({"org.systemd.property.TimeoutStopSec": "17"});
     c.args(&["sleep", "1000"]);
     let out = create_systemd(&mut c);
     assert!(out.ok(), "create failed:\n{out}");

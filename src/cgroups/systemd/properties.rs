@@ -162,8 +162,9 @@ pub fn list_to_bitmask(list: &str) -> Result<Vec<u8>> {
 }
 
 /// `org.systemd.property.NAME` annotations, as runc passes them: the value is a number, a
-/// boolean, a time span for names ending in `Sec` (`5s`, `100ms`, a bare number being µs),
-/// or a string (quotes optional).
+/// boolean or a string (quotes optional). A name ending in a lowercase letter and `Sec` is a
+/// time in seconds, which systemd's D-Bus API takes as `…USec` in microseconds (runc renames
+/// and converts the same way); a unit (`100ms`, `2min`) may be given too.
 pub fn annotation_properties(annotations: &HashMap<String, String>) -> Result<Properties> {
     const PREFIX: &str = "org.systemd.property.";
     let mut names: Vec<&String> = annotations
@@ -178,9 +179,15 @@ pub fn annotation_properties(annotations: &HashMap<String, String>) -> Result<Pr
             bail!("annotations.{key}: not a systemd property name");
         }
         let value = annotations[key].trim();
-        let prop = if name.ends_with("Sec") {
-            Prop::U64(time_span_usec(value).with_context(|| format!("annotations.{key}"))?)
-        } else if let Ok(n) = value.parse::<u64>() {
+        let seconds = name
+            .strip_suffix("Sec")
+            .filter(|stem| stem.ends_with(|c: char| c.is_ascii_lowercase()));
+        if let Some(stem) = seconds {
+            let usec = time_span_usec(value).with_context(|| format!("annotations.{key}"))?;
+            p.push((format!("{stem}USec"), Prop::U64(usec)));
+            continue;
+        }
+        let prop = if let Ok(n) = value.parse::<u64>() {
             Prop::U64(n)
         } else if value == "true" || value == "false" {
             Prop::Bool(value == "true")
@@ -192,17 +199,23 @@ pub fn annotation_properties(annotations: &HashMap<String, String>) -> Result<Pr
     Ok(p)
 }
 
-/// `1s`, `100ms`, `5min`, `20us` or a bare count of microseconds.
+/// `17` (seconds, as runc reads it), `1.5`, `100ms`, `5min`, `20us`, `infinity`.
 fn time_span_usec(s: &str) -> Result<u64> {
     if s == "infinity" {
         return Ok(INFINITY);
+    }
+    if let Ok(seconds) = s.parse::<f64>() {
+        if !(0.0..=1.8e13).contains(&seconds) {
+            bail!("invalid time {s:?}");
+        }
+        return Ok((seconds * 1e6).round() as u64);
     }
     let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
     let n: u64 = digits
         .parse()
         .map_err(|_| anyhow::anyhow!("invalid time span {s:?}"))?;
     let unit = match &s[digits.len()..] {
-        "" | "us" | "usec" => 1,
+        "us" | "usec" => 1,
         "ms" | "msec" => 1_000,
         "s" | "sec" => 1_000_000,
         "m" | "min" => 60_000_000,
@@ -236,7 +249,8 @@ mod tests {
     #[test]
     fn annotations_are_typed() {
         let a: HashMap<String, String> = [
-            ("org.systemd.property.TimeoutStopSec", "5s"),
+            ("org.systemd.property.TimeoutStopSec", "5"),
+            ("org.systemd.property.RuntimeMaxSec", "100ms"),
             ("org.systemd.property.CollectMode", "'inactive-or-failed'"),
             ("org.systemd.property.TasksMax", "99"),
             ("other", "x"),
@@ -249,8 +263,9 @@ mod tests {
             p,
             vec![
                 ("CollectMode".into(), Prop::Str("inactive-or-failed".into())),
+                ("RuntimeMaxUSec".into(), Prop::U64(100_000)),
                 ("TasksMax".into(), Prop::U64(99)),
-                ("TimeoutStopSec".into(), Prop::U64(5_000_000)),
+                ("TimeoutStopUSec".into(), Prop::U64(5_000_000)),
             ]
         );
         let bad: HashMap<String, String> =
