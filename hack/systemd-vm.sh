@@ -25,6 +25,10 @@
 #   --setup          only build the tree, the kernel and the initramfs
 #
 # Exit status: COMMAND's; 124 on timeout; 125 when the VM could not run the command.
+# Self-check (prints "running", the bus names, scope-ok, 0::/system.slice/hutch-vm-cmd.service;
+# exits 3):
+#   hack/systemd-vm.sh -- sh -c 'systemctl is-system-running --wait; busctl --system list | head
+#       systemd-run --scope -p MemoryMax=64M true && echo scope-ok; cat /proc/self/cgroup; exit 3'
 # Environment: HUTCH_SYSTEMD_VM_CACHE (default /var/cache/hutch-systemd-vm: the tree and the
 # initramfs), HUTCH_VM_CACHE (hack/vm-run.sh's cache: the kernel is shared with it),
 # HUTCH_VM_BOOT_TIMEOUT (default 180: a guest whose command has not started by then is rebooted).
@@ -182,6 +186,8 @@ mkdir -p $R/.vm && cp /vm/cmd /vm/conf /vm/run $R/.vm/ && chmod 755 $R/.vm/run
 tr -d '-' < /proc/sys/kernel/random/uuid > $R/etc/machine-id
 S=$R/etc/systemd/system
 for u in $MASK; do ln -sf /dev/null $S/$u; done
+mkdir -p $R/etc/systemd/system-generators
+for g in $MASK_GENERATORS; do ln -sf /dev/null $R/etc/systemd/system-generators/systemd-$g-generator; done
 cat > $S/hutch-vm-cmd.service <<UNIT
 [Unit]
 Description=hutch VM command
@@ -214,14 +220,17 @@ cd "$CWD" 2>/dev/null || cd /root
 echo "BOOTED $(cut -d' ' -f1 /proc/uptime)" > /dev/ttyS3
 eval "env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root USER=root \
     LOGNAME=root SHELL=/bin/sh TERM=dumb LANG=C.UTF-8 $ENVS /bin/sh /.vm/cmd" < /dev/null > /dev/ttyS1 2> /dev/ttyS2
-echo "EXIT=$?" > /dev/ttyS3
+rc=$?
+echo "DONE $(cut -d' ' -f1 /proc/uptime)" > /dev/ttyS3
+echo "EXIT=$rc" > /dev/ttyS3
 sync
 systemctl poweroff --force --force || poweroff -f
 EOF
 
-# Units masked for a fast, quiet TCG boot. Without udev's coldplug (udev-trigger), no unit may
-# wait for a .device of the boot's hardware (none does here: no fstab, no getty); devices added
-# later (veth...) are seen as usual. The packages' postinsts already made the system users.
+# Units masked for a fast, quiet TCG boot (each process start costs there). Without udev no unit
+# may wait for a .device (none does here: no fstab, no getty); /dev is the kernel's devtmpfs and
+# modules load on demand. The journal stays in /run. The packages' postinsts made the system
+# users. Take a unit out of this list if a test needs it.
 MASK="getty.target getty@.service serial-getty@.service console-getty.service systemd-timesyncd.service
 apt-daily.timer apt-daily-upgrade.timer man-db.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer
 dpkg-db-backup.timer logrotate.timer systemd-tmpfiles-clean.timer networking.service ifupdown-pre.service
@@ -229,7 +238,15 @@ systemd-networkd-wait-online.service systemd-udev-settle.service systemd-firstbo
 systemd-random-seed.service systemd-update-utmp.service systemd-update-utmp-runlevel.service
 systemd-pstore.service sys-kernel-debug.mount sys-kernel-tracing.mount dev-hugepages.mount
 modprobe@drm.service modprobe@dm_mod.service modprobe@efi_pstore.service systemd-remount-fs.service
-systemd-udev-trigger.service systemd-sysusers.service"
+systemd-sysusers.service systemd-journal-flush.service systemd-modules-load.service
+modprobe@configfs.service sys-kernel-config.mount modprobe@fuse.service sys-fs-fuse-connections.mount
+modprobe@loop.service systemd-udevd.service systemd-udevd-control.socket systemd-udevd-kernel.socket
+systemd-udev-trigger.service"
+
+# Generators that would find nothing to do here (each is a process start under TCG at every
+# boot); the debug generator stays: it reads systemd.wants=.
+MASK_GENERATORS="cryptsetup gpt-auto hibernate-resume integritysetup veritysetup sysv rc-local
+system-update getty run"
 
 # A cpio of busybox, the init and the modules needed to reach the 9p tree, built once.
 prepare_initramfs() {
@@ -301,6 +318,7 @@ printf '%s\n' "$RUNNER" > "$RUN/cpio/vm/run"
 {
     echo "CWD=$(q "$PWD")"
     echo "MASK=$(q "$(echo $MASK)")"
+    echo "MASK_GENERATORS=$(q "$(echo $MASK_GENERATORS)")"
     echo "NSHARE=${#SHARES[@]}"
     i=0; for s in "${SHARES[@]}"; do echo "SHARE_$i=$(q "$s")"; i=$((i + 1)); done
     envs=""; for e in "${ENVS[@]}"; do envs="$envs $(q "$e")"; done
@@ -381,8 +399,12 @@ if [ $w = 1 ]; then
     note "timeout after ${TIMEOUT}s; console:"; tail -n 20 "$RUN/console" >&2
     exit 124
 fi
-booted=$(tr -d '\r' < "$RUN/status" | sed -n 's/^BOOTED \([0-9.]*\)$/\1/p' | tail -n1)
-[ $TIME = 0 ] || note "command started ${booted:-?} s after the kernel, run took $(awk -v a="$START" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.1f", b - a}') s"
+if [ $TIME = 1 ]; then
+    booted=$(tr -d '\r' < "$RUN/status" | sed -n 's/^BOOTED \([0-9.]*\)$/\1/p' | tail -n1)
+    done=$(tr -d '\r' < "$RUN/status" | sed -n 's/^DONE \([0-9.]*\)$/\1/p' | tail -n1)
+    note "$(awk -v a="$START" -v b="$EPOCHREALTIME" -v s="${booted:-0}" -v d="${done:-0}" \
+        'BEGIN {printf "command started %.1f s after the kernel, ran %.1f s; whole run %.1f s", s, d - s, b - a}')"
+fi
 rc=$(tr -d '\r' < "$RUN/status" | sed -n 's/^EXIT=\([0-9]*\)$/\1/p' | tail -n1)
 if [ -z "$rc" ]; then
     note "the VM stopped without an exit status; qemu and console:"
