@@ -29,9 +29,13 @@
 # exits 3):
 #   hack/systemd-vm.sh -- sh -c 'systemctl is-system-running --wait; busctl --system list | head
 #       systemd-run --scope -p MemoryMax=64M true && echo scope-ok; cat /proc/self/cgroup; exit 3'
+# The integration tests (their state on a tmpfs: 9p lacks renameat2(RENAME_NOREPLACE)):
+#   hack/systemd-vm.sh --mem 2G --share "$PWD" -- "mount -t tmpfs tmpfs $PWD/target/tmp &&
+#       $PWD/target/debug/deps/integration-HASH --test-threads=2 cgroups::"
 # Environment: HUTCH_SYSTEMD_VM_CACHE (default /var/cache/hutch-systemd-vm: the tree and the
 # initramfs), HUTCH_VM_CACHE (hack/vm-run.sh's cache: the kernel is shared with it),
 # HUTCH_VM_BOOT_TIMEOUT (default 180: a guest whose command has not started by then is rebooted).
+# Remove the cache to take the mirror's newer packages.
 #
 # Design, and why:
 # - The kernel is hack/vm-run.sh's (its `--setup` fetches and caches the Debian kernel and its
@@ -134,7 +138,7 @@ prepare_tree() {
             DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap >&2 ||
                 die "could not install mmdebstrap"
         }
-        note "building the $SUITE tree in $TREE (once; a few minutes)"
+        note "building the $SUITE tree in $TREE (once; about a minute)"
         tmp=$CACHE/rootfs-$key.new
         rm -rf "$tmp"
         local pkgs
@@ -199,6 +203,9 @@ Type=exec
 ExecStart=/.vm/run
 StandardInput=null
 StandardOutput=journal+console
+# The runner powers off itself; should it die first, the guest must still stop.
+SuccessAction=poweroff-force
+FailureAction=poweroff-force
 UNIT
 i=0
 while [ $i -lt $NSHARE ]; do
@@ -317,8 +324,8 @@ fi
 printf '%s\n' "$RUNNER" > "$RUN/cpio/vm/run"
 {
     echo "CWD=$(q "$PWD")"
-    echo "MASK=$(q "$(echo $MASK)")"
-    echo "MASK_GENERATORS=$(q "$(echo $MASK_GENERATORS)")"
+    echo "MASK=$(q "${MASK//$'\n'/ }")"
+    echo "MASK_GENERATORS=$(q "${MASK_GENERATORS//$'\n'/ }")"
     echo "NSHARE=${#SHARES[@]}"
     i=0; for s in "${SHARES[@]}"; do echo "SHARE_$i=$(q "$s")"; i=$((i + 1)); done
     envs=""; for e in "${ENVS[@]}"; do envs="$envs $(q "$e")"; done
@@ -332,7 +339,7 @@ cat "$INITRD" "$RUN/run.cpio" > "$RUN/initrd"
 APPEND="console=ttyS0 quiet panic=-1 8250.nr_uarts=4 mitigations=off random.trust_cpu=on
 cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1 systemd.wants=hutch-vm-cmd.service
 systemd.show_status=error systemd.firstboot=0 rd.udev.log_level=3 udev.log_level=3"
-APPEND=$(echo $APPEND)
+APPEND=${APPEND//$'\n'/ }
 start_qemu() {  # $1 = kvm | tcg
     local args=(-nodefaults -no-user-config -display none -no-reboot -M pc -m "$MEM" -smp "$CPUS")
     [ -f /usr/share/qemu/qboot.rom ] && args+=(-bios /usr/share/qemu/qboot.rom)
@@ -371,20 +378,20 @@ wait_qemu() {  # $1 = boot deadline (epoch seconds)
 
 START=$EPOCHREALTIME
 DEADLINE=$((EPOCHSECONDS + TIMEOUT))
-if [ $ACCEL = auto ]; then
+if [ "$ACCEL" = auto ]; then
     if [ -w /dev/kvm ] && [ "$(cat "$VMCACHE/kvm-works" 2>/dev/null)" = yes ]; then ACCEL=kvm; else ACCEL=tcg; fi
 fi
 # A boot that hangs is retried: the command has not started before BOOTED, so a retry has no
 # side effects.
 attempt=1
 while :; do
-    start_qemu $ACCEL
+    start_qemu "$ACCEL"
     set +e; wait_qemu $((EPOCHSECONDS + BOOT_TIMEOUT)); w=$?; set -e
     if [ $w = 1 ] || grep -q BOOTED "$RUN/status"; then break; fi
     stop_qemu
     if grep -qa FATAL "$RUN/status"; then
         note "the guest could not start: $(grep -a FATAL "$RUN/status")"; tail -n 30 "$RUN/console" >&2; exit 125
-    elif [ $ACCEL = kvm ]; then
+    elif [ "$ACCEL" = kvm ]; then
         note "KVM did not boot the guest; using TCG"; ACCEL=tcg
     elif [ $attempt -ge 3 ]; then
         note "the guest did not boot ($attempt attempts); console:"; tail -n 30 "$RUN/console" >&2; exit 125
@@ -394,7 +401,7 @@ while :; do
 done
 cat "$RUN/stdout"
 cat "$RUN/stderr" >&2
-if [ $w = 1 ]; then
+if [ "$w" = 1 ]; then
     stop_qemu
     note "timeout after ${TIMEOUT}s; console:"; tail -n 20 "$RUN/console" >&2
     exit 124
