@@ -38,10 +38,12 @@
 # Remove the cache to take the mirror's newer packages.
 #
 # Design, and why:
-# - The kernel is hack/vm-run.sh's (its `--setup` fetches and caches the Debian kernel and its
-#   ELF vmlinux, which QEMU starts at the PVH entry point: seconds faster under TCG). Its module
-#   tree is hard-linked into ours and indexed with the tree's own depmod, so udev and systemd
-#   load modules (overlay, veth, ...) with kmod as on any Debian host.
+# - The kernel is hack/vm-run.sh's (its `--setup` fetches and caches the Debian kernel; its ELF
+#   vmlinux, started at the PVH entry point, is used when that cache has one). Its module tree is
+#   hard-linked into ours and indexed with the tree's own depmod, so modules load on demand
+#   (overlay, veth, ...) with kmod as on any Debian host.
+# - The tree is shared over 9p (cache=loose) rather than as a disk image: no image to make or
+#   keep in step with the tree (a disk image might boot faster; not measured).
 # - A small busybox initramfs mounts the tree (9p, read-only) and a tmpfs as an overlay, writes
 #   this run's units and configuration into the overlay, mounts the shares and switch_roots into
 #   /lib/systemd/systemd. The VM's configuration lives there, not in the tree, so changing it
