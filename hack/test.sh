@@ -51,3 +51,14 @@ shares=(--share "$PWD")
 case "$target" in "$PWD"/*) ;; *) shares+=(--share "$target") ;; esac
 hack/vm-run.sh --mem 2G --timeout 2400 "${shares[@]}" -- \
     "mount -t tmpfs tmpfs $target/tmp && $test_bin --test-threads=2 cgroups:: rootless::"
+
+# The systemd cgroup driver on a host whose PID 1 is systemd (cgroup v2): its own tests, then
+# every cgroup test again with --systemd-cgroup (HUTCH_IT_CGROUP_DRIVER=systemd).
+if [ "${HUTCH_SKIP_SYSTEMD_VM:-}" = 1 ]; then
+    echo "== systemd cgroup driver in a VM: skipped (HUTCH_SKIP_SYSTEMD_VM=1)"
+    exit 0
+fi
+echo "== systemd cgroup driver in a VM (systemd as PID 1, cgroup v2)"
+hack/systemd-vm.sh --mem 2G --timeout 2400 "${shares[@]}" -- sh -c \
+    "mount -t tmpfs tmpfs $target/tmp && $test_bin --test-threads=2 systemd_driver:: &&
+     HUTCH_IT_CGROUP_DRIVER=systemd $test_bin --test-threads=2 cgroups:: systemd_driver::"

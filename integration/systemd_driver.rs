@@ -34,18 +34,24 @@ fn show(unit: &str, prop: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// The runtime with `--systemd-cgroup` before the command, as engines pass it.
-fn rt_systemd(c: &Ctr, args: &[&str]) -> Out {
+/// The runtime command with `--systemd-cgroup` before the subcommand, as engines pass it (the
+/// harness adds it itself under `HUTCH_IT_CGROUP_DRIVER=systemd`).
+fn systemd_cmd(c: &Ctr) -> Command {
     let mut cmd = c.cmd();
-    cmd.arg("--systemd-cgroup").args(args);
-    exec_files(&mut cmd, CMD_TIMEOUT)
+    if !systemd_driver() {
+        cmd.arg("--systemd-cgroup");
+    }
+    cmd
+}
+
+fn rt_systemd(c: &Ctr, args: &[&str]) -> Out {
+    exec_files(systemd_cmd(c).args(args), CMD_TIMEOUT)
 }
 
 fn create_systemd(c: &mut Ctr) -> Out {
     c.save();
-    let mut cmd = c.cmd();
-    cmd.arg("--systemd-cgroup")
-        .args(["create", "--bundle"])
+    let mut cmd = systemd_cmd(c);
+    cmd.args(["create", "--bundle"])
         .arg(&c.bundle)
         .arg("--pid-file")
         .arg(c.pid_file())
@@ -159,4 +165,17 @@ fn malformed_cgroups_path_is_named() {
     if is_hutch() {
         assert!(out.stderr.contains("linux.cgroupsPath"), "{out}");
     }
+}
+
+/// `features` says the driver is built (it runs everywhere: no systemd needed).
+#[test]
+fn features_report_the_systemd_driver() {
+    hutch_only!("runc 1.1.5 has no cgroup.systemd in features");
+    let c = Ctr::new("sd-features");
+    let out = c.rt_piped(&["features"]);
+    out.assert_ok();
+    let f = parse_json(&out.stdout);
+    assert_eq!(f["linux"]["cgroup"]["systemd"], true, "{f}");
+    let unsafe_annotations = f["potentiallyUnsafeConfigAnnotations"].to_string();
+    assert!(unsafe_annotations.contains("org.systemd.property."), "{f}");
 }

@@ -67,6 +67,12 @@ pub fn runtime() -> PathBuf {
     }
 }
 
+/// `HUTCH_IT_CGROUP_DRIVER=systemd`: every runtime command gets `--systemd-cgroup` (the
+/// systemd VM runs the cgroup tests so), and tests that name a cgroup use `slice:prefix:name`.
+pub fn systemd_driver() -> bool {
+    std::env::var("HUTCH_IT_CGROUP_DRIVER").is_ok_and(|d| d == "systemd")
+}
+
 /// True when the runtime under test is hutch (no `HUTCH_RUNTIME` override).
 pub fn is_hutch() -> bool {
     std::env::var_os("HUTCH_RUNTIME").is_none_or(|p| p.is_empty())
@@ -654,6 +660,9 @@ impl Ctr {
             None => Command::new(runtime()),
         };
         c.arg("--root").arg(&self.root);
+        if systemd_driver() {
+            c.arg("--systemd-cgroup");
+        }
         c.stdin(Stdio::null());
         c
     }

@@ -98,7 +98,7 @@ const NAMESPACES: &[&str] = &[
 // Cgroup management lands in a later issue.
 const CGROUP_V1: bool = true;
 const CGROUP_V2: bool = true;
-const CGROUP_SYSTEMD: bool = false;
+const CGROUP_SYSTEMD: bool = true;
 const CGROUP_SYSTEMD_USER: bool = false;
 const CGROUP_RDMA: bool = true;
 
@@ -124,7 +124,7 @@ const NET_DEVICES_ENABLED: bool = true;
 /// Annotations whose presence in a config changes what hutch does in ways an engine passing
 /// user-supplied annotations should know about (runc lists "bundle", "org.systemd.property.").
 /// A trailing '.' marks a prefix.
-const POTENTIALLY_UNSAFE_CONFIG_ANNOTATIONS: &[&str] = &[];
+const POTENTIALLY_UNSAFE_CONFIG_ANNOTATIONS: &[&str] = &["org.systemd.property."];
 
 const ANNOTATION_VERSION: &str = "io.github.hutch.version";
 
