@@ -52,8 +52,9 @@ case "$target" in "$PWD"/*) ;; *) shares+=(--share "$target") ;; esac
 hack/vm-run.sh --mem 2G --timeout 2400 "${shares[@]}" -- \
     "mount -t tmpfs tmpfs $target/tmp && $test_bin --test-threads=2 cgroups:: rootless::"
 
-# The systemd cgroup driver on a host whose PID 1 is systemd (cgroup v2): its own tests, then
-# every cgroup test again with --systemd-cgroup (HUTCH_IT_CGROUP_DRIVER=systemd).
+# The systemd cgroup driver on a host whose PID 1 is systemd (cgroup v2): its own tests, every
+# cgroup test again with --systemd-cgroup (HUTCH_IT_CGROUP_DRIVER=systemd), and containerd's
+# shim with the systemd driver, hutch then runc (hack/engines/systemd-containerd.sh).
 if [ "${HUTCH_SKIP_SYSTEMD_VM:-}" = 1 ]; then
     echo "== systemd cgroup driver in a VM: skipped (HUTCH_SKIP_SYSTEMD_VM=1)"
     exit 0
@@ -61,4 +62,5 @@ fi
 echo "== systemd cgroup driver in a VM (systemd as PID 1, cgroup v2)"
 hack/systemd-vm.sh --mem 2G --timeout 2400 "${shares[@]}" -- sh -c \
     "mount -t tmpfs tmpfs $target/tmp && $test_bin --test-threads=2 systemd_driver:: &&
-     HUTCH_IT_CGROUP_DRIVER=systemd $test_bin --test-threads=2 cgroups:: systemd_driver::"
+     HUTCH_IT_CGROUP_DRIVER=systemd $test_bin --test-threads=2 cgroups:: systemd_driver:: &&
+     hack/engines/systemd-containerd.sh $target/release/hutch /usr/sbin/runc"
