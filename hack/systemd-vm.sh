@@ -66,6 +66,7 @@ SUITE=bookworm
 # the tree is rebuilt when this list changes.
 PACKAGES=(
     systemd dbus kmod udev util-linux procps iproute2 busybox-static passwd uidmap jq
+    libpam-systemd
     runc containerd
 )
 # Units the packages enable that a test starts itself (unknown names are ignored).

@@ -61,6 +61,7 @@ if [ "${HUTCH_SKIP_SYSTEMD_VM:-}" = 1 ]; then
 fi
 echo "== systemd cgroup driver in a VM (systemd as PID 1, cgroup v2)"
 hack/systemd-vm.sh --mem 2G --timeout 2400 "${shares[@]}" -- sh -c \
-    "mount -t tmpfs tmpfs $target/tmp && $test_bin --test-threads=2 systemd_driver:: &&
+    "systemctl is-system-running --wait >/dev/null; mount -t tmpfs tmpfs $target/tmp &&
+     $test_bin --test-threads=2 systemd_driver:: &&
      HUTCH_IT_CGROUP_DRIVER=systemd $test_bin --test-threads=2 cgroups:: systemd_driver:: &&
      hack/engines/systemd-containerd.sh $target/release/hutch /usr/sbin/runc"

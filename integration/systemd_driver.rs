@@ -179,3 +179,55 @@ fn features_report_the_systemd_driver() {
     let unsafe_annotations = f["potentiallyUnsafeConfigAnnotations"].to_string();
     assert!(unsafe_annotations.contains("org.systemd.property."), "{f}");
 }
+
+/// Rootless `--systemd-cgroup`: the scope is the user's manager's (`user@UID.service`, started
+/// here as a login would), under that manager's cgroup, with the limits delegated to the user.
+#[test]
+fn rootless_container_runs_in_the_users_manager() {
+    needs_systemd!();
+    hutch_only!("runc 1.1 talks to the user's session bus, which needs dbus-user-session; hutch uses the manager's private socket");
+    let user = crate::common::rootless::test_user();
+    let manager = format!("user@{}.service", user.uid);
+    let started = Command::new("systemctl")
+        .args(["start", &manager])
+        .status()
+        .unwrap();
+    assert!(started.success(), "systemctl start {manager}");
+    let manager_cgroup = show(&manager, "ControlGroup");
+    let mut c = Ctr::rootless("sd-rootless");
+    // The user's runtime directory, where its manager listens; the state goes there too.
+    let xdg = format!("/run/user/{}", user.uid);
+    c.root = Path::new(&xdg).join(runtime_name());
+    c.config["linux"]["resources"] = json!({"pids": {"limit": 33}});
+    c.args(&["sleep", "1000"]);
+    c.save();
+    let mut cmd = c.cmd();
+    cmd.env("XDG_RUNTIME_DIR", &xdg)
+        .arg("--systemd-cgroup")
+        .args(["create", "--bundle"])
+        .arg(&c.bundle)
+        .arg("--pid-file")
+        .arg(c.pid_file())
+        .arg(&c.id);
+    let out = c.create_by(cmd);
+    assert!(out.ok(), "create failed:\n{out}");
+    let pid: i32 = fs::read_to_string(c.pid_file())
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let prefix = if is_hutch() { "hutch" } else { "runc" };
+    let scope = format!("{manager_cgroup}/user.slice/{prefix}-{}.scope", c.id);
+    assert_eq!(own_v2_cgroup(pid), scope);
+    let dir = Path::new("/sys/fs/cgroup").join(scope.trim_start_matches('/'));
+    assert_eq!(
+        fs::read_to_string(dir.join("pids.max")).unwrap().trim(),
+        "33"
+    );
+    let mut delete = c.cmd();
+    delete
+        .env("XDG_RUNTIME_DIR", &xdg)
+        .args(["delete", "--force", &c.id]);
+    exec_files(&mut delete, CMD_TIMEOUT).assert_ok();
+    assert!(!dir.exists(), "{} left", dir.display());
+}

@@ -214,10 +214,8 @@ impl Manager {
             let path = cgroups_path.map(|p| p.to_string_lossy());
             let unit = super::systemd::unit::unit_for(path.as_deref(), id, rootless)?;
             // The unit's cgroup is the same path from the root of every hierarchy.
-            (
-                Path::new("/").join(&unit.cgroup),
-                Some(super::systemd::SystemdUnit::new(unit, rootless)),
-            )
+            let (unit, cgroup) = super::systemd::SystemdUnit::new(unit, rootless)?;
+            (cgroup, Some(unit))
         } else {
             (inner_path(cgroups_path, id), None)
         };

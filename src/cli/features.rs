@@ -99,7 +99,7 @@ const NAMESPACES: &[&str] = &[
 const CGROUP_V1: bool = true;
 const CGROUP_V2: bool = true;
 const CGROUP_SYSTEMD: bool = true;
-const CGROUP_SYSTEMD_USER: bool = false;
+const CGROUP_SYSTEMD_USER: bool = true;
 const CGROUP_RDMA: bool = true;
 
 const SECCOMP_ENABLED: bool = true;

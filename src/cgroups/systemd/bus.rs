@@ -7,12 +7,13 @@ use anyhow::{bail, Context, Result};
 
 use super::properties::{Prop, Properties};
 use super::SystemdUnit;
-use crate::dbus::systemd::{NO_SUCH_UNIT, UNIT_EXISTS};
+use crate::dbus::systemd::{MANAGER, MANAGER_PATH, NO_SUCH_UNIT, UNIT_EXISTS};
 use crate::dbus::{Auth, Systemd, Value};
 
-/// A reply or a job's end: systemd answers in milliseconds; a stop may have to wait for
-/// processes to die.
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// A reply or a job's end: systemd answers in milliseconds when idle, but a manager busy with
+/// many jobs (a boot; a loaded machine) can take seconds, and failing a create costs more than
+/// waiting (runc's D-Bus calls wait 25 s); a stop may also have to wait for processes to die.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn connect(unit: &SystemdUnit) -> Result<Systemd> {
@@ -46,6 +47,22 @@ fn to_values(props: &Properties) -> Vec<(String, Value)> {
             (name.clone(), value)
         })
         .collect()
+}
+
+/// The manager's own cgroup, under which its units' cgroups are: `/` for the system's, the
+/// `user@UID.service` cgroup for a user's.
+pub fn manager_cgroup(unit: &SystemdUnit) -> Result<String> {
+    if !unit.user {
+        return Ok("/".into());
+    }
+    let mut systemd = connect(unit)?;
+    let value = systemd
+        .get_property(MANAGER_PATH, MANAGER, "ControlGroup")
+        .context("the user manager's ControlGroup")?;
+    match value.as_str() {
+        Some(path) if path.starts_with('/') => Ok(path.to_string()),
+        _ => bail!("the user manager's ControlGroup is {value:?}, not a cgroup path"),
+    }
 }
 
 /// Starts the transient unit and waits for its job. A unit of that name left failed by an

@@ -13,6 +13,7 @@
 //! the unit's properties and the files; `delete` stops the unit and resets it if it failed.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use nix::unistd::Pid;
@@ -37,12 +38,17 @@ pub struct SystemdUnit {
 }
 
 impl SystemdUnit {
-    pub fn new(unit: unit::Unit, rootless: bool) -> SystemdUnit {
-        SystemdUnit {
+    /// The unit, and its cgroup from the root of the hierarchy: a user's manager (rootless)
+    /// keeps its units under its own cgroup, which it is asked for.
+    pub fn new(unit: unit::Unit, rootless: bool) -> Result<(SystemdUnit, PathBuf)> {
+        let cgroup = unit.cgroup.clone();
+        let this = SystemdUnit {
             name: unit.name,
             slice: unit.slice,
             user: rootless,
-        }
+        };
+        let root = bus::manager_cgroup(&this)?;
+        Ok((this, Path::new(&root).join(cgroup)))
     }
 }
 
