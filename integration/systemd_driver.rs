@@ -88,6 +88,10 @@ fn container_runs_in_a_transient_scope_with_its_limits() {
     assert_eq!(show(&unit, "MemoryMax"), "67108864");
     assert_eq!(show(&unit, "TasksMax"), "40");
     assert_eq!(show(&unit, "CPUQuotaPerSecUSec"), "500ms");
+    // The default device list, as systemd enforces it too.
+    assert_eq!(show(&unit, "DevicePolicy"), "strict");
+    let allowed = show(&unit, "DeviceAllow");
+    assert!(allowed.contains("1:3") && allowed.contains("rwm"), "DeviceAllow={allowed}");
     let dir = Path::new("/sys/fs/cgroup/system.slice").join(&unit);
     let read = |f: &str| fs::read_to_string(dir.join(f)).unwrap().trim().to_string();
     assert_eq!(read("memory.max"), "67108864");

@@ -43,6 +43,7 @@ fn to_values(props: &Properties) -> Vec<(String, Value)> {
                 Prop::Str(v) => Value::Str(v.clone()),
                 Prop::Bytes(v) => Value::Bytes(v.clone()),
                 Prop::U32s(v) => Value::ArrayU32(v.clone()),
+                Prop::Pairs(v) => Value::str_pairs(v.iter().cloned()),
             };
             (name.clone(), value)
         })

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::Manager;
 
 mod bus;
+mod devices;
 pub mod properties;
 pub mod unit;
 
@@ -72,6 +73,13 @@ impl Manager {
         );
         if let Some(r) = resources {
             props.extend(properties::resource_properties(r)?);
+        }
+        // Rootless, device rules are not applied (the user namespace guards devices).
+        if !self.rootless {
+            let list = resources
+                .and_then(|r| r.devices().as_deref())
+                .unwrap_or_default();
+            props.extend(devices::device_properties(list)?);
         }
         if let Some(a) = annotations {
             props.extend(properties::annotation_properties(a)?);

@@ -3,8 +3,8 @@
 //! unit keeps them), and `org.systemd.property.*` annotations.
 //!
 //! Limits are also written to the cgroup files, as with cgroupfs: systemd knows only some of
-//! them, and older versions fewer. Device rules are hutch's own eBPF program, attached next to
-//! systemd's (which allows everything, as no `DeviceAllow=` is set).
+//! them, and older versions fewer. Device rules go to systemd too (systemd/devices.rs), and
+//! hutch's own eBPF program is attached next to systemd's.
 
 use std::collections::HashMap;
 
@@ -26,6 +26,8 @@ pub enum Prop {
     Bytes(Vec<u8>),
     /// `au` (`PIDs`)
     U32s(Vec<u32>),
+    /// `a(ss)` (`DeviceAllow`)
+    Pairs(Vec<(String, String)>),
 }
 
 /// systemd's "infinity" for limits.
