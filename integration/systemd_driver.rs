@@ -91,7 +91,10 @@ fn container_runs_in_a_transient_scope_with_its_limits() {
     // The default device list, as systemd enforces it too.
     assert_eq!(show(&unit, "DevicePolicy"), "strict");
     let allowed = show(&unit, "DeviceAllow");
-    assert!(allowed.contains("1:3") && allowed.contains("rwm"), "DeviceAllow={allowed}");
+    assert!(
+        allowed.contains("1:3") && allowed.contains("rwm"),
+        "DeviceAllow={allowed}"
+    );
     let dir = Path::new("/sys/fs/cgroup/system.slice").join(&unit);
     let read = |f: &str| fs::read_to_string(dir.join(f)).unwrap().trim().to_string();
     assert_eq!(read("memory.max"), "67108864");

@@ -49,6 +49,8 @@ image || { echo "FAIL image: could not build it"; exit 1; }
 ctr images import --snapshotter native "$T/oci.tar" >/dev/null || { echo "FAIL image: import"; exit 1; }
 
 for rt in "$@"; do
+    # The shim runs it from its own directory.
+    rt=$(readlink -f "$rt")
     name=$(basename "$rt")
     id=sd-$name-$$
     unit=hutch-e2e-$id.scope

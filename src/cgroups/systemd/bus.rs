@@ -28,7 +28,7 @@ fn connect(unit: &SystemdUnit) -> Result<Systemd> {
         Systemd::user(CALL_TIMEOUT, auth).context("connecting to the user's systemd manager")
     } else {
         Systemd::system(CALL_TIMEOUT).context(
-            "connecting to systemd (/run/systemd/private, then the system bus): is systemd running?",
+            "connecting to systemd (the system bus, then /run/systemd/private): is systemd running?",
         )
     }
 }
