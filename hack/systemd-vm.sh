@@ -22,6 +22,8 @@
 #   --accel MODE     auto (default: KVM if hack/vm-run.sh saw it boot a guest here), kvm or tcg
 #   --console        copy the guest console (kernel and systemd messages) to stderr
 #   --time           report on stderr when the command started and how long the run took
+#   --cgroup-v1      boot systemd on cgroup v1 (its "legacy" hierarchy, every controller a v1 one)
+#                    instead of pure v2
 #   --setup          only build the tree, the kernel and the initramfs
 #
 # Exit status: COMMAND's; 124 on timeout; 125 when the VM could not run the command.
@@ -71,7 +73,7 @@ PACKAGES=(
 )
 # Units the packages enable that a test starts itself (unknown names are ignored).
 DISABLE_UNITS=(containerd.service docker.service docker.socket)
-TIMEOUT=600 MEM=1G CPUS=2 ACCEL=auto CONSOLE=0 SETUP=0 TIME=0
+TIMEOUT=600 MEM=1G CPUS=2 ACCEL=auto CONSOLE=0 SETUP=0 TIME=0 CGROUP_V1=0
 SHARES=() ENVS=()
 
 die() { echo "systemd-vm: $*" >&2; exit 125; }
@@ -87,6 +89,7 @@ while [ $# -gt 0 ]; do
         --accel) ACCEL=$2; shift 2 ;;
         --console) CONSOLE=1; shift ;;
         --time) TIME=1; shift ;;
+        --cgroup-v1) CGROUP_V1=1; shift ;;
         --setup) SETUP=1; shift ;;
         -h|--help) sed -n '2,/^set -euo/{/^set/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
         --) shift; break ;;
@@ -338,9 +341,11 @@ printf '%s\n' "$RUNNER" > "$RUN/cpio/vm/run"
 cat "$INITRD" "$RUN/run.cpio" > "$RUN/initrd"
 
 # systemd.wants= starts the command unit whatever the default target; cgroup_no_v1=all keeps
-# every controller on the v2 hierarchy.
+# every controller on the v2 hierarchy (--cgroup-v1: systemd's legacy v1 layout instead).
+CGROUPS="cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1"
+[ "$CGROUP_V1" = 1 ] && CGROUPS="systemd.unified_cgroup_hierarchy=0 SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1"
 APPEND="console=ttyS0 quiet panic=-1 8250.nr_uarts=4 mitigations=off random.trust_cpu=on
-cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1 systemd.wants=hutch-vm-cmd.service
+$CGROUPS systemd.wants=hutch-vm-cmd.service
 systemd.show_status=error systemd.firstboot=0 rd.udev.log_level=3 udev.log_level=3"
 APPEND=${APPEND//$'\n'/ }
 start_qemu() {  # $1 = kvm | tcg
