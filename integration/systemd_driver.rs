@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::cgroups::{cgroup_dir, is_v2};
 use crate::common::*;
 
 fn systemd_runs() -> bool {
@@ -95,11 +96,27 @@ fn container_runs_in_a_transient_scope_with_its_limits() {
         allowed.contains("1:3") && allowed.contains("rwm"),
         "DeviceAllow={allowed}"
     );
-    let dir = Path::new("/sys/fs/cgroup/system.slice").join(&unit);
-    let read = |f: &str| fs::read_to_string(dir.join(f)).unwrap().trim().to_string();
-    assert_eq!(read("memory.max"), "67108864");
-    assert_eq!(read("pids.max"), "40");
-    assert_eq!(read("cpu.max"), "50000 100000");
+    // The files, in the unit's cgroup of each controller (one tree on v2; systemd's v1 layout).
+    let init = c.pid();
+    let (memory, pids) = (cgroup_dir(init, "memory"), cgroup_dir(init, "pids"));
+    assert!(
+        memory.ends_with(format!("system.slice/{unit}")),
+        "{}",
+        memory.display()
+    );
+    let read = |dir: &Path, f: &str| fs::read_to_string(dir.join(f)).unwrap().trim().to_string();
+    let memory_limit = if is_v2() {
+        "memory.max"
+    } else {
+        "memory.limit_in_bytes"
+    };
+    assert_eq!(read(&memory, memory_limit), "67108864");
+    assert_eq!(read(&pids, "pids.max"), "40");
+    if is_v2() {
+        assert_eq!(read(&memory, "cpu.max"), "50000 100000");
+    } else {
+        assert_eq!(read(&cgroup_dir(init, "cpu"), "cpu.cfs_quota_us"), "50000");
+    }
 
     rt_systemd(
         &c,
@@ -115,8 +132,8 @@ fn container_runs_in_a_transient_scope_with_its_limits() {
     .assert_ok();
     assert_eq!(show(&unit, "MemoryMax"), "134217728");
     assert_eq!(show(&unit, "TasksMax"), "50");
-    assert_eq!(read("memory.max"), "134217728");
-    assert_eq!(read("pids.max"), "50");
+    assert_eq!(read(&memory, memory_limit), "134217728");
+    assert_eq!(read(&pids, "pids.max"), "50");
 
     c.start_ok();
     rt_systemd(&c, &["kill", &c.id, "KILL"]).assert_ok();
@@ -127,7 +144,9 @@ fn container_runs_in_a_transient_scope_with_its_limits() {
         "not-found",
         "the unit stayed loaded"
     );
-    assert!(!dir.exists(), "{} left", dir.display());
+    for dir in [&memory, &pids] {
+        assert!(!dir.exists(), "{} left", dir.display());
+    }
 }
 
 #[test]
@@ -192,6 +211,10 @@ fn features_report_the_systemd_driver() {
 #[test]
 fn rootless_container_runs_in_the_users_manager() {
     needs_systemd!();
+    if !is_v2() {
+        eprintln!("SKIP: systemd delegates controllers to a user's manager on cgroup v2 only");
+        return;
+    }
     hutch_only!("runc 1.1 talks to the user's session bus, which needs dbus-user-session; hutch uses the manager's private socket");
     let user = crate::common::rootless::test_user();
     let manager = format!("user@{}.service", user.uid);

@@ -72,7 +72,7 @@ impl Manager {
             pid.as_raw() as u32,
         );
         if let Some(r) = resources {
-            props.extend(properties::resource_properties(r)?);
+            props.extend(properties::resource_properties(r, self.is_v1())?);
         }
         // Rootless, device rules are not applied (the user namespace guards devices).
         if !self.rootless {
@@ -89,12 +89,16 @@ impl Manager {
         self.create_and_apply_after_unit(pid, resources)
     }
 
+    fn is_v1(&self) -> bool {
+        self.layout != super::Layout::V2
+    }
+
     /// `update` under systemd: the unit's properties (runtime only, as runc), then the files.
     pub(super) fn update_unit(&self, resources: &LinuxResources) -> Result<()> {
         let Some(unit) = &self.systemd else {
             return Ok(());
         };
-        let props = properties::resource_properties(resources)?;
+        let props = properties::resource_properties(resources, self.is_v1())?;
         if !props.is_empty() {
             bus::set_unit_properties(unit, &props)
                 .with_context(|| format!("updating systemd unit {}", unit.name))?;

@@ -57,28 +57,55 @@ pub fn scope_properties(description: &str, slice: &str, pid: u32) -> Properties 
     p
 }
 
-/// The limits of `r` that systemd manages, as unit properties (cgroup v2 names; systemd maps
-/// them onto v1 itself). `update` leaves out what is unset (zero), as the files do.
-pub fn resource_properties(r: &LinuxResources) -> Result<Properties> {
+/// The limits of `r` that systemd manages, as unit properties. `update` leaves out what is
+/// unset (zero), as the files do. On cgroup v1 these are the v1 names with the v1 values
+/// (`CPUShares`, `MemoryLimit`, `BlockIOWeight`), as runc sets them: systemd writes a v2
+/// property back onto v1 scaled (CPUWeight 10 becomes cpu.shares 102), overwriting the file
+/// each time it touches the unit. What v1 has no property for stays in the files alone.
+pub fn resource_properties(r: &LinuxResources, v1: bool) -> Result<Properties> {
     let mut p = Properties::new();
-    if let Some(mem) = r.memory() {
-        memory(mem, &mut p)?;
-    }
-    if let Some(cpu) = r.cpu() {
-        cpu_properties(cpu, &mut p)?;
+    let weight = r
+        .block_io()
+        .as_ref()
+        .and_then(|b| b.weight())
+        .filter(|&w| w != 0);
+    if v1 {
+        v1_properties(r, &mut p);
+        if let Some(w) = weight {
+            p.push(("BlockIOWeight".into(), Prop::U64(u64::from(w))));
+        }
+    } else {
+        if let Some(mem) = r.memory() {
+            memory(mem, &mut p)?;
+        }
+        if let Some(cpu) = r.cpu() {
+            cpu_properties(cpu, &mut p)?;
+        }
+        if let Some(w) = weight {
+            p.push(("IOWeight".into(), Prop::U64(blkio_weight_to_io_weight(w))));
+        }
     }
     if let Some(limit) = r.pids().as_ref().map(|p| p.limit()).filter(|&l| l != 0) {
         p.push(("TasksMax".into(), Prop::U64(limit_value(limit))));
     }
-    if let Some(w) = r
-        .block_io()
-        .as_ref()
-        .and_then(|b| b.weight())
-        .filter(|&w| w != 0)
-    {
-        p.push(("IOWeight".into(), Prop::U64(blkio_weight_to_io_weight(w))));
-    }
     Ok(p)
+}
+
+fn v1_properties(r: &LinuxResources, p: &mut Properties) {
+    if let Some(limit) = r
+        .memory()
+        .as_ref()
+        .and_then(|m| m.limit())
+        .filter(|&l| l != 0)
+    {
+        p.push(("MemoryLimit".into(), Prop::U64(limit_value(limit))));
+    }
+    if let Some(cpu) = r.cpu() {
+        if let Some(shares) = cpu.shares().filter(|&s| s != 0) {
+            p.push(("CPUShares".into(), Prop::U64(shares)));
+        }
+        quota_properties(cpu, p);
+    }
 }
 
 /// -1 (or any negative) is "no limit".
@@ -106,20 +133,7 @@ fn cpu_properties(cpu: &LinuxCpu, p: &mut Properties) -> Result<()> {
     if let Some(shares) = cpu.shares().filter(|&s| s != 0) {
         p.push(("CPUWeight".into(), Prop::U64(shares_to_weight(shares))));
     }
-    let period = cpu.period().filter(|&v| v != 0);
-    let quota = cpu.quota().filter(|&v| v != 0);
-    if let Some(period) = period {
-        p.push(("CPUQuotaPeriodUSec".into(), Prop::U64(period)));
-    }
-    if quota.is_some() || period.is_some() {
-        p.push((
-            "CPUQuotaPerSecUSec".into(),
-            Prop::U64(quota_per_sec(
-                quota.unwrap_or(-1),
-                period.unwrap_or(100_000),
-            )),
-        ));
-    }
+    quota_properties(cpu, p);
     if let Some(cpus) = cpu.cpus().as_deref().filter(|s| !s.is_empty()) {
         let mask = list_to_bitmask(cpus).context("linux.resources.cpu.cpus")?;
         p.push(("AllowedCPUs".into(), Prop::Bytes(mask)));
@@ -129,6 +143,18 @@ fn cpu_properties(cpu: &LinuxCpu, p: &mut Properties) -> Result<()> {
         p.push(("AllowedMemoryNodes".into(), Prop::Bytes(mask)));
     }
     Ok(())
+}
+
+fn quota_properties(cpu: &LinuxCpu, p: &mut Properties) {
+    let period = cpu.period().filter(|&v| v != 0);
+    let quota = cpu.quota().filter(|&v| v != 0);
+    if let Some(period) = period {
+        p.push(("CPUQuotaPeriodUSec".into(), Prop::U64(period)));
+    }
+    if quota.is_some() || period.is_some() {
+        let per_sec = quota_per_sec(quota.unwrap_or(-1), period.unwrap_or(100_000));
+        p.push(("CPUQuotaPerSecUSec".into(), Prop::U64(per_sec)));
+    }
 }
 
 /// CPU time per second of wall time, as systemd takes the quota. systemd rounds it to whole
@@ -239,6 +265,20 @@ mod tests {
         assert_eq!(list_to_bitmask("1,3").unwrap(), vec![0x0a]);
         assert!(list_to_bitmask("3-1").is_err());
         assert!(list_to_bitmask("x").is_err());
+    }
+
+    #[test]
+    fn v1_hosts_get_v1_names_and_values() {
+        let r: LinuxResources = serde_json::from_str(
+            r#"{"memory": {"limit": 1048576}, "cpu": {"shares": 256}, "blockIO": {"weight": 300}}"#,
+        )
+        .unwrap();
+        let names = |p: &Properties| p.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+        let v1 = resource_properties(&r, true).unwrap();
+        assert_eq!(names(&v1), ["MemoryLimit", "CPUShares", "BlockIOWeight"]);
+        assert!(v1.contains(&("CPUShares".into(), Prop::U64(256))));
+        let v2 = resource_properties(&r, false).unwrap();
+        assert_eq!(names(&v2), ["MemoryMax", "CPUWeight", "IOWeight"]);
     }
 
     #[test]
