@@ -152,8 +152,13 @@ impl Connection {
         self.timeout
     }
 
+    /// The whole exchange goes out in one write, `BEGIN` included, as sd-bus's clients send
+    /// it; the first message only once the server's `OK` is in. Sent after `OK` instead,
+    /// `BEGIN` and the first message could reach systemd's sd-bus server (its private sockets)
+    /// in one read, and that message then waited unprocessed for more input: calls on
+    /// `/run/systemd/private` went unanswered now and then.
     fn authenticate(&mut self, auth: Auth, deadline: Instant) -> Result<()> {
-        let first = match auth {
+        let exchange = match auth {
             // EXTERNAL's identity is the uid in decimal ASCII, hex-encoded: uid 0 is "30".
             Auth::Uid(uid) => {
                 let hex: String = uid
@@ -161,17 +166,16 @@ impl Connection {
                     .bytes()
                     .map(|b| format!("{b:02x}"))
                     .collect();
-                format!("\0AUTH EXTERNAL {hex}\r\n")
+                format!("\0AUTH EXTERNAL {hex}\r\nBEGIN\r\n")
             }
-            Auth::PeerCredentials => "\0AUTH EXTERNAL\r\n".to_owned(),
+            // No identity: the server asks for it (DATA), and the empty one we answer lets it
+            // take the uid it sees on the socket.
+            Auth::PeerCredentials => "\0AUTH EXTERNAL\r\nDATA\r\nBEGIN\r\n".to_owned(),
         };
-        self.write_all(first.as_bytes(), deadline, "sending AUTH EXTERNAL")?;
+        self.write_all(exchange.as_bytes(), deadline, "sending AUTH EXTERNAL")?;
         let step = "waiting for the answer to AUTH EXTERNAL";
         let mut line = self.read_line(deadline, step)?;
         if line == "DATA" || line.starts_with("DATA ") {
-            // The server asks for the identity we did not send: an empty one lets it take the
-            // uid it sees on the socket.
-            self.write_all(b"DATA\r\n", deadline, "sending an empty identity")?;
             line = self.read_line(deadline, step)?;
         }
         if !line.starts_with("OK ") {
@@ -180,7 +184,7 @@ impl Connection {
                 self.label
             ))));
         }
-        self.write_all(b"BEGIN\r\n", deadline, "sending BEGIN")
+        Ok(())
     }
 
     fn read_line(&mut self, deadline: Instant, step: &str) -> Result<String> {
