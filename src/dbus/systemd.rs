@@ -47,9 +47,7 @@ impl Systemd {
     }
 
     /// The system manager: the system bus, as runc reaches it, else its private socket (root
-    /// only; works before dbus-daemon runs). The bus comes first: on the private socket, calls
-    /// made while other clients started and stopped units at the same time were seen to go
-    /// unanswered (a loaded systemd VM, several hutch commands at once).
+    /// only; works before dbus-daemon runs).
     pub fn system(timeout: Duration) -> Result<Self> {
         let private = Address::Path(address::SYSTEMD_PRIVATE.into());
         let uid = nix::unistd::geteuid().as_raw();
