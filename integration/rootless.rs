@@ -25,6 +25,13 @@ fn as_nobody(c: &Ctr, args: &[&str]) -> Out {
     exec_timeout(&mut cmd, CMD_TIMEOUT)
 }
 
+/// Each line of `text` with its runs of blanks made one space (uid_map pads its columns).
+fn squeezed_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
 #[test]
 fn lifecycle_as_an_unprivileged_user() {
     let user = test_user();
@@ -79,10 +86,7 @@ fn own_id_maps_to_root_and_setgroups_is_denied() {
     let mut c = Ctr::rootless("rl-ownid");
     c.sh("cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups; id -u; id -g");
     let out = c.run_ok();
-    let lines: Vec<String> = out
-        .lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect();
+    let lines = squeezed_lines(&out);
     assert_eq!(
         lines,
         [
@@ -132,11 +136,7 @@ fn subordinate_ranges_are_mapped_through_newuidmap() {
         "/proc/self/setgroups",
     ]);
     maps.assert_ok();
-    let lines: Vec<String> = maps
-        .stdout
-        .lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect();
+    let lines = squeezed_lines(&maps.stdout);
     assert_eq!(
         lines,
         [

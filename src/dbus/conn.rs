@@ -105,18 +105,7 @@ impl Connection {
             },
             _ => io_error(&label, "connect", e),
         })?;
-        let mut conn = Connection {
-            stream,
-            label,
-            transport,
-            timeout,
-            rbuf: Vec::new(),
-            last_serial: 0,
-            unique_name: None,
-            watched: Vec::new(),
-            signals: VecDeque::new(),
-            broken: None,
-        };
+        let mut conn = Connection::fresh(stream, label, transport, timeout);
         conn.authenticate(auth, deadline)?;
         if transport == Transport::Bus {
             let reply = conn.call(
@@ -132,6 +121,22 @@ impl Connection {
             conn.unique_name = Some(name.to_owned());
         }
         Ok(conn)
+    }
+
+    /// A connection over `stream` that has exchanged nothing yet.
+    fn fresh(stream: UnixStream, label: String, transport: Transport, timeout: Duration) -> Self {
+        Connection {
+            stream,
+            label,
+            transport,
+            timeout,
+            rbuf: Vec::new(),
+            last_serial: 0,
+            unique_name: None,
+            watched: Vec::new(),
+            signals: VecDeque::new(),
+            broken: None,
+        }
     }
 
     /// The bus's name for this connection (`:1.42`); `None` on a peer-to-peer connection.
@@ -505,18 +510,7 @@ impl Connection {
     /// peer (a fake systemd).
     #[cfg(test)]
     pub(crate) fn accepted(stream: UnixStream, timeout: Duration) -> Self {
-        Connection {
-            stream,
-            label: "test peer".into(),
-            transport: Transport::Peer,
-            timeout,
-            rbuf: Vec::new(),
-            last_serial: 0,
-            unique_name: None,
-            watched: Vec::new(),
-            signals: VecDeque::new(),
-            broken: None,
-        }
+        Connection::fresh(stream, "test peer".into(), Transport::Peer, timeout)
     }
 }
 
