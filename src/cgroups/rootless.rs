@@ -10,6 +10,7 @@
 //! are never enforced rootless (the user namespace already keeps the container from making or
 //! opening device nodes beyond what the user can), as in runc.
 
+use std::borrow::Cow;
 use std::io;
 
 use oci_spec::runtime::{LinuxCpu, LinuxResources};
@@ -62,12 +63,12 @@ impl Manager {
     }
 
     /// `r` without what this rootless container's cgroups cannot take, with a warning for
-    /// each field skipped. A non-rootless manager gets `r` unchanged.
-    pub(super) fn enforceable(&self, r: &LinuxResources) -> LinuxResources {
-        let mut out = r.clone();
+    /// each field skipped. A non-rootless manager gets `r` itself (no copy on create's path).
+    pub(super) fn enforceable<'r>(&self, r: &'r LinuxResources) -> Cow<'r, LinuxResources> {
         if !self.rootless {
-            return out;
+            return Cow::Borrowed(r);
         }
+        let mut out = r.clone();
         let skip = |field: &str, controller: &str| {
             crate::logging::warn(&format!(
                 "rootless: linux.resources.{field} ignored: no {controller} cgroup the user may write"
@@ -131,7 +132,7 @@ impl Manager {
             });
             out.set_unified(Some(kept));
         }
-        out
+        Cow::Owned(out)
     }
 
     fn unified_has(&self, controller: &str) -> bool {
