@@ -9,6 +9,7 @@
 mod common;
 
 mod activation;
+mod apparmor;
 mod badinput;
 mod cgroups;
 mod cli;

@@ -38,9 +38,10 @@ pub fn apply_lsm_labels(process: &Process) -> Result<()> {
         .filter(|p| !p.is_empty())
     {
         let proc = Procfs::open()?;
+        // attr/apparmor/exec since Linux 5.8 (LSM stacking); attr/exec before.
         let file = proc
-            .open_file(Path::new("thread-self/attr/apparmor/exec"), OFlag::O_WRONLY)
-            .or_else(|_| proc.open_file(Path::new("thread-self/attr/exec"), OFlag::O_WRONLY))
+            .open_thread_file(Path::new("attr/apparmor/exec"), OFlag::O_WRONLY)
+            .or_else(|_| proc.open_thread_file(Path::new("attr/exec"), OFlag::O_WRONLY))
             .context("process.apparmorProfile: opening attr/exec")?;
         std::fs::File::from(file)
             .write_all(format!("exec {profile}").as_bytes())
@@ -49,7 +50,7 @@ pub fn apply_lsm_labels(process: &Process) -> Result<()> {
     if let Some(label) = process.selinux_label().as_ref().filter(|l| !l.is_empty()) {
         let proc = Procfs::open()?;
         let file = proc
-            .open_file(Path::new("thread-self/attr/exec"), OFlag::O_WRONLY)
+            .open_thread_file(Path::new("attr/exec"), OFlag::O_WRONLY)
             .context("process.selinuxLabel: opening attr/exec")?;
         std::fs::File::from(file)
             .write_all(label.as_bytes())

@@ -61,6 +61,17 @@ impl Procfs {
         Ok(fd)
     }
 
+    /// Opens `rel` in this thread's own directory, e.g. `attr/exec`. `thread-self` is a symlink,
+    /// which [`Self::open_file`] refuses: it is read here and must name `PID/task/TID`.
+    pub fn open_thread_file(&self, rel: &Path, flags: OFlag) -> Result<OwnedFd> {
+        let link = readlinkat(&self.root, "thread-self").context("readlink procfs thread-self")?;
+        let dir = link
+            .to_str()
+            .filter(|l| is_thread_dir(l))
+            .with_context(|| format!("procfs thread-self is {link:?}, not PID/task/TID"))?;
+        self.open_file(&Path::new(dir).join(rel), flags)
+    }
+
     fn own_pid_matches(&self) -> Result<()> {
         let me = readlinkat(&self.root, "self").context("readlink procfs self")?;
         if me.to_str() != Some(getpid().as_raw().to_string().as_str()) {
@@ -97,6 +108,12 @@ impl Procfs {
         )?;
         Ok(fd)
     }
+}
+
+fn is_thread_dir(link: &str) -> bool {
+    let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let parts: Vec<&str> = link.split('/').collect();
+    matches!(parts[..], [pid, "task", tid] if number(pid) && number(tid))
 }
 
 fn private_instance() -> std::io::Result<OwnedFd> {
@@ -227,6 +244,18 @@ mod tests {
         assert!(p
             .open_file(Path::new("sys/../../etc"), OFlag::O_RDONLY)
             .is_err());
+        // This thread's own directory is reached through the link, checked.
+        let fd = p
+            .open_thread_file(Path::new("status"), OFlag::O_RDONLY)
+            .unwrap();
+        let mut status = String::new();
+        std::io::Read::read_to_string(&mut std::fs::File::from(fd), &mut status).unwrap();
+        let tid = nix::unistd::gettid().as_raw();
+        assert!(status.contains(&format!("\nPid:\t{tid}\n")), "{status}");
+        assert!(is_thread_dir("12/task/34"));
+        for bad in ["12", "12/task/", "../task/3", "12/task/34/x", "12/fd/34"] {
+            assert!(!is_thread_dir(bad), "{bad}");
+        }
         let null =
             nix::fcntl::open("/dev/null", OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).unwrap();
         let re = p.reopen(null.as_fd(), OFlag::O_WRONLY).unwrap();
