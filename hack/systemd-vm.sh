@@ -5,7 +5,8 @@
 # kernel (systemd's unified hierarchy), with the D-Bus system bus up: `systemctl`, `busctl`,
 # `systemd-run --scope`, /run/dbus/system_bus_socket and /run/systemd/private all work. It passes
 # COMMAND's stdout, stderr and exit status back. This host has no systemd and hybrid cgroups;
-# the systemd cgroup driver (`--systemd-cgroup`) is tested here. Not in CI yet.
+# the systemd cgroup driver (`--systemd-cgroup`), the engines with it, and AppArmor are tested
+# here (hack/test.sh).
 #
 # The guest root is a Debian bookworm tree (PACKAGES below) built once with mmdebstrap from the
 # mirror apt uses here into a cache outside the source tree, and rebuilt when the package list
@@ -70,6 +71,7 @@ PACKAGES=(
     systemd dbus kmod udev util-linux procps iproute2 busybox-static passwd uidmap jq
     libpam-systemd
     runc containerd
+    docker.io podman conmon tmux apparmor
 )
 # Units the packages enable that a test starts itself (unknown names are ignored).
 DISABLE_UNITS=(containerd.service docker.service docker.socket)

@@ -52,9 +52,12 @@ case "$target" in "$PWD"/*) ;; *) shares+=(--share "$target") ;; esac
 hack/vm-run.sh --mem 2G --timeout 2400 "${shares[@]}" -- \
     "mount -t tmpfs tmpfs $target/tmp && $test_bin --test-threads=2 cgroups:: rootless::"
 
-# The systemd cgroup driver on a host whose PID 1 is systemd (cgroup v2): its own tests, every
-# cgroup test again with --systemd-cgroup (HUTCH_IT_CGROUP_DRIVER=systemd), and containerd's
-# shim with the systemd driver, hutch then runc (hack/engines/systemd-containerd.sh).
+# The systemd cgroup driver on a host whose PID 1 is systemd (cgroup v2), a Debian host with
+# AppArmor as well: the driver's own tests and the AppArmor ones, every cgroup test again with
+# --systemd-cgroup (HUTCH_IT_CGROUP_DRIVER=systemd), containerd's shim with the systemd driver,
+# hutch then runc (hack/engines/systemd-containerd.sh), and Docker and podman with their systemd
+# cgroup managers: the engine checks that touch cgroups (their storage wants a tmpfs under the
+# overlay root; podman's host-network check wants an interface besides lo).
 if [ "${HUTCH_SKIP_SYSTEMD_VM:-}" = 1 ]; then
     echo "== systemd cgroup driver in a VM: skipped (HUTCH_SKIP_SYSTEMD_VM=1)"
     exit 0
@@ -62,6 +65,9 @@ fi
 echo "== systemd cgroup driver in a VM (systemd as PID 1, cgroup v2)"
 hack/systemd-vm.sh --mem 2G --timeout 2400 "${shares[@]}" -- sh -c \
     "systemctl is-system-running --wait >/dev/null; mount -t tmpfs tmpfs $target/tmp &&
-     $test_bin --test-threads=2 systemd_driver:: &&
+     $test_bin --test-threads=2 systemd_driver:: apparmor:: &&
      HUTCH_IT_CGROUP_DRIVER=systemd $test_bin --test-threads=2 cgroups:: systemd_driver:: &&
-     hack/engines/systemd-containerd.sh $target/release/hutch /usr/sbin/runc"
+     hack/engines/systemd-containerd.sh $target/release/hutch /usr/sbin/runc &&
+     mount -t tmpfs tmpfs /tmp && ip link add hutch-e2e0 type dummy &&
+     hack/engines/test.sh --no-install --runtime $target/release/hutch --cgroup-driver systemd \
+         --engines 'docker podman' --only '^(run-output|pause-unpause|limits|update|oom-kill|systemd-scope)\$'"

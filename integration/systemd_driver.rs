@@ -183,6 +183,24 @@ fn failed_create_leaves_no_unit() {
     );
 }
 
+/// A property systemd does not know, asked for by an annotation, fails `create` naming it; it is
+/// not dropped as a limit an old systemd lacks would be (the user asked for it by name).
+#[test]
+fn unknown_annotation_property_fails_create() {
+    needs_systemd!();
+    let mut c = Ctr::new("sd-unknown");
+    let unit = format!("hutch-it-{}.scope", c.id);
+    c.config["linux"]["cgroupsPath"] = json!(format!("system.slice:hutch-it:{}", c.id));
+    c.config["annotations"] = json!({"org.systemd.property.NoSuchProperty": "1"});
+    c.args(&["sleep", "1000"]);
+    let out = create_systemd(&mut c);
+    out.assert_fail();
+    assert!(out.stderr.contains("NoSuchProperty"), "{out}");
+    assert_eq!(show(&unit, "LoadState"), "not-found");
+    let dir = c.root.join(&c.id);
+    assert!(!dir.exists(), "{} left", dir.display());
+}
+
 #[test]
 fn malformed_cgroups_path_is_named() {
     needs_systemd!();

@@ -2,7 +2,7 @@
 # hack/engines/test.sh: end-to-end tests of a runtime under the real engines (issue 5).
 #
 #   hack/engines/test.sh [--runtime PATH] [--engines "containerd docker podman"] [--only REGEX]
-#                        [--direct] [--keep] [--no-install]
+#                        [--cgroup-driver cgroupfs|systemd] [--direct] [--keep] [--no-install]
 #
 # As root. Installs what is missing from Debian (containerd, docker.io, podman, conmon,
 # busybox-static, tmux), builds a busybox image from /bin/busybox and imports it into
@@ -14,6 +14,11 @@
 #                    `--runtime /usr/sbin/runc` proves the suite itself.
 #   --engines LIST   a subset of "containerd docker podman" (default: all three).
 #   --only REGEX     run only the checks whose name matches (e.g. 'tty|exec').
+#   --cgroup-driver D  cgroupfs (default), or systemd: docker with native.cgroupdriver=systemd and
+#                    podman with --cgroup-manager systemd, so the runtime gets --systemd-cgroup
+#                    and a slice:prefix:name cgroupsPath. Needs systemd as PID 1 (hack/test.sh
+#                    runs it in hack/systemd-vm.sh); adds the check systemd-scope. containerd
+#                    with the systemd driver is hack/engines/systemd-containerd.sh.
 #   --direct         point the engines at the runtime itself; by default they get a tiny /bin/sh
 #                    wrapper that records each call's argv (and keeps a copy of the --log file)
 #                    and then execs the runtime, so a failure can show what the engine sent.
@@ -34,6 +39,7 @@ ONLY=
 DIRECT=0
 KEEP=0
 INSTALL=1
+CGROUP_DRIVER=cgroupfs
 while [ $# -gt 0 ]; do
     case $1 in
         --runtime) RUNTIME=$2; shift 2 ;;
@@ -42,10 +48,12 @@ while [ $# -gt 0 ]; do
         --engines=*) ENGINES=${1#*=}; shift ;;
         --only) ONLY=$2; shift 2 ;;
         --only=*) ONLY=${1#*=}; shift ;;
+        --cgroup-driver) CGROUP_DRIVER=$2; shift 2 ;;
+        --cgroup-driver=*) CGROUP_DRIVER=${1#*=}; shift ;;
         --direct) DIRECT=1; shift ;;
         --keep) KEEP=1; shift ;;
         --no-install) INSTALL=0; shift ;;
-        -h|--help) sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,31p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "engines/test.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -54,6 +62,13 @@ die() { echo "engines/test.sh: $*" >&2; exit 1; }
 # shellcheck source=hack/apt-install.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../apt-install.sh"
 [ "$(id -u)" = 0 ] || die "must run as root"
+case $CGROUP_DRIVER in
+    cgroupfs) ;;
+    systemd) [ -d /run/systemd/system ] || die "--cgroup-driver systemd: systemd is not PID 1 here"
+             [[ " $ENGINES " != *" containerd "* ]] ||
+                 die "--cgroup-driver systemd: containerd is hack/engines/systemd-containerd.sh" ;;
+    *) die "--cgroup-driver: cgroupfs or systemd" ;;
+esac
 case $RUNTIME in /*) ;; *) RUNTIME=$(cd "$(dirname "$RUNTIME")" && pwd)/$(basename "$RUNTIME") ;; esac
 [ -x "$RUNTIME" ] || die "runtime $RUNTIME is not an executable (build it: cargo build --release)"
 RTNAME=$(basename "$RUNTIME")
@@ -221,16 +236,34 @@ wait_for() {
 newname() { echo "e2e-$1-$RANDOM$RANDOM"; }
 add_container() { CUR_NAMES+=("$1"); CUR_IDS+=("${2:-}"); ALL_IDS+=("${2:-$1}"); }
 
-# cgroup_of PID CONTROLLER → the pid's cgroup path in that v1 hierarchy ("" if none)
-cgroup_of() { awk -F: -v c="$2" '{ n = split($2, a, ","); for (i = 1; i <= n; i++) if (a[i] == c) print $3 }' "/proc/$1/cgroup" 2>/dev/null | head -1; }
+# The checks name v1 files and values; on a pure cgroup v2 host (the systemd VM) they are read
+# from the v2 file that holds the same limit.
+CG_V2=0
+[ -f /sys/fs/cgroup/cgroup.controllers ] && CG_V2=1
+# cgroup_of PID CONTROLLER → the pid's cgroup path in that v1 hierarchy, or its v2 one ("" if none)
+cgroup_of() {
+    if [ $CG_V2 = 1 ]; then awk -F: '$1 == "0" { print $3 }' "/proc/$1/cgroup" 2>/dev/null; return; fi
+    awk -F: -v c="$2" '{ n = split($2, a, ","); for (i = 1; i <= n; i++) if (a[i] == c) print $3 }' "/proc/$1/cgroup" 2>/dev/null | head -1
+}
+# v2_name V1FILE → the v2 file with the same limit
+v2_name() {
+    case $1 in
+        memory.limit_in_bytes) echo memory.max ;;
+        memory.memsw.limit_in_bytes) echo memory.swap.max ;;
+        freezer.state) echo cgroup.freeze ;;
+        *) echo "$1" ;;
+    esac
+}
 cg_file() { # cg_file PID CONTROLLER FILE → host path of FILE in the pid's cgroup
     local p; p=$(cgroup_of "$1" "$2")
-    [ -n "$p" ] && echo "/sys/fs/cgroup/$2$p/$3"
+    [ -n "$p" ] || return 0
+    if [ $CG_V2 = 1 ]; then echo "/sys/fs/cgroup${p%/}/$(v2_name "$3")"; else echo "/sys/fs/cgroup/$2$p/$3"; fi
 }
-expect_cg() { # expect_cg PID CONTROLLER FILE VALUE
-    local f v; f=$(cg_file "$1" "$2" "$3")
+expect_cg() { # expect_cg PID CONTROLLER V1FILE V1VALUE
+    local f v want=$4; f=$(cg_file "$1" "$2" "$3")
+    if [ $CG_V2 = 1 ]; then case $want in FROZEN) want=1 ;; THAWED) want=0 ;; esac; fi
     v=$(cat "$f" 2>/dev/null)
-    [ "$v" = "$4" ] || { note "host cgroup $f = '$v', expected '$4'"; return 1; }
+    [ "$v" = "$want" ] || { note "host cgroup $f = '$v', expected '$want'"; return 1; }
 }
 
 tmux_stop() {
@@ -550,7 +583,11 @@ c_limits() {
     expect_cg "$pid" memory memory.limit_in_bytes 50331648 || return 1
     if [ "$ENGINE" != containerd ]; then
         expect_cg "$pid" pids pids.max 33 || return 1
-        e_exec "$n" -- cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max
+        if [ $CG_V2 = 1 ]; then
+            e_exec "$n" -- cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max
+        else
+            e_exec "$n" -- cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max
+        fi
         expect_rc 0 && expect_out '^50331648$' && expect_out '^33$' || return 1
     fi
 }
@@ -574,8 +611,10 @@ c_update() {
     expect_cg "$pid" memory memory.limit_in_bytes 33554432 || return 1
     e_update "$n" 67108864 134217728 20 || { note "update failed: $(out | tail -5)"; return 1; }
     expect_cg "$pid" memory memory.limit_in_bytes 67108864 || return 1
+    # v1's memsw limit is memory + swap; v2's swap.max is the swap alone.
+    local memsw=134217728; [ $CG_V2 = 1 ] && memsw=$((134217728 - 67108864))
     [ -e "$(cg_file "$pid" memory memory.memsw.limit_in_bytes)" ] &&
-        { expect_cg "$pid" memory memory.memsw.limit_in_bytes 134217728 || return 1; }
+        { expect_cg "$pid" memory memory.memsw.limit_in_bytes $memsw || return 1; }
     [ "$ENGINE" = podman ] || { expect_cg "$pid" pids pids.max 20 || return 1; }  # podman 4.3 update has no --pids-limit
     status_is "$n" running || { note "not running after update"; return 1; }
 }
@@ -610,6 +649,25 @@ c_runtime_config() {
             run "${PODMAN_CONF_ONLY[@]}" exec "$n" echo exec-ok; expect_out '^exec-ok$' || return 1
             run "${PODMAN_CONF_ONLY[@]}" stop -t 1 "$n"; expect_rc 0 || return 1 ;;
     esac
+}
+c_systemd_scope() {
+    # The engine's slice:prefix:name cgroupsPath made a transient scope, delegated, holding the
+    # container and its limit; it is gone with the container.
+    local n pid cg unit; n=$(newname scope)
+    bg_sleep "$n" mem=41943040 pids=21 || return 1
+    pid=$(e_pid "$n")
+    cg=$(cgroup_of "$pid" memory); unit=${cg##*/}
+    [[ $unit == *"$CID"*.scope ]] || { note "the container's cgroup $cg is not a scope named for $CID"; return 1; }
+    show() { systemctl show "$unit" -p "$1" --value; }
+    [ "$(show ActiveState)" = active ] && [ "$(show Delegate)" = yes ] ||
+        { note "$unit: ActiveState=$(show ActiveState) Delegate=$(show Delegate)"; return 1; }
+    [ "$(show MemoryMax)" = 41943040 ] && [ "$(show TasksMax)" = 21 ] ||
+        { note "$unit: MemoryMax=$(show MemoryMax) TasksMax=$(show TasksMax)"; return 1; }
+    grep -qx "$pid" "/sys/fs/cgroup$cg/cgroup.procs" || { note "pid $pid is not in $cg/cgroup.procs"; return 1; }
+    expect_cg "$pid" memory memory.limit_in_bytes 41943040 && expect_cg "$pid" pids pids.max 21 || return 1
+    e_rm "$n" || { note "rm failed: $(out | tail -3)"; return 1; }
+    wait_for 10 eval '[ "$(show LoadState)" = not-found ]' ||
+        { note "$unit still loaded after rm: LoadState=$(show LoadState) ActiveState=$(show ActiveState)"; return 1; }
 }
 c_restart() {
     [ "$ENGINE" = containerd ] && { note "ctr has no restart"; return 77; }
@@ -650,6 +708,8 @@ run_checks() {
     check tty-exec c_tty_exec
     check restart c_restart
     check runtime-config c_runtime_config
+    [ "$CGROUP_DRIVER" = systemd ] && check systemd-scope c_systemd_scope
+    return 0
 }
 
 # --- containerd + ctr -------------------------------------------------------------------------
@@ -789,7 +849,7 @@ start_docker() {
   "ip-masq": false,
   "bridge": "none",
   "storage-driver": "overlay2",
-  "exec-opts": ["native.cgroupdriver=cgroupfs"],
+  "exec-opts": ["native.cgroupdriver=$CGROUP_DRIVER"],
   "runtimes": { "$DOCKER_RT_NAME": { "path": "$ENGINE_RT" } }
 }
 EOF
@@ -893,7 +953,7 @@ log_driver = "k8s-file"
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
 
 [engine]
-cgroup_manager = "cgroupfs"
+cgroup_manager = "$CGROUP_DRIVER"
 events_logger = "file"
 lock_type = "file"
 tmp_dir = "$d/tmp"
@@ -915,7 +975,7 @@ EOF
     local base=(env "CONTAINERS_CONF=$d/containers.conf" "CONTAINERS_STORAGE_CONF=$d/storage.conf"
                 "CONTAINERS_REGISTRIES_CONF=$d/registries.conf"
                 podman --root "$d/root" --runroot "$d/runroot" --tmpdir "$d/tmp")
-    local common=(--cgroup-manager cgroupfs --events-backend file --storage-driver overlay)
+    local common=(--cgroup-manager "$CGROUP_DRIVER" --events-backend file --storage-driver overlay)
     PODMAN=("${base[@]}" --runtime "$ENGINE_RT" "${common[@]}")
     # The same podman with the runtime taken from containers.conf only.
     PODMAN_CONF_ONLY=("${base[@]}" "${common[@]}")
@@ -983,8 +1043,9 @@ for ENGINE in $ENGINES; do
 done
 
 # Rootless podman (issue 12): as an unprivileged test user, in its own script; its lines are
-# counted here. --only runs it when the regex matches "rootless".
-if [[ " $ENGINES " == *" podman "* ]] && { [ -z "$ONLY" ] || [[ rootless =~ $ONLY ]]; }; then
+# counted here. --only runs it when the regex matches "rootless". It uses cgroupfs.
+if [[ " $ENGINES " == *" podman "* ]] && [ "$CGROUP_DRIVER" = cgroupfs ] &&
+    { [ -z "$ONLY" ] || [[ rootless =~ $ONLY ]]; }; then
     rl_args=(--runtime "$RUNTIME"); [ $INSTALL = 1 ] || rl_args+=(--no-install); [ $KEEP = 1 ] && rl_args+=(--keep)
     "$here/rootless-podman.sh" "${rl_args[@]}" 2>&1 | tee "$T/rootless.out"
     rl_rc=${PIPESTATUS[0]}

@@ -43,6 +43,14 @@ impl Error {
             _ => None,
         }
     }
+
+    /// The peer's message when it answered with an ERROR.
+    pub fn remote_message(&self) -> Option<&str> {
+        match self {
+            Error::Remote { message, .. } => Some(message),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Error {

@@ -226,28 +226,6 @@ impl Systemd {
             ))),
         }
     }
-
-    /// The manager's `Version` property, e.g. `252.30-1~deb12u2`: which unit properties it
-    /// knows ([`version_number`] gives the number).
-    pub fn manager_version(&mut self) -> Result<String> {
-        match self.get_property(MANAGER_PATH, MANAGER, "Version")? {
-            Value::Str(v) => Ok(v),
-            other => Err(Error::protocol(format!(
-                "the manager's Version is of signature {}, not s",
-                other.signature()
-            ))),
-        }
-    }
-}
-
-/// The leading number of a systemd version string (`252.30-1~deb12u2` → 252; `v256` → 256).
-pub fn version_number(version: &str) -> Option<u32> {
-    let digits: String = version
-        .trim_start_matches(|c: char| !c.is_ascii_digit())
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
 }
 
 /// Properties as systemd takes them: `a(sv)`.
@@ -270,18 +248,5 @@ fn object_path(reply: &[Value], method: &str) -> Result<String> {
         _ => Err(Error::protocol(format!(
             "{method} answered without an object path"
         ))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn version_numbers() {
-        assert_eq!(version_number("252.30-1~deb12u2"), Some(252));
-        assert_eq!(version_number("v256.4"), Some(256));
-        assert_eq!(version_number("219"), Some(219));
-        assert_eq!(version_number("systemd"), None);
     }
 }

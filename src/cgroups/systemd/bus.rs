@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use super::properties::{Prop, Properties};
+use super::properties::{also_in_files, Prop, Properties};
 use super::SystemdUnit;
 use crate::dbus::systemd::{MANAGER, MANAGER_PATH, NO_SUCH_UNIT, UNIT_EXISTS};
 use crate::dbus::{Auth, Systemd, Value};
@@ -66,17 +66,62 @@ pub fn manager_cgroup(unit: &SystemdUnit) -> Result<String> {
     }
 }
 
+/// systemd's answer to a property it does not know: "Cannot set property NAME, or unknown
+/// property."
+const PROPERTY_READ_ONLY: &str = "org.freedesktop.DBus.Error.PropertyReadOnly";
+
+/// The property an older systemd refused for not knowing it, when it is one of the limits hutch
+/// also writes to the cgroup files (`AllowedCPUs` before systemd 244, `CPUQuotaPeriodUSec`
+/// before 242, ...). Asking systemd for the version and keeping a table of when each property
+/// came, as runc does, costs a round trip on every `create` and goes stale; systemd's own
+/// answer costs one retry on old hosts only. A property only an annotation asks for is never
+/// dropped: the user asked systemd for it by name.
+fn unknown_limit(err: &crate::dbus::Error, props: &Properties) -> Option<String> {
+    if err.remote_name() != Some(PROPERTY_READ_ONLY) {
+        return None;
+    }
+    let name = err
+        .remote_message()?
+        .strip_prefix("Cannot set property ")?
+        .split(',')
+        .next()?;
+    let known = props.iter().any(|(n, _)| n == name);
+    (known && also_in_files(name)).then(|| name.to_string())
+}
+
+/// Takes `props` through `call`, leaving out, with a warning, each limit the manager does not
+/// know (at most once per property, so the retries end).
+fn with_known_properties<T>(
+    props: &Properties,
+    mut call: impl FnMut(&[(String, Value)]) -> crate::dbus::Result<T>,
+) -> crate::dbus::Result<T> {
+    let mut props = props.clone();
+    loop {
+        let result = call(&to_values(&props));
+        let Some(name) = result.as_ref().err().and_then(|e| unknown_limit(e, &props)) else {
+            return result;
+        };
+        crate::logging::warn(&format!(
+            "systemd does not know the unit property {name} (too old): the limit is kept in the \
+             cgroup file only"
+        ));
+        props.retain(|(n, _)| *n != name);
+    }
+}
+
 /// Starts the transient unit and waits for its job. A unit of that name left failed by an
 /// earlier container is reset and the start tried once more (runc does the same).
 pub fn start_unit(unit: &SystemdUnit, props: &Properties) -> Result<()> {
     let mut systemd = connect(unit)?;
-    let values = to_values(props);
-    let mut job = systemd.start_transient_unit(&unit.name, "replace", &values);
-    if job.as_ref().err().and_then(|e| e.remote_name()) == Some(UNIT_EXISTS) {
+    let mut start = |values: &[(String, Value)]| {
+        let job = systemd.start_transient_unit(&unit.name, "replace", values);
+        if job.as_ref().err().and_then(|e| e.remote_name()) != Some(UNIT_EXISTS) {
+            return job;
+        }
         let _ = systemd.reset_failed_unit(&unit.name);
-        job = systemd.start_transient_unit(&unit.name, "replace", &values);
-    }
-    let job = job.context("StartTransientUnit")?;
+        systemd.start_transient_unit(&unit.name, "replace", values)
+    };
+    let job = with_known_properties(props, &mut start).context("StartTransientUnit")?;
     let result = systemd.wait_for_job(&job)?;
     if result != "done" {
         bail!(
@@ -90,9 +135,10 @@ pub fn start_unit(unit: &SystemdUnit, props: &Properties) -> Result<()> {
 /// `SetUnitProperties`, for this boot only (`runtime`), as runc's `update`.
 pub fn set_unit_properties(unit: &SystemdUnit, props: &Properties) -> Result<()> {
     let mut systemd = connect(unit)?;
-    systemd
-        .set_unit_properties(&unit.name, true, &to_values(props))
-        .context("SetUnitProperties")
+    with_known_properties(props, |values| {
+        systemd.set_unit_properties(&unit.name, true, values)
+    })
+    .context("SetUnitProperties")
 }
 
 /// Stops the unit and waits for its job; then resets it in case it failed, so nothing of it
@@ -112,4 +158,77 @@ pub fn stop_unit(unit: &SystemdUnit) -> Result<()> {
     }
     let _ = systemd.reset_failed_unit(&unit.name);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dbus::Error;
+
+    fn props(names: &[&str]) -> Properties {
+        names
+            .iter()
+            .map(|n| (n.to_string(), Prop::U64(1)))
+            .collect()
+    }
+
+    /// A manager that knows none of `unknown`, as systemd answers it.
+    fn manager<'a>(
+        unknown: &'a [&str],
+        calls: &'a mut Vec<Vec<String>>,
+    ) -> impl FnMut(&[(String, Value)]) -> crate::dbus::Result<()> + 'a {
+        move |values| {
+            let names: Vec<String> = values.iter().map(|(n, _)| n.clone()).collect();
+            calls.push(names.clone());
+            match names.iter().find(|n| unknown.contains(&n.as_str())) {
+                Some(name) => Err(refusal(PROPERTY_READ_ONLY, name)),
+                None => Ok(()),
+            }
+        }
+    }
+
+    #[test]
+    fn limits_an_old_systemd_does_not_know_are_left_to_the_files() {
+        let mut calls = Vec::new();
+        let sent = props(&["Delegate", "AllowedCPUs", "MemoryMax", "CPUQuotaPeriodUSec"]);
+        let unknown = ["AllowedCPUs", "CPUQuotaPeriodUSec"];
+        with_known_properties(&sent, manager(&unknown, &mut calls)).unwrap();
+        assert_eq!(calls.len(), 3);
+        assert_eq!(calls[2], ["Delegate", "MemoryMax"]);
+    }
+
+    #[test]
+    fn an_annotations_unknown_property_fails_the_call() {
+        let mut calls = Vec::new();
+        let sent = props(&["Delegate", "MemoryMax", "CollectModeX"]);
+        let err = with_known_properties(&sent, manager(&["CollectModeX"], &mut calls)).unwrap_err();
+        assert!(err.to_string().contains("CollectModeX"), "{err}");
+        assert_eq!(calls.len(), 1);
+    }
+
+    fn refusal(name: &str, property: &str) -> Error {
+        Error::Remote {
+            method: format!("{MANAGER}.StartTransientUnit"),
+            name: name.into(),
+            message: format!("Cannot set property {property}, or unknown property."),
+        }
+    }
+
+    #[test]
+    fn other_refusals_are_not_retried() {
+        let sent = props(&["MemoryMax"]);
+        for (name, property) in [
+            ("org.freedesktop.DBus.Error.InvalidArgs", "MemoryMax"),
+            // Refusing a property that was not sent.
+            (PROPERTY_READ_ONLY, "TasksMax"),
+        ] {
+            let mut calls = 0;
+            let err = with_known_properties(&sent, |_| {
+                calls += 1;
+                Err::<(), _>(refusal(name, property))
+            })
+            .unwrap_err();
+            assert_eq!(calls, 1, "{err}");
+        }
+    }
 }

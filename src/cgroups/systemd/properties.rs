@@ -91,6 +91,27 @@ pub fn resource_properties(r: &LinuxResources, v1: bool) -> Result<Properties> {
     Ok(p)
 }
 
+/// Whether `name` is one of the limits [`resource_properties`] makes, which hutch also writes to
+/// the cgroup files: systemd holding it too is a convenience, not the enforcement.
+pub fn also_in_files(name: &str) -> bool {
+    matches!(
+        name,
+        "MemoryMax"
+            | "MemoryLow"
+            | "MemorySwapMax"
+            | "MemoryLimit"
+            | "CPUWeight"
+            | "CPUShares"
+            | "CPUQuotaPerSecUSec"
+            | "CPUQuotaPeriodUSec"
+            | "AllowedCPUs"
+            | "AllowedMemoryNodes"
+            | "IOWeight"
+            | "BlockIOWeight"
+            | "TasksMax"
+    )
+}
+
 fn v1_properties(r: &LinuxResources, p: &mut Properties) {
     if let Some(limit) = r
         .memory()
@@ -279,6 +300,21 @@ mod tests {
         assert!(v1.contains(&("CPUShares".into(), Prop::U64(256))));
         let v2 = resource_properties(&r, false).unwrap();
         assert_eq!(names(&v2), ["MemoryMax", "CPUWeight", "IOWeight"]);
+    }
+
+    #[test]
+    fn every_limit_property_is_also_written_to_the_files() {
+        let r: LinuxResources = serde_json::from_str(
+            r#"{"memory": {"limit": 1048576, "reservation": 4096, "swap": 2097152},
+                "cpu": {"shares": 256, "quota": 5000, "period": 10000, "cpus": "0", "mems": "0"},
+                "blockIO": {"weight": 300}, "pids": {"limit": 9}}"#,
+        )
+        .unwrap();
+        for v1 in [true, false] {
+            for (name, _) in resource_properties(&r, v1).unwrap() {
+                assert!(also_in_files(&name), "{name} (v1: {v1})");
+            }
+        }
     }
 
     #[test]
