@@ -96,9 +96,21 @@ pub fn exec(
         state: String::new(),
     })?;
     undo.0 = None;
+    wait_for_execve(&parent_ch)?;
     match forward {
         None => Ok(0),
         Some(mask) => forward_and_wait(pid, &mask, console),
+    }
+}
+
+/// Waits for the process's end of the sync socket to close: it is close-on-exec, so that is
+/// the moment the process runs its program (or has exited, when the execve failed). Only then
+/// does `exec` return or start forwarding: a caller that reads `/proc/PID` of the pid file
+/// right after `exec -d` must see the program, not hutch (runc returns before the execve).
+fn wait_for_execve(ch: &Channel) -> Result<()> {
+    match ch.recv::<ToParent>()? {
+        None => Ok(()),
+        Some((other, _)) => bail!("sync protocol: unexpected {other:?} after Commit"),
     }
 }
 
