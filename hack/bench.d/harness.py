@@ -580,7 +580,7 @@ class Bench:
         self.p.drain()
 
     def m_running(self, rt):
-        """state, kill and kill+delete of a running `sleep` (Docker-like config)."""
+        """state, exec, kill and kill+delete of a running `sleep` (Docker-like config)."""
         kind = "docker"
         cid = self.cid(rt)
         pid = self.create(rt, kind, "sleep", cid)
@@ -602,6 +602,12 @@ class Bench:
                 self.record("state", rt, ns, ru)
         else:
             self.fail(rt, "state", out)
+        # exec of /bin/true: in the foreground (the runtime waits for it, as `docker exec` has
+        # it wait) and detached (it returns once the process runs; the harness, a subreaper as a
+        # shim is, reaps the orphan).
+        for measure, flags in (("exec", []), ("exec -d", ["-d"])):
+            self.step(rt, measure, self.base(rt) + ["exec"] + flags + [cid, "/bin/true"])
+            self.p.drain()
         t0 = time.perf_counter_ns()
         ok, ns, ru, out = self.p.run(self.base(rt) + ["kill", cid, "KILL"])
         if not ok:
@@ -1025,6 +1031,8 @@ ROWS = [
     ("start:docker", "start (Docker-like)"),
     ("delete:docker", "delete (Docker-like, stopped)"),
     ("state", "state of a running container"),
+    ("exec", "exec `/bin/true` into a running container"),
+    ("exec -d", "exec -d `/bin/true` into a running container"),
     ("kill", "kill KILL of a running sleep"),
     ("delete after kill", "delete after kill"),
     ("kill+delete", "kill + reap + delete"),
