@@ -62,41 +62,46 @@ impl Drop for Profile {
 const PROBE: &str = "cat /proc/self/attr/current; echo; cat /denied-by-apparmor >/dev/null 2>&1 \
                      && echo read-ok || echo read-denied";
 
-#[test]
-fn the_container_runs_confined_by_its_profile() {
-    let mut c = Ctr::new("aa-run");
-    let Some(profile) = Profile::load(&c) else {
-        return;
-    };
+/// A container named `name` whose process runs under a profile loaded for it, and `DENIED` in
+/// its rootfs; `None` (after a SKIP line) where AppArmor cannot be used.
+fn confined(name: &str) -> Option<(Ctr, Profile)> {
+    let mut c = Ctr::new(name);
+    let profile = Profile::load(&c)?;
     fs::write(c.rootfs.join(DENIED.trim_start_matches('/')), "secret").unwrap();
     c.config["process"]["apparmorProfile"] = json!(profile.name);
-    c.sh(PROBE);
-    let out = c.run_ok();
+    Some((c, profile))
+}
+
+/// `PROBE`'s output of a process confined by `profile`.
+#[track_caller]
+fn assert_confined(probe_out: &str, profile: &Profile) {
     assert!(
-        out.contains(&format!("{} (enforce)", profile.name)),
-        "{out}"
+        probe_out.contains(&format!("{} (enforce)", profile.name)),
+        "{probe_out}"
     );
-    assert!(out.contains("read-denied"), "{out}");
+    assert!(probe_out.contains("read-denied"), "{probe_out}");
+}
+
+#[test]
+fn the_container_runs_confined_by_its_profile() {
+    let Some((mut c, profile)) = confined("aa-run") else {
+        return;
+    };
+    c.sh(PROBE);
+    assert_confined(&c.run_ok(), &profile);
 }
 
 #[test]
 fn exec_takes_the_containers_profile_or_its_own() {
-    let mut c = Ctr::new("aa-exec");
-    let Some(profile) = Profile::load(&c) else {
+    let Some((mut c, profile)) = confined("aa-exec") else {
         return;
     };
-    fs::write(c.rootfs.join(DENIED.trim_start_matches('/')), "secret").unwrap();
-    c.config["process"]["apparmorProfile"] = json!(profile.name);
     c.args(&["sleep", "60"]);
     c.create_ok();
     c.start_ok();
     let out = c.rt_piped(&["exec", &c.id, "sh", "-c", PROBE]);
     out.assert_ok();
-    assert!(
-        out.stdout.contains(&format!("{} (enforce)", profile.name)),
-        "{out}"
-    );
-    assert!(out.stdout.contains("read-denied"), "{out}");
+    assert_confined(&out.stdout, &profile);
     // `exec --apparmor unconfined` overrides the config's profile.
     let out = c.rt_piped(&["exec", "--apparmor", "unconfined", &c.id, "sh", "-c", PROBE]);
     out.assert_ok();

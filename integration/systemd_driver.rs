@@ -68,12 +68,18 @@ fn own_v2_cgroup(pid: i32) -> String {
         .to_string()
 }
 
+/// A container whose cgroupsPath is `system.slice:hutch-it:<id>`, and that scope's name.
+fn in_scope(name: &str) -> (Ctr, String) {
+    let mut c = Ctr::new(name);
+    c.config["linux"]["cgroupsPath"] = json!(format!("system.slice:hutch-it:{}", c.id));
+    let unit = format!("hutch-it-{}.scope", c.id);
+    (c, unit)
+}
+
 #[test]
 fn container_runs_in_a_transient_scope_with_its_limits() {
     needs_systemd!();
-    let mut c = Ctr::new("sd-scope");
-    let unit = format!("hutch-it-{}.scope", c.id);
-    c.config["linux"]["cgroupsPath"] = json!(format!("system.slice:hutch-it:{}", c.id));
+    let (mut c, unit) = in_scope("sd-scope");
     c.config["linux"]["resources"] = json!({
         "memory": {"limit": 67108864},
         "pids": {"limit": 40},
@@ -170,9 +176,7 @@ fn default_unit_and_annotations() {
 #[test]
 fn failed_create_leaves_no_unit() {
     needs_systemd!();
-    let mut c = Ctr::new("sd-fail");
-    let unit = format!("hutch-it-{}.scope", c.id);
-    c.config["linux"]["cgroupsPath"] = json!(format!("system.slice:hutch-it:{}", c.id));
+    let (mut c, unit) = in_scope("sd-fail");
     c.args(&["/no/such/program"]);
     let out = create_systemd(&mut c);
     out.assert_fail();
@@ -188,17 +192,15 @@ fn failed_create_leaves_no_unit() {
 #[test]
 fn unknown_annotation_property_fails_create() {
     needs_systemd!();
-    let mut c = Ctr::new("sd-unknown");
-    let unit = format!("hutch-it-{}.scope", c.id);
-    c.config["linux"]["cgroupsPath"] = json!(format!("system.slice:hutch-it:{}", c.id));
+    let (mut c, unit) = in_scope("sd-unknown");
     c.config["annotations"] = json!({"org.systemd.property.NoSuchProperty": "1"});
     c.args(&["sleep", "1000"]);
     let out = create_systemd(&mut c);
     out.assert_fail();
     assert!(out.stderr.contains("NoSuchProperty"), "{out}");
     assert_eq!(show(&unit, "LoadState"), "not-found");
-    let dir = c.root.join(&c.id);
-    assert!(!dir.exists(), "{} left", dir.display());
+    let leaks = c.leaks();
+    assert!(leaks.is_empty(), "{leaks:?}");
 }
 
 #[test]

@@ -76,7 +76,7 @@ const PROPERTY_READ_ONLY: &str = "org.freedesktop.DBus.Error.PropertyReadOnly";
 /// came, as runc does, costs a round trip on every `create` and goes stale; systemd's own
 /// answer costs one retry on old hosts only. A property only an annotation asks for is never
 /// dropped: the user asked systemd for it by name.
-fn unknown_limit(err: &crate::dbus::Error, props: &Properties) -> Option<String> {
+fn unknown_limit(err: &crate::dbus::Error, sent: &[(String, Value)]) -> Option<String> {
     if err.remote_name() != Some(PROPERTY_READ_ONLY) {
         return None;
     }
@@ -85,8 +85,8 @@ fn unknown_limit(err: &crate::dbus::Error, props: &Properties) -> Option<String>
         .strip_prefix("Cannot set property ")?
         .split(',')
         .next()?;
-    let known = props.iter().any(|(n, _)| n == name);
-    (known && also_in_files(name)).then(|| name.to_string())
+    let was_sent = sent.iter().any(|(n, _)| n == name);
+    (was_sent && also_in_files(name)).then(|| name.to_string())
 }
 
 /// Takes `props` through `call`, leaving out, with a warning, each limit the manager does not
@@ -95,17 +95,21 @@ fn with_known_properties<T>(
     props: &Properties,
     mut call: impl FnMut(&[(String, Value)]) -> crate::dbus::Result<T>,
 ) -> crate::dbus::Result<T> {
-    let mut props = props.clone();
+    let mut values = to_values(props);
     loop {
-        let result = call(&to_values(&props));
-        let Some(name) = result.as_ref().err().and_then(|e| unknown_limit(e, &props)) else {
+        let result = call(&values);
+        let Some(name) = result
+            .as_ref()
+            .err()
+            .and_then(|e| unknown_limit(e, &values))
+        else {
             return result;
         };
         crate::logging::warn(&format!(
             "systemd does not know the unit property {name} (too old): the limit is kept in the \
              cgroup file only"
         ));
-        props.retain(|(n, _)| *n != name);
+        values.retain(|(n, _)| *n != name);
     }
 }
 
