@@ -6,7 +6,7 @@
 #                    /bin/busybox plus one symlink per applet, dev proc sys tmp etc ... dirs, and an
 #                    /etc/passwd and /etc/group with root (0) and user (1000).
 #   DIR/config.json  the default config written by `RUNTIME spec` (default runtime: $HUTCH, else
-#                    target/release/hutch, else hutch on PATH). runc's `spec` writes an equivalent one.
+#                    target/x86_64-unknown-linux-gnu/release/hutch, else hutch on PATH). runc's `spec` writes an equivalent one.
 #
 # The config is left exactly as `spec` wrote it (args ["sh"], terminal true, root.readonly true):
 # callers patch the JSON for what they need.
@@ -23,8 +23,8 @@ repo=$(cd "$here/.." && pwd)
 
 runtime=${2:-${HUTCH:-}}
 if [ -z "$runtime" ]; then
-    if [ -x "$repo/target/release/hutch" ]; then
-        runtime=$repo/target/release/hutch
+    if [ -x "$repo/target/x86_64-unknown-linux-gnu/release/hutch" ]; then
+        runtime=$repo/target/x86_64-unknown-linux-gnu/release/hutch
     else
         runtime=hutch
     fi

@@ -20,7 +20,7 @@ fi
 
 echo "== building hutch (release)"
 cargo build --release --quiet
-hutch=$repo/target/release/hutch
+hutch=$repo/target/x86_64-unknown-linux-gnu/release/hutch
 
 demo=$(mktemp -d /tmp/hutch-quickstart.XXXXXX)
 trap 'rm -rf "$demo"' EXIT

@@ -67,7 +67,7 @@ hack/systemd-vm.sh --mem 2G --timeout 2400 "${shares[@]}" -- sh -c \
     "systemctl is-system-running --wait >/dev/null; mount -t tmpfs tmpfs $target/tmp &&
      $test_bin --test-threads=2 systemd_driver:: apparmor:: &&
      HUTCH_IT_CGROUP_DRIVER=systemd $test_bin --test-threads=2 cgroups:: systemd_driver:: &&
-     hack/engines/systemd-containerd.sh $target/release/hutch /usr/sbin/runc &&
+     hack/engines/systemd-containerd.sh $target/x86_64-unknown-linux-gnu/release/hutch /usr/sbin/runc &&
      mount -t tmpfs tmpfs /tmp && ip link add hutch-e2e0 type dummy &&
-     hack/engines/test.sh --no-install --runtime $target/release/hutch --cgroup-driver systemd \
+     hack/engines/test.sh --no-install --runtime $target/x86_64-unknown-linux-gnu/release/hutch --cgroup-driver systemd \
          --engines 'docker podman' --only '^(run-output|pause-unpause|limits|update|oom-kill|systemd-scope)\$'"

@@ -6,6 +6,14 @@ use hutch::cli::{self, Cli, Command};
 use hutch::{logging, sealed_exe, OCI_VERSION};
 
 fn main() {
+    // anyhow captures a backtrace into every error when RUST_BACKTRACE is set, and hutch never
+    // prints one: in this static binary each capture costs ~2 ms (libgcc sorts every unwind
+    // entry first), on paths engines hit often (`state`/`delete` of a container that is gone).
+    // RUST_LIB_BACKTRACE governs only those captures; panics still honour RUST_BACKTRACE. Set
+    // before any thread exists.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
     let args = cli::normalize_args(std::env::args().collect());
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,

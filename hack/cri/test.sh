@@ -26,7 +26,7 @@
 #     pods' netns files, the work dir. It fails if anything of ours is left (processes, mounts,
 #     netns, cgroups, runtime state).
 #
-#   --runtime PATH   the runtime under test (default: $HUTCH, else target/release/hutch).
+#   --runtime PATH   the runtime under test (default: $HUTCH, else target/x86_64-unknown-linux-gnu/release/hutch).
 #                    `--runtime /usr/sbin/runc` proves the test itself.
 #   --filter NAME    pass NAME to the test binary (a test name substring).
 #   --keep           keep the work dir (containerd log, runtime calls) at the end.
@@ -41,7 +41,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
 ARGS=("$@")
-RUNTIME=${HUTCH:-$repo/target/release/hutch}
+RUNTIME=${HUTCH:-$repo/target/x86_64-unknown-linux-gnu/release/hutch}
 FILTER=
 KEEP=0
 INSTALL=1

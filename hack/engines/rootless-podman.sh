@@ -9,7 +9,7 @@
 # scratch directory that is removed at the end. The image is built here from /bin/busybox
 # (hack/mkbundle.sh's rootfs, `podman import`); every run has --pull=never and no network.
 #
-#   --runtime PATH   the runtime under test (default: $HUTCH, else target/release/hutch).
+#   --runtime PATH   the runtime under test (default: $HUTCH, else target/x86_64-unknown-linux-gnu/release/hutch).
 #                    `--runtime /usr/sbin/runc` proves the script itself.
 #   --user NAME      the test user (default hutch-podman); created if missing, and left in place.
 #   --only REGEX     run only the checks whose name matches.
@@ -34,7 +34,7 @@ set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
-RUNTIME=${HUTCH:-$repo/target/release/hutch}
+RUNTIME=${HUTCH:-$repo/target/x86_64-unknown-linux-gnu/release/hutch}
 TUSER=hutch-podman
 ONLY=
 KEEP=0

@@ -10,7 +10,7 @@
 # daemon with private state under a temporary directory, on unix sockets only, runs the checks,
 # and stops the daemons by pid at the end.
 #
-#   --runtime PATH   the runtime under test (default: $HUTCH, else target/release/hutch).
+#   --runtime PATH   the runtime under test (default: $HUTCH, else target/x86_64-unknown-linux-gnu/release/hutch).
 #                    `--runtime /usr/sbin/runc` proves the suite itself.
 #   --engines LIST   a subset of "containerd docker podman" (default: all three).
 #   --only REGEX     run only the checks whose name matches (e.g. 'tty|exec').
@@ -33,7 +33,7 @@ set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 
-RUNTIME=${HUTCH:-$repo/target/release/hutch}
+RUNTIME=${HUTCH:-$repo/target/x86_64-unknown-linux-gnu/release/hutch}
 ENGINES="containerd docker podman"
 ONLY=
 DIRECT=0

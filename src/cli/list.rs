@@ -107,9 +107,7 @@ fn read_entries(global: &GlobalOpts) -> Result<Vec<Entry>> {
         };
         let status = derive_status(&path, &state);
         let owner = std::fs::metadata(&path)
-            .ok()
-            .and_then(|m| nix::unistd::User::from_uid(m.uid().into()).ok().flatten())
-            .map(|u| u.name)
+            .map(|m| owner_name(m.uid()))
             .unwrap_or_default();
         entries.push(Entry {
             state,
@@ -118,6 +116,22 @@ fn read_entries(global: &GlobalOpts) -> Result<Vec<Entry>> {
         });
     }
     Ok(entries)
+}
+
+/// The user name of `uid` as runc prints it: looked up in /etc/passwd (as runc's own user
+/// package does; hutch is static, so glibc's NSS is not used), `#<uid>` when it has none.
+fn owner_name(uid: u32) -> String {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd_name(&passwd, uid).map_or_else(|| format!("#{uid}"), str::to_string)
+}
+
+fn passwd_name(passwd: &str, uid: u32) -> Option<&str> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let entry_uid = fields.nth(1)?;
+        (entry_uid.parse::<u32>().ok()? == uid).then_some(name)
+    })
 }
 
 /// Columns as Go's tabwriter lays them out for runc (min width 12, padding 3).
@@ -140,4 +154,23 @@ fn write_table(out: &mut impl Write, rows: &[[String; 6]]) -> Result<()> {
         writeln!(out, "{line}")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::passwd_name;
+
+    #[test]
+    fn passwd_name_matches_the_uid_field_only() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n\
+                      # a comment\n\
+                      broken\n\
+                      daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n\
+                      alice:x:1000:1:Alice:/home/alice:/bin/sh\n";
+        assert_eq!(passwd_name(passwd, 0), Some("root"));
+        assert_eq!(passwd_name(passwd, 1000), Some("alice"));
+        // gid 1 of daemon and alice must not match uid 1 twice; uid 1 is daemon's.
+        assert_eq!(passwd_name(passwd, 1), Some("daemon"));
+        assert_eq!(passwd_name(passwd, 4242), None);
+    }
 }
