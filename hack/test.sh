@@ -43,14 +43,17 @@ for line in sys.stdin:
     if m.get("executable") and m.get("target", {}).get("name") == "integration":
         print(m["executable"])' | tail -1)
 [ -n "$test_bin" ] || { echo "hack/test.sh: integration test binary not found" >&2; exit 1; }
-mkdir -p "$target/tmp"
+# The build's target triple is named in .cargo/config.toml: the binaries and the tests' scratch
+# directory (CARGO_TARGET_TMPDIR) are under it.
+out=$target/x86_64-unknown-linux-gnu
+mkdir -p "$out/tmp"
 # The tests keep their state on a tmpfs: 9p lacks renameat2(RENAME_NOREPLACE).
 # The guest has its own /tmp, /run and /var: share the work tree (and the target directory when
 # it lives elsewhere) so a clone anywhere works.
 shares=(--share "$PWD")
 case "$target" in "$PWD"/*) ;; *) shares+=(--share "$target") ;; esac
 hack/vm-run.sh --mem 2G --timeout 2400 "${shares[@]}" -- \
-    "mount -t tmpfs tmpfs $target/tmp && $test_bin --test-threads=2 cgroups:: rootless::"
+    "mount -t tmpfs tmpfs $out/tmp && $test_bin --test-threads=2 cgroups:: rootless::"
 
 # The systemd cgroup driver on a host whose PID 1 is systemd (cgroup v2), a Debian host with
 # AppArmor as well: the driver's own tests and the AppArmor ones, every cgroup test again with
@@ -64,10 +67,10 @@ if [ "${HUTCH_SKIP_SYSTEMD_VM:-}" = 1 ]; then
 fi
 echo "== systemd cgroup driver in a VM (systemd as PID 1, cgroup v2)"
 hack/systemd-vm.sh --mem 2G --timeout 2400 "${shares[@]}" -- sh -c \
-    "systemctl is-system-running --wait >/dev/null; mount -t tmpfs tmpfs $target/tmp &&
+    "systemctl is-system-running --wait >/dev/null; mount -t tmpfs tmpfs $out/tmp &&
      $test_bin --test-threads=2 systemd_driver:: apparmor:: &&
      HUTCH_IT_CGROUP_DRIVER=systemd $test_bin --test-threads=2 cgroups:: systemd_driver:: &&
-     hack/engines/systemd-containerd.sh $target/x86_64-unknown-linux-gnu/release/hutch /usr/sbin/runc &&
+     hack/engines/systemd-containerd.sh $out/release/hutch /usr/sbin/runc &&
      mount -t tmpfs tmpfs /tmp && ip link add hutch-e2e0 type dummy &&
-     hack/engines/test.sh --no-install --runtime $target/x86_64-unknown-linux-gnu/release/hutch --cgroup-driver systemd \
+     hack/engines/test.sh --no-install --runtime $out/release/hutch --cgroup-driver systemd \
          --engines 'docker podman' --only '^(run-output|pause-unpause|limits|update|oom-kill|systemd-scope)\$'"

@@ -912,6 +912,45 @@ fn exec_gets_the_filter_too() {
     assert!(out.stderr.contains("No space left on device"), "{out}");
 }
 
+/// `exec` loads the filter `create` compiled and saved in the state directory; a saved program
+/// that is gone or damaged must never mean an exec without the filter.
+#[test]
+fn exec_without_a_usable_saved_filter_compiles_the_profile() {
+    hutch_only!("the saved program (seccomp.bpf in the state directory) is hutch's");
+    let mut c = Ctr::new("sc-exec-saved");
+    one_rule(&mut c, &MKDIR, "SCMP_ACT_ERRNO", json!({"errnoRet": 28}));
+    start_sleeper(&mut c);
+    let id = c.id.clone();
+    let saved = c.root.join(&id).join("seccomp.bpf");
+    let mut outputs = Vec::new();
+    let saved_at_create = std::fs::read(&saved);
+    for damage in ["as saved", "cut short", "garbage", "removed"] {
+        match damage {
+            "cut short" => std::fs::write(&saved, b"hutch-seccomp-bpf-1\n\x00\x06\x00").unwrap(),
+            "garbage" => std::fs::write(&saved, b"\x06\x00\x00\x00\x00\x00\xff\x7f").unwrap(),
+            "removed" => std::fs::remove_file(&saved).unwrap(),
+            _ => {}
+        }
+        outputs.push((damage, c.rt_piped(&["exec", &id, "sh", "-c", MKDIR_SCRIPT])));
+    }
+    stop_sleeper(&mut c);
+    assert!(
+        saved_at_create.is_ok(),
+        "create saves the program: {saved_at_create:?}"
+    );
+    for (damage, out) in outputs {
+        out.assert_ok();
+        assert_eq!(
+            out.stdout, "rc=1\nabsent\n",
+            "saved program {damage}: {out}"
+        );
+        assert!(
+            out.stderr.contains("No space left on device"),
+            "{damage}: {out}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // SCMP_ACT_NOTIFY
 // ---------------------------------------------------------------------------------------------

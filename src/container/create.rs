@@ -237,6 +237,7 @@ fn make_state_dir(root: &Path, id: &str, plan: &Plan, state: &State) -> Result<U
         &state_dir::Initial {
             config: &plan.bundle.raw,
             state,
+            seccomp: plan.seccomp.as_ref().map(|p| p.to_bytes()).as_deref(),
         },
     )?;
     let dir_path = dir.path.clone();

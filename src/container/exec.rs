@@ -18,7 +18,7 @@ use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 
 use super::state::{State, Status};
-use super::state_dir::{ContainerDir, CONFIG_FILE};
+use super::state_dir::{ContainerDir, CONFIG_FILE, SECCOMP_FILE};
 use crate::config;
 use crate::console;
 use crate::namespaces::NamespacePlan;
@@ -135,7 +135,7 @@ fn plan(
     req: &ExecRequest,
     build: impl FnOnce(&Process) -> Result<Process>,
 ) -> Result<Plan> {
-    let (state, spec) = load_running(root, req)?;
+    let (state, spec, saved) = load_running(root, req)?;
     let base = spec.process().clone().unwrap_or_default();
     let process = build(&base)?;
     config::check_user(&process, &spec)?;
@@ -143,9 +143,13 @@ fn plan(
     console::check_terminal_request(terminal, req.console_socket.is_some(), req.detach)?;
     crate::lsm::check_lsm(&process)?;
     let caps = identity::capability_plan(&process)?;
-    let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        Some(config) => Some(crate::seccomp::compile(config)?),
-        None => None,
+    let seccomp = match (
+        spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()),
+        saved,
+    ) {
+        (Some(_), Some(program)) => Some(program),
+        (Some(config), None) => Some(crate::seccomp::compile(config)?),
+        (None, _) => None,
     };
     let (namespaces, init_root) = container_namespaces(&state)?;
     Ok(Plan {
@@ -160,10 +164,14 @@ fn plan(
     })
 }
 
-/// The container's state and saved config, if it may take a new process. The lock is held
-/// only to read a consistent state: a long exec must not block other commands on the
-/// container.
-fn load_running(root: &Path, req: &ExecRequest) -> Result<(State, Spec)> {
+/// The container's state, saved config and compiled seccomp filter (absent when the config
+/// has none, or when a hutch without the cache made the container), if it may take a new
+/// process. The lock is held only to read a consistent state: a long exec must not block
+/// other commands on the container.
+fn load_running(
+    root: &Path,
+    req: &ExecRequest,
+) -> Result<(State, Spec, Option<crate::seccomp::Program>)> {
     let dir = ContainerDir::open(root, req.id)?;
     let state = dir.load()?;
     match dir.status(&state) {
@@ -175,7 +183,17 @@ fn load_running(root: &Path, req: &ExecRequest) -> Result<(State, Spec)> {
     }
     let raw = fs::read(dir.path.join(CONFIG_FILE))
         .with_context(|| format!("reading the container's saved {CONFIG_FILE}"))?;
-    Ok((state, config::parse_spec(&raw)?))
+    let seccomp = match dir.read_file(SECCOMP_FILE) {
+        Ok(data) => match crate::seccomp::Program::from_bytes(&data) {
+            Ok(program) => Some(program),
+            Err(err) => {
+                crate::logging::debug(&format!("{SECCOMP_FILE}: {err:#}; compiling the profile"));
+                None
+            }
+        },
+        Err(_) => None,
+    };
+    Ok((state, config::parse_spec(&raw)?, seccomp))
 }
 
 /// Clones the process into the container's namespaces (and its cgroup2 directory).

@@ -45,6 +45,8 @@ pub const EXEC_FIFO: &str = "exec.fifo";
 /// Where the init reports why it could not exec after `start` (a failed startContainer hook).
 pub const START_ERROR: &str = "start.err";
 pub const CGROUP_FILE: &str = "cgroup.json";
+/// The container's seccomp filter as compiled by `create`, which `exec` loads.
+pub const SECCOMP_FILE: &str = "seccomp.bpf";
 /// Marks a container whose config has no `process`: `start` refuses it without touching it.
 pub const NO_PROCESS: &str = "no-process";
 /// `create` builds a state directory as `<root>/.creating-<id>-<pid>` before publishing it.
@@ -66,6 +68,8 @@ enum Handle {
 pub struct Initial<'a> {
     pub config: &'a [u8],
     pub state: &'a State,
+    /// The compiled `linux.seccomp` ([`crate::seccomp::Program::to_bytes`]).
+    pub seccomp: Option<&'a [u8]>,
 }
 
 impl ContainerDir {
@@ -150,6 +154,9 @@ impl ContainerDir {
         // Nobody sees the directory before it is published: its files are written in place.
         let filled = (|| -> Result<()> {
             dir.write_new_file(CONFIG_FILE, initial.config)?;
+            if let Some(program) = initial.seccomp {
+                dir.write_new_file(SECCOMP_FILE, program)?;
+            }
             if let Some(cgroup) = &initial.state.cgroup {
                 let data = serde_json::to_vec(cgroup).context("encoding the cgroup")?;
                 dir.write_new_file(CGROUP_FILE, &data)?;
@@ -238,7 +245,7 @@ impl ContainerDir {
             .unwrap_or_default()
     }
 
-    fn read_file(&self, name: &str) -> std::io::Result<Vec<u8>> {
+    pub(super) fn read_file(&self, name: &str) -> std::io::Result<Vec<u8>> {
         let fd = openat(
             self.fd(),
             name,

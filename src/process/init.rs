@@ -119,6 +119,7 @@ fn run(ctx: &InitContext) -> Result<Never> {
         // and the kernel still keeps processes with fewer capabilities from tracing it.
         sys::set_dumpable(true).context("prctl(PR_SET_DUMPABLE)")?;
     }
+    sys::return_free_heap();
     wait_for_start(ctx.exec_fifo);
     start_process(ctx, prepared, &start_state)
 }

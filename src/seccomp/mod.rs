@@ -147,7 +147,54 @@ impl Program {
     pub fn unknown_syscalls(&self) -> &[String] {
         &self.unknown
     }
+
+    /// The program as `create` keeps it in the state directory, so that `exec` loads the
+    /// container's filter instead of compiling the profile again (~1.5 ms for Docker's).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(SAVED_MAGIC.len() + 1 + self.filter.len() * 8);
+        out.extend_from_slice(SAVED_MAGIC);
+        out.push(u8::from(self.notify));
+        for insn in &self.filter {
+            out.extend_from_slice(&insn.code.to_le_bytes());
+            out.push(insn.jt);
+            out.push(insn.jf);
+            out.extend_from_slice(&insn.k.to_le_bytes());
+        }
+        out
+    }
+
+    /// Reads what [`Program::to_bytes`] wrote; anything else (another hutch's format, a cut
+    /// file) is an error, and the caller compiles the profile instead.
+    pub fn from_bytes(data: &[u8]) -> Result<Program> {
+        let Some(rest) = data.strip_prefix(SAVED_MAGIC) else {
+            bail!("not a saved seccomp program (format {SAVED_MAGIC:?} expected)");
+        };
+        let Some((&notify, insns)) = rest.split_first() else {
+            bail!("saved seccomp program: cut short");
+        };
+        let count = insns.len() / 8;
+        if notify > 1 || insns.len() % 8 != 0 || count == 0 || count > bpf::MAX_INSNS {
+            bail!("saved seccomp program: malformed ({} bytes)", data.len());
+        }
+        let filter = insns
+            .chunks_exact(8)
+            .map(|c| libc::sock_filter {
+                code: u16::from_le_bytes([c[0], c[1]]),
+                jt: c[2],
+                jf: c[3],
+                k: u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+            })
+            .collect();
+        Ok(Program {
+            filter,
+            notify: notify == 1,
+            unknown: Vec::new(),
+        })
+    }
 }
+
+/// Starts a saved program; the digit is the format's version.
+const SAVED_MAGIC: &[u8] = b"hutch-seccomp-bpf-1\n";
 
 /// OCI `linux.seccomp` → BPF. Errors name the offending field, e.g.
 /// `linux.seccomp.syscalls[3].action: ...`.

@@ -1087,3 +1087,36 @@ fn kernel_every_flag_loads() {
         assert_eq!(exited(status), 0, "notify={notify}");
     }
 }
+
+#[test]
+fn saved_program_reads_back_identical_and_rejects_anything_else() {
+    for program in [
+        compile(&docker()).unwrap(),
+        prog(json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]})),
+    ] {
+        let bytes = program.to_bytes();
+        let back = Program::from_bytes(&bytes).unwrap();
+        let raw = |p: &Program| {
+            p.instructions()
+                .iter()
+                .map(|i| (i.code, i.jt, i.jf, i.k))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(raw(&back), raw(&program));
+        assert_eq!(back.needs_listener(), program.needs_listener());
+        // Every cut of the file is refused, never read as a shorter filter.
+        for len in [
+            0,
+            5,
+            SAVED_MAGIC.len(),
+            SAVED_MAGIC.len() + 1,
+            bytes.len() - 1,
+        ] {
+            assert!(Program::from_bytes(&bytes[..len]).is_err(), "cut at {len}");
+        }
+        let mut other_version = bytes.clone();
+        other_version[SAVED_MAGIC.len() - 2] = b'2';
+        assert!(Program::from_bytes(&other_version).is_err());
+    }
+}
