@@ -947,29 +947,35 @@ class Bench:
                       list(phases))
 
     def hyperfine(self):
-        """A cross-check with hyperfine (not interleaved: it runs each command's runs in a
-        block): `run` of /bin/true, minimal config, through uniq-exec for unique ids."""
+        """The headline figure, as a user reproduces it: `hyperfine -N` on `run` of /bin/true
+        with the minimal config and a fixed id (`run` deletes the container when it exits), each
+        runtime in a block of runs, not interleaved. Two passes, the second in reverse order, so
+        no runtime always follows the same one; their times are pooled."""
         self.hf = None
         hf = shutil.which("hyperfine")
-        if not (self.a.hyperfine and hf and self.a.uniq_exec):
+        if not (self.a.hyperfine and hf):
             return
-        md = os.path.join(self.work, "hyperfine.md")
         b = self.bundles.shared[("min", "true")]
-        argv = [hf, "-N", "--style", "none", "--warmup", "3", "--runs", str(self.a.hyperfine),
-                "--export-markdown", md]
-        for rt in self.rts:
-            argv += ["-n", rt, " ".join([self.a.uniq_exec] + self.base(rt) +
-                                        ["run", "--bundle", b, "hf-" + rt + "-{id}"])]
+        commands = [(rt, " ".join(self.base(rt) + ["run", "--bundle", b, "hf-" + rt]))
+                    for rt in self.rts]
         if self.a.floor:
-            argv += ["-n", "floor (C)", f"{self.a.uniq_exec} {self.a.floor} {self.a.rootfs}"]
-        argv += ["-n", "uniq-exec alone", f"{self.a.uniq_exec} /bin/true"]
-        code, out = self.p.output(argv)
-        self.p.drain()
-        if code != 0:
-            self.fail("hyperfine", "cross-check", out.strip()[-500:])
-            return
-        with open(md) as f:
-            self.hf = f.read()
+            commands.append(("floor (C)", f"{self.a.floor} {self.a.rootfs}"))
+        times = {name: [] for name, _ in commands}
+        for n, order in enumerate((commands, commands[::-1])):
+            js = os.path.join(self.work, f"hyperfine-{n}.json")
+            argv = [hf, "-N", "--style", "none", "--warmup", "5", "--runs",
+                    str(self.a.hyperfine), "--export-json", js]
+            for name, cmd in order:
+                argv += ["-n", name, cmd]
+            code, out = self.p.output(argv)
+            self.p.drain()
+            if code != 0:
+                self.fail("hyperfine", "headline", out.strip()[-500:])
+                return
+            with open(js) as f:
+                for res in json.load(f)["results"]:
+                    times[res["command"]] += [t * 1e3 for t in res["times"]]
+        self.hf = {"commands": commands, "times": times}
 
     def leftovers(self):
         """State the runtimes left behind: state dirs, cgroups, processes."""
@@ -1091,6 +1097,7 @@ def report(b, a, meta):
              "- every runtime ran inside one private mount namespace, each with its own --root, "
              "under one subreaper")
     L.append("")
+    L += headline_report(b, a)
     rootful = [(k, label) for k, label in ROWS if not k.startswith("tp:")
                and (not a.only or b.samples.get(k))]
     if rootful:
@@ -1183,15 +1190,34 @@ def report(b, a, meta):
         L.append(meta["seccomp_bench"].strip())
         L.append("```")
         L.append("")
-    if b.hf:
-        L.append(f"## Cross-check with hyperfine (`run` of /bin/true, minimal; not interleaved; "
-                 f"{a.hyperfine} runs each through uniq-exec)")
-        L.append("")
-        L.append(b.hf.strip())
-        L.append("")
     L += failures_section(b)
     L.append(method_text(a))
     return "\n".join(L) + "\n"
+
+
+def headline_report(b, a):
+    """The hyperfine figure first: the one a user can check with hyperfine alone."""
+    if not b.hf:
+        return []
+    times = b.hf["times"]
+    base = "crun" if times.get("crun") else next(iter(times))
+    ref = statistics.median(times[base])
+    L = [f"## Headline: `run` of /bin/true, minimal `spec` config, with `hyperfine -N` (ms)", "",
+         f"{2 * a.hyperfine} runs per runtime ({a.hyperfine} in each of two passes, the second in "
+         "reverse order), 5 warm-up runs per pass; each runtime's runs in one block, a fixed id. "
+         "Reproduce (as root, in a private mount namespace with the hybrid workaround on a hybrid "
+         "host):", "", "```"]
+    L.append("hyperfine -N --warmup 5 " + " ".join(f"'{cmd}'" for _, cmd in b.hf["commands"]))
+    L += ["```", "", f"| runtime | median | mean | min | σ | median / {base} |", "|---|---|---|---|---|---|"]
+    for name, _ in b.hf["commands"]:
+        v = times[name]
+        if not v:
+            continue
+        L.append(f"| {name} | {fmt_ms(statistics.median(v) * MS)} | {fmt_ms(statistics.mean(v) * MS)} | "
+                 f"{fmt_ms(min(v) * MS)} | {fmt_ms(statistics.pstdev(v) * MS)} | "
+                 f"{statistics.median(v) / ref:.2f}× |")
+    L.append("")
+    return L
 
 
 def cpu_table(b, rts):
@@ -1352,9 +1378,8 @@ def main():
                     help="also run PATH from a sealed memfd made once by the harness")
     ap.add_argument("--floor")
     ap.add_argument("--hutch-source", help="git describe of the hutch tree that was built")
-    ap.add_argument("--uniq-exec", help="the unique-id exec wrapper (uniq-exec.c), for hyperfine")
     ap.add_argument("--hyperfine", type=int, default=0, metavar="RUNS",
-                    help="also cross-check `run` minimal with hyperfine, RUNS runs each")
+                    help="the headline: `run` minimal under hyperfine -N, RUNS runs per pass")
     ap.add_argument("--rusage", help="the rusage wrapper (rusage.c), for peak RSS")
     ap.add_argument("--rounds", type=int, default=40)
     ap.add_argument("--warmup", type=int, default=2)
@@ -1371,9 +1396,10 @@ def main():
     ap.add_argument("--setpriv", default=shutil.which("setpriv") or "/usr/bin/setpriv")
     ap.add_argument("--only", metavar="LIST", type=lambda v: [m for m in v.split(",") if m],
                     help="only these interleaved measures (comma-separated: " + ", ".join(MEASURES)
-                    + "); skips throughput, footprint, --debug timings and hyperfine")
+                    + "), and `headline` for the hyperfine figure; skips throughput, footprint "
+                    "and --debug timings")
     a = ap.parse_args()
-    bad = [m for m in a.only or [] if m not in MEASURES]
+    bad = [m for m in a.only or [] if m not in MEASURES + ["headline"]]
     if bad:
         ap.error(f"--only: unknown measure {', '.join(bad)} (known: {', '.join(MEASURES)})")
 
@@ -1395,6 +1421,7 @@ def main():
             b.peak_rss()
             b.footprint()
             b.hutch_debug()
+        if b.selected("headline"):
             b.hyperfine()
     finally:
         if b.user:
