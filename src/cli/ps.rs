@@ -57,9 +57,6 @@ fn ps_binary() -> PathBuf {
     PathBuf::from("ps")
 }
 
-/// More pids than fit one `-p` argument (the kernel's 128 KiB limit on one argument): `-ef`.
-const MAX_LISTED_PIDS: usize = 10_000;
-
 pub fn run(global: &GlobalOpts, args: PsArgs) -> Result<i32> {
     let (dir, state, _status, _) = super::pause::open_unlocked(global, &args.id)?;
     drop(dir);
@@ -71,15 +68,10 @@ pub fn run(global: &GlobalOpts, args: PsArgs) -> Result<i32> {
         super::print_stdout(&format!("{}\n", serde_json::to_string(&pids)?))?;
         return Ok(0);
     }
-    let ps_args = if !args.ps_args.is_empty() {
-        args.ps_args
-    } else if pids.is_empty() || pids.len() > MAX_LISTED_PIDS {
+    let ps_args = if args.ps_args.is_empty() {
         vec!["-ef".to_string()]
     } else {
-        // runc's default, `ps -ef`, reads every process of the host (100 ms and more on a busy
-        // one) to keep a few: the same columns for the container's pids alone.
-        let list = pids.iter().map(|p| p.to_string()).collect::<Vec<_>>();
-        vec!["-f".to_string(), "-p".to_string(), list.join(",")]
+        args.ps_args
     };
     let out = Command::new(ps_binary())
         .args(&ps_args)
