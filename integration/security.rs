@@ -44,6 +44,29 @@ fn run_with_inherited_fds(c: &mut Ctr, extra: &[&str]) -> Out {
     out
 }
 
+/// The caller's /dev/null as stdin (a shim's or `run -d </dev/null`) lives on the host's /dev
+/// mount: the container's process gets its own /dev/null on that fd instead, as runc does
+/// (CRIU cannot dump a file of a mount outside the container; the container has no business
+/// holding one).
+#[test]
+fn host_dev_null_stdio_becomes_the_containers_own() {
+    let mut c = Ctr::new("devnull-stdio");
+    c.sh("grep mnt_id /proc/self/fdinfo/0 | tr -dc 0-9; echo; \
+         awk '$5 == \"/dev\" { print $1 }' /proc/self/mountinfo; readlink /proc/self/fd/0");
+    // create + start: the runtime passes its stdio through (`run` in the foreground may relay).
+    c.create_ok();
+    c.start_ok();
+    c.wait_status("stopped", CMD_TIMEOUT);
+    let out = std::fs::read_to_string(c.stdout_file()).unwrap_or_default();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(lines[2], "/dev/null", "stdin is /dev/null: {out}");
+    assert_eq!(
+        lines[0], lines[1],
+        "stdin's mount is the container's /dev: {out}"
+    );
+}
+
 #[test]
 fn only_stdio_reaches_the_container() {
     let mut c = Ctr::new("fds");

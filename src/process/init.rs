@@ -96,6 +96,7 @@ fn run(ctx: &InitContext) -> Result<Never> {
         rootfs.pivot(ctx.no_pivot)?;
     }
     rootfs::finalize(ctx.spec)?;
+    terminal::reopen_dev_null()?;
     if !ctx.no_new_keyring {
         join_keyring(ctx.id);
     }

@@ -1,9 +1,10 @@
 //! The container process's side of `process.terminal`: allocate the pty, send its master to
-//! hutch over the sync socket, and take the peer as controlling terminal and stdio.
+//! hutch over the sync socket, and take the peer as controlling terminal and stdio; and stdio
+//! that is the host's /dev/null swapped for the container's own.
 
 use std::os::fd::{AsFd, AsRawFd};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use super::channel::{Channel, ToParent};
 use crate::console::{become_console_owner, open_pty};
@@ -32,4 +33,41 @@ pub fn attach_terminal(
     )?;
     drop(pty.master);
     become_console_owner(&pty.peer)
+}
+
+/// Stdio that is the host's /dev/null (a detached `run </dev/null`) is swapped for the
+/// container's own, as runc does: the init then holds no file on a host mount, which CRIU could
+/// not dump (it finds no such mount in the container) and which the container has no business
+/// reaching.
+pub(super) fn reopen_dev_null() -> Result<()> {
+    use nix::sys::stat::{fstat, stat, SFlag};
+    let Ok(inside) = stat("/dev/null") else {
+        return Ok(());
+    };
+    if SFlag::from_bits_truncate(inside.st_mode) & SFlag::S_IFMT != SFlag::S_IFCHR {
+        return Ok(());
+    }
+    for fd in 0..3 {
+        // SAFETY: fds 0-2 stay open for the init's whole life; borrowed only for fstat.
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let Ok(st) = fstat(borrowed) else { continue };
+        let is_null = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR
+            && st.st_rdev == inside.st_rdev;
+        if !is_null || (st.st_dev == inside.st_dev && st.st_ino == inside.st_ino) {
+            continue;
+        }
+        let own = nix::fcntl::open(
+            "/dev/null",
+            nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .context("opening the container's /dev/null for stdio")?;
+        match fd {
+            0 => nix::unistd::dup2_stdin(&own),
+            1 => nix::unistd::dup2_stdout(&own),
+            _ => nix::unistd::dup2_stderr(&own),
+        }
+        .context("replacing stdio with the container's /dev/null")?;
+    }
+    Ok(())
 }
