@@ -75,6 +75,36 @@ class Procs:
         while self.reap_one(block=False):
             pass
 
+    def bounded(self, keys, start, par):
+        """Runs one command per key, at most `par` at a time; yields (key, ok, output) as each
+        ends. `start(key)` gives (argv, out): it is called only when the command starts (so a
+        bundle is made then), `out` a file for stdout+stderr or None for /dev/null; `output` is
+        that file's text when the command failed. `keys` is consumed in place: a caller that
+        clears it starts nothing more."""
+        running = {}
+        while keys or running:
+            while keys and len(running) < par:
+                key = keys.pop(0)
+                argv, out = start(key)
+                running[self.spawn(argv, out)] = (key, out)
+            pid = next((p for p in running if p in self.reaped), None)
+            if pid is None:
+                pid = self.reap_one()
+                if pid is None:
+                    return
+                if pid not in running:
+                    continue
+            status, _ = self.reaped.pop(pid)
+            key, out = running.pop(pid)
+            ok = os.waitstatus_to_exitcode(status) == 0
+            output = ""
+            if out:
+                if not ok:
+                    with open(out, errors="replace") as f:
+                        output = f.read().strip()
+                os.unlink(out)
+            yield key, ok, output
+
     def wait(self, pid):
         while pid not in self.reaped:
             if self.reap_one() is None:
@@ -797,29 +827,16 @@ class Bench:
             log(f"throughput round {r + 1}/{self.a.tp_rounds}")
 
     def parallel(self, rt, what, cmds):
-        pending = list(cmds)
-        running = {}
         all_ok = True
         t0 = time.perf_counter_ns()
-        while pending or running:
-            while pending and len(running) < self.a.tp_par:
-                argv = pending.pop(0)
-                out = os.path.join(self.work, f"out-par-{len(running)}-{self.seq}-{len(pending)}")
-                running[self.p.spawn(argv, out)] = (argv, out)
-            pid = next((p for p in running if p in self.p.reaped), None)
-            if pid is None:
-                pid = self.p.reap_one()
-                if pid not in running:
-                    continue
-            status, _ = self.p.reaped.pop(pid)
-            argv, out = running.pop(pid)
-            if os.waitstatus_to_exitcode(status) != 0:
-                all_ok = False
-                with open(out, errors="replace") as f:
-                    self.fail(rt, f"{self.a.tp_count}x {what}", f"{argv[-1]}: {f.read().strip()}")
-            else:
+        outs = {i: os.path.join(self.work, f"out-par-{self.seq}-{i}") for i in range(len(cmds))}
+        for i, ok, output in self.p.bounded(list(outs), lambda i: (cmds[i], outs[i]),
+                                            self.a.tp_par):
+            if ok:
                 self.ok_runs[rt] += 1
-            os.unlink(out)
+            else:
+                all_ok = False
+                self.fail(rt, f"{self.a.tp_count}x {what}", f"{cmds[i][-1]}: {output}")
         return all_ok, time.perf_counter_ns() - t0
 
     def peak_rss(self):

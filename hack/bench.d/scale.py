@@ -201,32 +201,21 @@ class Scale(Bench):
             return True
         m0 = meminfo()
         pending = list(ids)
-        running = {}
         ok_ids = []
+
+        def start(c):
+            b = self.bundles.get("scale", "sleep", rt, c)
+            return self.base(rt) + ["create", "--bundle", b, c], os.path.join(self.work, f"out-grow-{c}")
+
         t0 = time.perf_counter_ns()
-        while pending or running:
-            while pending and len(running) < self.a.tp_par:
-                c = pending.pop(0)
-                b = self.bundles.get("scale", "sleep", rt, c)
-                out = os.path.join(self.work, f"out-grow-{c}")
-                argv = self.base(rt) + ["create", "--bundle", b, c]
-                running[self.p.spawn(argv, out)] = (c, out)
-            pid = next((p for p in running if p in self.p.reaped), None)
-            if pid is None:
-                pid = self.p.reap_one()
-                if pid not in running:
-                    continue
-            status, _ = self.p.reaped.pop(pid)
-            c, out = running.pop(pid)
-            if os.waitstatus_to_exitcode(status) == 0:
+        for c, ok, output in self.p.bounded(pending, start, self.a.tp_par):
+            if ok:
                 ok_ids.append(c)
                 self.ok_runs[rt] += 1
             else:
-                with open(out, errors="replace") as f:
-                    self.fail(rt, "create (population)", f"{c}: {f.read().strip()}")
+                self.fail(rt, "create (population)", f"{c}: {output}")
                 self.cleanup(rt, c)
                 self.bundles.done("scale", c)
-            os.unlink(out)
             if len(ok_ids) % 100 == 0 and meminfo()["MemAvailable"] < MEM_FLOOR_KIB:
                 self.stopped = f"{rt}: MemAvailable under {MEM_FLOOR_KIB >> 20} GiB at {len(self.pop[rt]) + len(ok_ids)} containers"
                 pending.clear()
@@ -427,21 +416,12 @@ class Scale(Bench):
         for rt in self.rts:
             ids, self.pop[rt] = self.pop[rt], []
             self.kdelta[rt] = {}
-            pending, running = list(ids), {}
             t0 = time.perf_counter_ns()
-            while pending or running:
-                while pending and len(running) < self.a.tp_par:
-                    c = pending.pop(0)
-                    running[self.p.spawn(self.base(rt) + ["delete", "-f", c])] = c
-                pid = self.p.reap_one()
-                if pid in running:
-                    status, _ = self.p.reaped.pop(pid)
-                    c = running.pop(pid)
-                    if os.waitstatus_to_exitcode(status) != 0:
-                        self.fail(rt, "delete -f (cleanup)", c)
-                    self.bundles.done("scale", c)
-                elif pid is None:
-                    break
+            for c, ok, _ in self.p.bounded(list(ids), lambda c: (self.base(rt) + ["delete", "-f", c], None),
+                                           self.a.tp_par):
+                if not ok:
+                    self.fail(rt, "delete -f (cleanup)", c)
+                self.bundles.done("scale", c)
             if ids:
                 self.delete_ns[rt] = (time.perf_counter_ns() - t0, len(ids))
             self.p.drain()
