@@ -28,6 +28,30 @@ const OFF_ARGS: u32 = 16;
 /// The kernel's limit on a filter's length (BPF_MAXINSNS).
 pub(super) const MAX_INSNS: usize = 4096;
 
+/// Instructions in `struct sock_filter`'s little-endian layout (8 bytes each), as a saved
+/// program holds them and libseccomp exports them on x86.
+pub(super) fn encode(insns: &[sock_filter], out: &mut Vec<u8>) {
+    for i in insns {
+        out.extend_from_slice(&i.code.to_le_bytes());
+        out.push(i.jt);
+        out.push(i.jf);
+        out.extend_from_slice(&i.k.to_le_bytes());
+    }
+}
+
+/// The reverse of [`encode`]; a trailing partial instruction is ignored (callers check lengths).
+pub(super) fn decode(bytes: &[u8]) -> Vec<sock_filter> {
+    bytes
+        .chunks_exact(8)
+        .map(|c| sock_filter {
+            code: u16::from_le_bytes([c[0], c[1]]),
+            jt: c[2],
+            jf: c[3],
+            k: u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+        })
+        .collect()
+}
+
 fn insn(code: u16, jt: u8, jf: u8, k: u32) -> sock_filter {
     sock_filter { code, jt, jf, k }
 }

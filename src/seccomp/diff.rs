@@ -436,15 +436,7 @@ fn libseccomp_program(ctx: &ScmpFilterContext) -> Vec<libc::sock_filter> {
     drop(wr);
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(&mut std::fs::File::from(rd), &mut bytes).expect("read bpf");
-    bytes
-        .chunks_exact(8)
-        .map(|c| libc::sock_filter {
-            code: u16::from_le_bytes([c[0], c[1]]),
-            jt: c[2],
-            jf: c[3],
-            k: u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
-        })
-        .collect()
+    super::bpf::decode(&bytes)
 }
 
 fn reference(p: &Value) -> Result<Reference, String> {

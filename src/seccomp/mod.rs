@@ -154,12 +154,7 @@ impl Program {
         let mut out = Vec::with_capacity(SAVED_MAGIC.len() + 1 + self.filter.len() * 8);
         out.extend_from_slice(SAVED_MAGIC);
         out.push(u8::from(self.notify));
-        for insn in &self.filter {
-            out.extend_from_slice(&insn.code.to_le_bytes());
-            out.push(insn.jt);
-            out.push(insn.jf);
-            out.extend_from_slice(&insn.k.to_le_bytes());
-        }
+        bpf::encode(&self.filter, &mut out);
         out
     }
 
@@ -176,17 +171,8 @@ impl Program {
         if notify > 1 || insns.len() % 8 != 0 || count == 0 || count > bpf::MAX_INSNS {
             bail!("saved seccomp program: malformed ({} bytes)", data.len());
         }
-        let filter = insns
-            .chunks_exact(8)
-            .map(|c| libc::sock_filter {
-                code: u16::from_le_bytes([c[0], c[1]]),
-                jt: c[2],
-                jf: c[3],
-                k: u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
-            })
-            .collect();
         Ok(Program {
-            filter,
+            filter: bpf::decode(insns),
             notify: notify == 1,
             unknown: Vec::new(),
         })
