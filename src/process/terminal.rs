@@ -40,20 +40,21 @@ pub fn attach_terminal(
 /// not dump (it finds no such mount in the container) and which the container has no business
 /// reaching.
 pub(super) fn reopen_dev_null() -> Result<()> {
-    use nix::sys::stat::{fstat, stat, SFlag};
+    use crate::syscall::fs::is_null_device;
+    use nix::sys::stat::{fstat, stat};
     let Ok(inside) = stat("/dev/null") else {
         return Ok(());
     };
-    if SFlag::from_bits_truncate(inside.st_mode) & SFlag::S_IFMT != SFlag::S_IFCHR {
+    if !is_null_device(&inside) {
         return Ok(());
     }
-    for fd in 0..3 {
-        // SAFETY: fds 0-2 stay open for the init's whole life; borrowed only for fstat.
-        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-        let Ok(st) = fstat(borrowed) else { continue };
-        let is_null = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR
-            && st.st_rdev == inside.st_rdev;
-        if !is_null || (st.st_dev == inside.st_dev && st.st_ino == inside.st_ino) {
+    let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    for (fd, handle) in [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()]
+        .into_iter()
+        .enumerate()
+    {
+        let Ok(st) = fstat(handle) else { continue };
+        if !is_null_device(&st) || (st.st_dev == inside.st_dev && st.st_ino == inside.st_ino) {
             continue;
         }
         let own = nix::fcntl::open(

@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::sys::stat::{fstat, major, minor, SFlag};
+use nix::sys::stat::fstat;
 
 use super::resolve::{is_dir, open_in_root};
 use crate::syscall::fs::{self as sysfs, FsContext, MountAttr};
@@ -94,9 +94,7 @@ impl Masks {
 /// The container's /dev/null, refused unless it is the real null device.
 fn verified_dev_null(root: BorrowedFd) -> Result<OwnedFd> {
     let fd = open_in_root(root, Path::new("/dev/null"), OFlag::O_PATH).context("open /dev/null")?;
-    let st = fstat(&fd)?;
-    let is_chr = st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFCHR.bits();
-    if !is_chr || major(st.st_rdev) != 1 || minor(st.st_rdev) != 3 {
+    if !sysfs::is_null_device(&fstat(&fd)?) {
         bail!("/dev/null is not the null device (1:3)");
     }
     Ok(fd)

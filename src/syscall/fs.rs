@@ -260,6 +260,12 @@ impl Drop for UsernsHolder {
     }
 }
 
+/// Whether `st` is the null device (character device 1:3), whatever its name.
+pub fn is_null_device(st: &libc::stat) -> bool {
+    let is_chr = st.st_mode & libc::S_IFMT == libc::S_IFCHR;
+    is_chr && libc::major(st.st_rdev) == 1 && libc::minor(st.st_rdev) == 3
+}
+
 /// `fstatfs(2)` filesystem magic of an fd, typed like libc's `*_MAGIC` constants.
 // The width of statfs.f_type differs between libcs and architectures; the cast is a no-op here.
 #[allow(clippy::unnecessary_cast)]
