@@ -405,9 +405,15 @@ mod tests {
     fn inherited_descriptors_are_not_passed_on() {
         let dir = tempdir("fds");
         let out = dir.join("fds");
-        // A descriptor without CLOEXEC, as --preserve-fds leaves them.
-        let file = std::fs::File::open("/dev/null").unwrap();
-        let raw = std::os::fd::AsRawFd::as_raw_fd(&file);
+        // A descriptor without CLOEXEC, as --preserve-fds leaves them. Its number is fixed
+        // far above what the shell uses itself: dash parks the saved stdout of the redirect
+        // below at the lowest free number from 10, which a low inherited number could be
+        // while other tests hold descriptors, and the check would see the shell's own.
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let raw = fcntl(&null, FcntlArg::F_DUPFD(700)).unwrap();
+        // SAFETY: F_DUPFD just returned this descriptor and nothing else owns it.
+        let file = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+        assert!(raw >= 700, "F_DUPFD(700) returned {raw}");
         fcntl(&file, FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty())).unwrap();
         let hook = sh_hook(
             &format!(
