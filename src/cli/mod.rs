@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::logging::LogFormat;
 
+pub mod checkpoint;
 pub mod create;
 pub mod delete;
 pub mod events;
@@ -166,6 +167,8 @@ pub enum Command {
     Events(events::EventsArgs),
     /// Update container resource constraints
     Update(update::UpdateArgs),
+    /// Checkpoint a running container (with CRIU)
+    Checkpoint(checkpoint::CheckpointArgs),
 }
 
 #[derive(Args, Debug, Clone)]
