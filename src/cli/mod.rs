@@ -19,6 +19,7 @@ pub mod kill;
 pub mod list;
 pub mod pause;
 pub mod ps;
+pub mod restore;
 pub mod resume;
 pub mod run;
 pub mod spec;
@@ -85,8 +86,8 @@ pub struct GlobalOpts {
     #[arg(long, default_value = "auto")]
     pub rootless: RootlessMode,
 
-    /// Path to the criu binary (accepted for compatibility; checkpointing is not supported)
-    #[arg(long, global = true, hide = true)]
+    /// Path to the criu binary used for checkpoint and restore (default: criu, from PATH)
+    #[arg(long, global = true)]
     pub criu: Option<String>,
 
     /// Print the version
@@ -169,6 +170,8 @@ pub enum Command {
     Update(update::UpdateArgs),
     /// Checkpoint a running container (with CRIU)
     Checkpoint(checkpoint::CheckpointArgs),
+    /// Restore a container from a previous checkpoint (with CRIU)
+    Restore(restore::RestoreArgs),
 }
 
 #[derive(Args, Debug, Clone)]

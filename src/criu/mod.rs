@@ -2,17 +2,67 @@
 //! socketpair, one protobuf `criu_req` per packet, `criu_resp` back, with `notify` packets in
 //! between (CRIU's action scripts, answered over the same socket).
 
+pub mod mounts;
 pub mod rpc;
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::{Child, Command};
 
 use anyhow::{bail, Context, Result};
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
-use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{
+    recvmsg, send, socketpair, AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType,
+};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use prost::Message;
 
 pub use rpc::{CriuOpts, CriuReq, CriuReqType, CriuResp};
+
+/// The oldest CRIU hutch drives (runc's floor too: 3.0 brought swrk's notifications as used).
+pub const MIN_VERSION: u32 = 30000;
+
+/// Where `checkpoint` records the targets of the init's stdin, stdout and stderr, so that
+/// `restore` can hand the pipes among them new ends (runc's file and format).
+pub const DESCRIPTORS_FILE: &str = "descriptors.json";
+
+/// Namespaces a config joins by path: the dump names each as external (by inode), and the
+/// restore hands CRIU the config's path again under the same key, as runc's keys have it.
+pub const EXTERNAL_NAMESPACES: [(LinuxNamespaceType, &str, &str); 2] = [
+    (LinuxNamespaceType::Network, "net", "extRootNetNS"),
+    (LinuxNamespaceType::Pid, "pid", "extRootPidNS"),
+];
+
+/// The config's namespaces joined by path that CRIU must treat as external: (kind's CRIU
+/// name, inherit key, path).
+pub fn joined_namespaces(spec: &Spec) -> Vec<(&'static str, &'static str, std::path::PathBuf)> {
+    let configured = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_deref())
+        .unwrap_or_default();
+    EXTERNAL_NAMESPACES
+        .iter()
+        .filter_map(|(kind, name, key)| {
+            let ns = configured.iter().find(|n| n.typ() == *kind)?;
+            let path = ns.path().as_ref().filter(|p| !p.as_os_str().is_empty())?;
+            Some((*name, *key, path.clone()))
+        })
+        .collect()
+}
+
+/// Fails unless the installed CRIU is recent enough, naming what was found.
+pub fn check_version(criu: &str) -> Result<()> {
+    let version = Swrk::version(criu).context("asking criu for its version")?;
+    if version < MIN_VERSION {
+        bail!(
+            "criu {}.{}.{} is too old: hutch needs 3.0 or newer",
+            version / 10000,
+            version / 100 % 100,
+            version % 100
+        );
+    }
+    Ok(())
+}
 
 /// Large enough for any response CRIU sends (runc reads 10 pages).
 const RESPONSE_BUFFER: usize = 10 * 4096;
@@ -24,8 +74,9 @@ pub struct Swrk {
 }
 
 impl Swrk {
-    /// Starts `criu swrk`. `criu` is looked up in PATH, as runc does (`--criu` names another).
-    pub fn start(criu: &str) -> Result<Swrk> {
+    /// Starts `criu swrk`. `criu` is looked up in PATH, as runc does. `passed` are descriptors
+    /// criu inherits under their own numbers (what `inherit_fd` entries name).
+    pub fn start(criu: &str, passed: &[OwnedFd]) -> Result<Swrk> {
         let (ours, theirs) = socketpair(
             AddressFamily::Unix,
             SockType::SeqPacket,
@@ -33,10 +84,12 @@ impl Swrk {
             SockFlag::SOCK_CLOEXEC,
         )
         .context("socketpair for criu swrk")?;
-        // criu inherits its end: the only descriptor without close-on-exec in single-threaded
-        // hutch, and closed here once criu has it.
-        fcntl(&theirs, FcntlArg::F_SETFD(FdFlag::empty()))
-            .context("criu swrk socket: clearing close-on-exec")?;
+        // criu inherits its end and the passed descriptors: the only ones without
+        // close-on-exec in single-threaded hutch, and closed here once criu has them.
+        for fd in std::iter::once(&theirs).chain(passed) {
+            fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty()))
+                .context("criu swrk descriptors: clearing close-on-exec")?;
+        }
         let child = Command::new(criu)
             .arg("swrk")
             .arg(theirs.as_raw_fd().to_string())
@@ -49,13 +102,37 @@ impl Swrk {
         })
     }
 
+    /// The pid of `criu swrk`: on restore it joins the container's cgroups first, so what it
+    /// restores is born in them.
+    pub fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.child.id() as i32)
+    }
+
+    /// CRIU's version as runc compares it: major * 10000 + minor * 100 + sublevel.
+    pub fn version(criu: &str) -> Result<u32> {
+        let mut swrk = Swrk::start(criu, &[])?;
+        let resp = swrk.call(
+            &CriuReq {
+                r#type: CriuReqType::Version as i32,
+                opts: None,
+                notify_success: None,
+            },
+            |_| Ok(()),
+        )?;
+        swrk.finish()?;
+        let v = resp.version.context("criu answered VERSION without a version")?;
+        let part = |n: i32| u32::try_from(n).unwrap_or(0);
+        Ok(part(v.major_number) * 10000
+            + part(v.minor_number) * 100
+            + part(v.sublevel.unwrap_or(0)))
+    }
+
     /// Sends `req` and returns CRIU's answer to it. Each `notify` packet on the way goes to
-    /// `on_notify` (the script name, and the pid CRIU reports with it); CRIU waits for the
-    /// answer, which is success unless `on_notify` fails.
+    /// `on_notify`; CRIU waits for the answer, which is success unless `on_notify` fails.
     pub fn call(
         &mut self,
         req: &CriuReq,
-        mut on_notify: impl FnMut(&str, Option<i32>) -> Result<()>,
+        mut on_notify: impl FnMut(Notification) -> Result<()>,
     ) -> Result<CriuResp> {
         let socket = self
             .socket
@@ -65,16 +142,19 @@ impl Swrk {
             .context("sending a request to criu")?;
         let mut buf = vec![0u8; RESPONSE_BUFFER];
         loop {
-            let n = recv(socket.as_fd().as_raw_fd(), &mut buf, MsgFlags::empty())
-                .context("reading criu's response")?;
+            let (n, fd) = receive(socket, &mut buf)?;
             if n == 0 {
                 bail!("criu closed the connection without answering (see its log)");
             }
             let resp = CriuResp::decode(&buf[..n]).context("decoding criu's response")?;
             if resp.r#type == CriuReqType::Notify as i32 {
                 let notify = resp.notify.clone().unwrap_or_default();
-                let script = notify.script.as_deref().unwrap_or("");
-                let outcome = on_notify(script, notify.pid);
+                let script = notify.script.clone().unwrap_or_default();
+                let outcome = on_notify(Notification {
+                    script: &script,
+                    pid: notify.pid,
+                    fd,
+                });
                 let answer = CriuReq {
                     r#type: CriuReqType::Notify as i32,
                     opts: None,
@@ -114,6 +194,40 @@ impl Swrk {
         }
         Ok(())
     }
+}
+
+/// One of CRIU's action-script notifications: its name, the pid it concerns (the restored
+/// init on `setup-namespaces` and `post-restore`), and the descriptor sent with it (the pty
+/// master on `orphan-pts-master`).
+pub struct Notification<'a> {
+    pub script: &'a str,
+    pub pid: Option<i32>,
+    pub fd: Option<OwnedFd>,
+}
+
+/// One packet and the descriptor that came with it, if any.
+fn receive(socket: &OwnedFd, buf: &mut [u8]) -> Result<(usize, Option<OwnedFd>)> {
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .context("reading criu's response")?;
+    let mut fd = None;
+    for cmsg in msg.cmsgs().context("criu's response: control data")? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            for raw in fds {
+                // SAFETY: SCM_RIGHTS just installed this descriptor in our table; nothing
+                // else owns it.
+                let owned = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+                fd.get_or_insert(owned);
+            }
+        }
+    }
+    Ok((msg.bytes, fd))
 }
 
 impl Drop for Swrk {

@@ -11,6 +11,25 @@ pub struct ExtMountMap {
     pub val: String,
 }
 
+/// A descriptor of the caller's that the restored process gets in place of the file `key`
+/// named at dump time (a pipe's `pipe:[INODE]`, a namespace's `extRootNetNS`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct InheritFd {
+    #[prost(string, required, tag = "1")]
+    pub key: String,
+    #[prost(int32, required, tag = "2")]
+    pub fd: i32,
+}
+
+/// Where a hierarchy's dumped cgroups go on restore (`ctrl` unset: every hierarchy).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CgroupRoot {
+    #[prost(string, optional, tag = "1")]
+    pub ctrl: Option<String>,
+    #[prost(string, required, tag = "2")]
+    pub path: String,
+}
+
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct CriuPageServerInfo {
     #[prost(string, optional, tag = "1")]
@@ -57,6 +76,12 @@ pub struct CriuOpts {
     pub ext_mnt: Vec<ExtMountMap>,
     #[prost(bool, optional, tag = "24")]
     pub manage_cgroups: Option<bool>,
+    #[prost(message, repeated, tag = "25")]
+    pub cg_root: Vec<CgroupRoot>,
+    #[prost(bool, optional, tag = "26")]
+    pub rst_sibling: Option<bool>,
+    #[prost(message, repeated, tag = "27")]
+    pub inherit_fd: Vec<InheritFd>,
     #[prost(enumeration = "CriuCgMode", optional, tag = "34")]
     pub manage_cgroups_mode: Option<i32>,
     #[prost(string, optional, tag = "44")]
@@ -71,6 +96,10 @@ pub struct CriuOpts {
     pub status_fd: Option<i32>,
     #[prost(bool, optional, tag = "50")]
     pub orphan_pts_master: Option<bool>,
+    #[prost(string, optional, tag = "53")]
+    pub lsm_profile: Option<String>,
+    #[prost(string, optional, tag = "63")]
+    pub lsm_mount_context: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
