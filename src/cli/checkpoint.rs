@@ -170,7 +170,7 @@ pub fn run(global: &GlobalOpts, args: CheckpointArgs) -> Result<i32> {
     } else {
         CriuReqType::Dump
     };
-    let mut swrk = Swrk::start(criu, &[])?;
+    let mut swrk = Swrk::start(criu, &[], false)?;
     swrk.call(
         &CriuReq {
             r#type: kind as i32,
@@ -186,7 +186,7 @@ pub fn run(global: &GlobalOpts, args: CheckpointArgs) -> Result<i32> {
             args.criu.log_path(&dirs, "dump.log").display()
         )
     })?;
-    swrk.finish()?;
+    swrk.finish(args.pre_dump)?;
     if !args.leave_running && !args.pre_dump {
         // CRIU killed the processes once they were dumped: the container is gone, as runc has it.
         crate::container::delete::delete(dir, &state, true)?;

@@ -94,7 +94,7 @@ pub fn restore(root: &Path, req: &RestoreRequest) -> Result<Created> {
     // Declared after `undo`, so dropped (unmounted) before the state directory is removed.
     let criu_root = CriuRoot::bind(&plan.bundle.rootfs, &dir.path)?;
     let (passed, inherit_fd) = inherited(spec, &dirs.image_path)?;
-    let mut swrk = Swrk::start(req.criu_bin, &passed)?;
+    let mut swrk = Swrk::start(req.criu_bin, &passed, true)?;
     drop(passed);
     if cgroup.systemd.is_some() {
         cgroup.start_unit(swrk.pid(), creq.id, resources, spec.annotations().as_ref())?;
@@ -140,7 +140,7 @@ pub fn restore(root: &Path, req: &RestoreRequest) -> Result<Created> {
                 req.criu.log_path(&dirs, "restore.log").display()
             )
         })?;
-    swrk.finish()?;
+    swrk.finish(false)?;
     let pid = resp
         .restore
         .map(|r| r.pid)

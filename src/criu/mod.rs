@@ -6,7 +6,7 @@ pub mod mounts;
 pub mod rpc;
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
@@ -75,8 +75,10 @@ pub struct Swrk {
 
 impl Swrk {
     /// Starts `criu swrk`. `criu` is looked up in PATH, as runc does. `passed` are descriptors
-    /// criu inherits under their own numbers (what `inherit_fd` entries name).
-    pub fn start(criu: &str, passed: &[OwnedFd]) -> Result<Swrk> {
+    /// criu inherits under their own numbers (what `inherit_fd` entries name). CRIU logs to its
+    /// log file; its stdio is ours only for a restore (`stdio`), where the restored processes
+    /// may be given it, and /dev/null otherwise, as runc has it.
+    pub fn start(criu: &str, passed: &[OwnedFd], stdio: bool) -> Result<Swrk> {
         let (ours, theirs) = socketpair(
             AddressFamily::Unix,
             SockType::SeqPacket,
@@ -90,9 +92,14 @@ impl Swrk {
             fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty()))
                 .context("criu swrk descriptors: clearing close-on-exec")?;
         }
-        let child = Command::new(criu)
-            .arg("swrk")
-            .arg(theirs.as_raw_fd().to_string())
+        let mut cmd = Command::new(criu);
+        cmd.arg("swrk").arg(theirs.as_raw_fd().to_string());
+        if !stdio {
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+        }
+        let child = cmd
             .spawn()
             .with_context(|| format!("starting {criu} swrk (is criu installed?)"))?;
         drop(theirs);
@@ -110,7 +117,7 @@ impl Swrk {
 
     /// CRIU's version as runc compares it: major * 10000 + minor * 100 + sublevel.
     pub fn version(criu: &str) -> Result<u32> {
-        let mut swrk = Swrk::start(criu, &[])?;
+        let mut swrk = Swrk::start(criu, &[], false)?;
         let resp = swrk.call(
             &CriuReq {
                 r#type: CriuReqType::Version as i32,
@@ -119,7 +126,7 @@ impl Swrk {
             },
             |_| Ok(()),
         )?;
-        swrk.finish()?;
+        swrk.finish(false)?;
         let v = resp.version.context("criu answered VERSION without a version")?;
         let part = |n: i32| u32::try_from(n).unwrap_or(0);
         Ok(part(v.major_number) * 10000
@@ -185,11 +192,13 @@ impl Swrk {
         }
     }
 
-    /// Closes the connection and waits for criu to exit.
-    pub fn finish(mut self) -> Result<()> {
+    /// Closes the connection and waits for criu to exit. After a pre-dump CRIU waits for the
+    /// series' next request and fails when the connection closes instead: that is expected
+    /// (`pre_dump`), as runc treats it.
+    pub fn finish(mut self, pre_dump: bool) -> Result<()> {
         self.socket = None;
         let status = self.child.wait().context("waiting for criu")?;
-        if !status.success() {
+        if !status.success() && !pre_dump {
             bail!("criu swrk exited with {status}");
         }
         Ok(())

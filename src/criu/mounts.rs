@@ -60,6 +60,17 @@ fn device_paths(spec: &Spec) -> impl Iterator<Item = String> + '_ {
         .chain(devices.iter().map(|d| d.path().display().to_string()))
 }
 
+/// The config asks for a cgroup namespace of the container's own (joining one by path counts:
+/// its cgroup mounts are as fresh).
+fn new_cgroup_ns(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_deref())
+        .unwrap_or_default()
+        .iter()
+        .any(|n| n.typ() == LinuxNamespaceType::Cgroup)
+}
+
 fn masked_paths(spec: &Spec) -> &[String] {
     spec.linux()
         .as_ref()
@@ -78,8 +89,14 @@ pub fn for_dump(spec: &Spec, init_pid: i32) -> Vec<ExtMountMap> {
         }
     }
     // Without a cgroup namespace /sys/fs/cgroup (or each v1 hierarchy under it) is a bind of
-    // the container's own cgroup directory: the mount's root in the hierarchy is not "/".
-    let mountinfo = fs::read_to_string(format!("/proc/{init_pid}/mountinfo")).unwrap_or_default();
+    // the container's own cgroup directory: the mount's root in the hierarchy is not "/". (With
+    // one, the fresh cgroup mounts look the same from our cgroup namespace, and CRIU dumps
+    // them itself.)
+    let mountinfo = if new_cgroup_ns(spec) {
+        String::new()
+    } else {
+        fs::read_to_string(format!("/proc/{init_pid}/mountinfo")).unwrap_or_default()
+    };
     for mount in host_proc::mounts(&mountinfo) {
         if (mount.fs_type == "cgroup" || mount.fs_type == "cgroup2") && mount.root() != "/" {
             let point = mount.mount_point().display().to_string();
@@ -121,14 +138,7 @@ pub fn for_restore(spec: &Spec, bundle: &Path, criu_pid: i32) -> Vec<ExtMountMap
             );
         }
     }
-    let new_cgroup_ns = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_deref())
-        .unwrap_or_default()
-        .iter()
-        .any(|n| n.typ() == LinuxNamespaceType::Cgroup);
-    if !new_cgroup_ns {
+    if !new_cgroup_ns(spec) {
         for m in spec.mounts().as_deref().unwrap_or_default() {
             if m.typ().as_deref() == Some("cgroup") {
                 for (key, source) in cgroup_binds(m.destination(), criu_pid) {
