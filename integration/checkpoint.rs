@@ -364,3 +364,55 @@ fn restore_without_images_fails_and_leaves_nothing() {
     assert!(!c.rt(&["state", &c.id]).ok(), "a failed restore left its container");
     // Ctr's drop checks that no state, mount, process or cgroup is left.
 }
+
+/// A restore killed while CRIU works leaves the rootfs bound under the state directory;
+/// `delete` must detach it before removing the directory, and never reach into the rootfs.
+#[test]
+fn killed_restore_is_cleaned_up_without_touching_the_rootfs() {
+    needs_criu!();
+    let mut c = Ctr::new("cr-killed");
+    c.sh(COUNTER);
+    let armed = c.dir.join("armed");
+    let marker = c.dir.join("in-hook");
+    // Blocks only once armed: at restore, not at the first run.
+    c.config["hooks"] = json!({"createRuntime": [{
+        "path": "/bin/sh",
+        "args": ["sh", "-c", format!(
+            "if [ -e {0} ]; then touch {1}; sleep 60; fi",
+            armed.display(),
+            marker.display()
+        )],
+    }]});
+    c.save();
+    let bundle = c.bundle.display().to_string();
+    let run = rt_detached(&c, &["run", "-d", "--bundle", &bundle, &c.id.clone()]);
+    assert!(run.out.ok(), "run -d failed:\n{}", run.out);
+    c.pid();
+    counts_past(&c, 2);
+    let img = images(&c, "img");
+    checkpoint(&c, &img, &[]);
+
+    fs::write(&armed, "").unwrap();
+    let dir = img.display().to_string();
+    let mut restore = c.cmd();
+    restore
+        .args(["restore", "-d", "--image-path", &dir, "--bundle", &bundle, &c.id])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = restore.spawn().unwrap();
+    wait_for_file(&marker, Duration::from_secs(30));
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let out = c.rt(&["delete", "--force", &c.id]);
+    assert!(out.ok(), "delete of a killed restore failed:\n{out}");
+    assert!(
+        c.rootfs.join("bin/busybox").exists() && c.rootfs.join("tmp/count").exists(),
+        "the rootfs lost its files when the killed restore was cleaned up"
+    );
+    assert!(
+        !c.root.join(&c.id).exists(),
+        "the state directory outlived delete"
+    );
+    // Ctr's drop checks that no mount (the rootfs bind), process or cgroup is left.
+}

@@ -24,7 +24,7 @@ use oci_spec::runtime::Spec;
 use super::create::{self, CreateRequest, Created};
 use super::pid_file::write_pid_file;
 use super::state::{self, State, Status};
-use super::state_dir::ContainerDir;
+use super::state_dir::{ContainerDir, CRIU_ROOT};
 use crate::cli::checkpoint::CriuArgs;
 use crate::console;
 use crate::criu::{self, rpc, CriuOpts, CriuReq, CriuReqType, Notification, Swrk};
@@ -47,7 +47,7 @@ struct CriuRoot(PathBuf);
 
 impl CriuRoot {
     fn bind(rootfs: &Path, state_dir: &Path) -> Result<CriuRoot> {
-        let path = state_dir.join("criu-root");
+        let path = state_dir.join(CRIU_ROOT);
         fs::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
         let root = CriuRoot(path);
         mount(
