@@ -416,3 +416,68 @@ fn killed_restore_is_cleaned_up_without_touching_the_rootfs() {
     );
     // Ctr's drop checks that no mount (the rootfs bind), process or cgroup is left.
 }
+
+/// A bind mount from the host and a network namespace joined by path are external to the
+/// checkpoint: the restored container gets the same host directory and the same namespace
+/// back (the config's, found again by path).
+#[test]
+fn binds_and_namespaces_joined_by_path_come_back() {
+    needs_criu!();
+    use std::os::unix::fs::MetadataExt;
+    let mut c = Ctr::new("cr-external");
+    let shared = c.dir.join("shared");
+    fs::create_dir(&shared).unwrap();
+    let netns = c.dir.join("netns");
+    fs::write(&netns, "").unwrap();
+    let made = Command::new("unshare")
+        .arg(format!("--net={}", netns.display()))
+        .arg("true")
+        .status()
+        .unwrap();
+    assert!(made.success(), "unshare --net=FILE failed");
+    c.set_ns("network", Some(netns.to_str().unwrap()));
+    c.add_mount(json!({
+        "destination": "/data",
+        "type": "bind",
+        "source": shared,
+        "options": ["rbind", "rw"],
+    }));
+    c.sh("i=0; while true; do i=$((i+1)); echo $i > /data/count; echo $i > /tmp/count; sleep 0.1; done");
+    c.save();
+    let bundle = c.bundle.display().to_string();
+    let run = rt_detached(&c, &["run", "-d", "--bundle", &bundle, &c.id.clone()]);
+    assert!(run.out.ok(), "run -d failed:\n{}", run.out);
+    c.pid();
+    counts_past(&c, 2);
+    let img = images(&c, "img");
+    checkpoint(&c, &img, &[]);
+    let host_count = || -> u64 {
+        fs::read_to_string(shared.join("count"))
+            .unwrap_or_default()
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    };
+    let stopped_at = host_count();
+    assert!(stopped_at > 0, "the bind mount never saw the counter");
+
+    let restored = restore_detached(&c, &img, &[]);
+    assert!(
+        restored.out.ok(),
+        "restore failed:\n{}\n{}",
+        restored.out,
+        criu_log(&img, "restore.log")
+    );
+    let pid = c.pid();
+    counts_past(&c, count(&c));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while host_count() <= stopped_at {
+        assert!(Instant::now() < deadline, "the host directory no longer sees the counter");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let inside = fs::metadata(format!("/proc/{pid}/ns/net")).unwrap().ino();
+    let joined = fs::metadata(&netns).unwrap().ino();
+    assert_eq!(inside, joined, "the restored container is not in the joined network namespace");
+    c.rt(&["delete", "--force", &c.id]).assert_ok();
+    nix::mount::umount2(&netns, nix::mount::MntFlags::MNT_DETACH).unwrap();
+}
