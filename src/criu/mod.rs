@@ -5,16 +5,16 @@
 pub mod mounts;
 pub mod rpc;
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
-use nix::sys::socket::{
-    recvmsg, send, socketpair, AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType,
-};
+use nix::sys::socket::{send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use prost::Message;
+
+use crate::syscall::socket::recv_with_fd;
 
 pub use rpc::{CriuOpts, CriuReq, CriuReqType, CriuResp};
 
@@ -149,7 +149,9 @@ impl Swrk {
             .context("sending a request to criu")?;
         let mut buf = vec![0u8; RESPONSE_BUFFER];
         loop {
-            let (n, fd) = receive(socket, &mut buf)?;
+            let received = recv_with_fd(socket.as_fd(), &mut buf, MsgFlags::empty())
+                .map_err(|err| anyhow::anyhow!("reading criu's response: {err:?}"))?;
+            let (n, fd) = (received.bytes, received.fd);
             if n == 0 {
                 bail!("criu closed the connection without answering (see its log)");
             }
@@ -212,31 +214,6 @@ pub struct Notification<'a> {
     pub script: &'a str,
     pub pid: Option<i32>,
     pub fd: Option<OwnedFd>,
-}
-
-/// One packet and the descriptor that came with it, if any.
-fn receive(socket: &OwnedFd, buf: &mut [u8]) -> Result<(usize, Option<OwnedFd>)> {
-    let mut iov = [std::io::IoSliceMut::new(buf)];
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<()>(
-        socket.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .context("reading criu's response")?;
-    let mut fd = None;
-    for cmsg in msg.cmsgs().context("criu's response: control data")? {
-        if let ControlMessageOwned::ScmRights(fds) = cmsg {
-            for raw in fds {
-                // SAFETY: SCM_RIGHTS just installed this descriptor in our table; nothing
-                // else owns it.
-                let owned = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
-                fd.get_or_insert(owned);
-            }
-        }
-    }
-    Ok((msg.bytes, fd))
 }
 
 impl Drop for Swrk {
