@@ -42,7 +42,8 @@ macro_rules! needs_criu {
 }
 
 /// Counts in /tmp/count and on stdout, ten times a second.
-const COUNTER: &str = "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; echo $i; sleep 0.1; done";
+const COUNTER: &str =
+    "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; echo $i; sleep 0.1; done";
 
 /// What a detached runtime command wrote, and the read end of the pipe the container got as
 /// stdout.
@@ -158,7 +159,11 @@ fn checkpoint(c: &Ctr, image_dir: &Path, extra: &[&str]) {
     args.extend_from_slice(extra);
     args.push(&c.id);
     let out = c.rt_piped(&args);
-    assert!(out.ok(), "checkpoint failed:\n{out}\n{}", criu_log(image_dir, "dump.log"));
+    assert!(
+        out.ok(),
+        "checkpoint failed:\n{out}\n{}",
+        criu_log(image_dir, "dump.log")
+    );
 }
 
 fn restore_detached(c: &Ctr, image_dir: &Path, extra: &[&str]) -> Detached {
@@ -207,16 +212,32 @@ fn checkpoint_stops_the_container_and_restore_resumes_it() {
     let img = images(&c, "img");
     checkpoint(&c, &img, &[]);
     // The processes are gone with the container, and the counter stands still.
-    assert!(!c.rt(&["state", &c.id]).ok(), "the container outlived its checkpoint");
+    assert!(
+        !c.rt(&["state", &c.id]).ok(),
+        "the container outlived its checkpoint"
+    );
     let stopped_at = count(&c);
     std::thread::sleep(Duration::from_millis(400));
-    assert_eq!(count(&c), stopped_at, "something still counts after the checkpoint");
-    assert!(img.join("inventory.img").exists(), "no images in {}", img.display());
+    assert_eq!(
+        count(&c),
+        stopped_at,
+        "something still counts after the checkpoint"
+    );
+    assert!(
+        img.join("inventory.img").exists(),
+        "no images in {}",
+        img.display()
+    );
 
     let restored = restore_detached(&c, &img, &[]);
-    assert!(restored.out.ok(), "restore failed:
+    assert!(
+        restored.out.ok(),
+        "restore failed:
 {}
-{}", restored.out, criu_log(&img, "restore.log"));
+{}",
+        restored.out,
+        criu_log(&img, "restore.log")
+    );
     assert_eq!(c.status(), "running");
     let pid = c.pid();
     // It goes on from where it was (a fresh start would count from 1 again).
@@ -224,7 +245,10 @@ fn checkpoint_stops_the_container_and_restore_resumes_it() {
     assert!(resumed > stopped_at);
     // In the container's cgroups again.
     let cgroup = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-    assert_eq!(cgroup, first_cgroup, "the restored init is not in the container's cgroups");
+    assert_eq!(
+        cgroup, first_cgroup,
+        "the restored init is not in the container's cgroups"
+    );
     // Its stdout is the pipe the restoring caller passed: the numbers go on there.
     std::thread::sleep(Duration::from_millis(300));
     let after = numbers(&restored.stdout);
@@ -257,9 +281,14 @@ fn leave_running_keeps_the_container_and_its_images_restore() {
     // The images are a complete checkpoint: once the container is gone, they bring it back.
     c.rt(&["delete", "--force", &c.id]).assert_ok();
     let restored = restore_detached(&c, &img, &[]);
-    assert!(restored.out.ok(), "restore failed:
+    assert!(
+        restored.out.ok(),
+        "restore failed:
 {}
-{}", restored.out, criu_log(&img, "restore.log"));
+{}",
+        restored.out,
+        criu_log(&img, "restore.log")
+    );
     assert_eq!(c.status(), "running");
     counts_past(&c, count(&c));
     c.rt(&["delete", "--force", &c.id]).assert_ok();
@@ -271,7 +300,11 @@ fn pre_dump_then_dump_restores() {
     let (mut c, _stdout) = counter("cr-predump");
     let pre = images(&c, "pre");
     checkpoint(&c, &pre, &["--pre-dump"]);
-    assert_eq!(c.status(), "running", "a pre-dump leaves the container running");
+    assert_eq!(
+        c.status(),
+        "running",
+        "a pre-dump leaves the container running"
+    );
     let pages = fs::read_dir(&pre)
         .unwrap()
         .flatten()
@@ -283,12 +316,21 @@ fn pre_dump_then_dump_restores() {
     let fin = images(&c, "final");
     checkpoint(&c, &fin, &["--parent-path", "../pre"]);
     let parent = fs::read_link(fin.join("parent")).unwrap();
-    assert_eq!(parent, Path::new("../pre"), "the dump's link to its parent images");
+    assert_eq!(
+        parent,
+        Path::new("../pre"),
+        "the dump's link to its parent images"
+    );
     let stopped_at = count(&c);
     let restored = restore_detached(&c, &fin, &[]);
-    assert!(restored.out.ok(), "restore failed:
+    assert!(
+        restored.out.ok(),
+        "restore failed:
 {}
-{}", restored.out, criu_log(&fin, "restore.log"));
+{}",
+        restored.out,
+        criu_log(&fin, "restore.log")
+    );
     counts_past(&c, stopped_at);
     c.rt(&["delete", "--force", &c.id]).assert_ok();
 }
@@ -317,9 +359,14 @@ fn restore_hands_the_terminal_to_the_console_socket() {
     let listener = UnixListener::bind(&sock).unwrap();
     let receiver = std::thread::spawn(move || crate::console::recv_fd(listener));
     let restored = restore_detached(&c, &img, &["--console-socket", sock.to_str().unwrap()]);
-    assert!(restored.out.ok(), "restore failed:
+    assert!(
+        restored.out.ok(),
+        "restore failed:
 {}
-{}", restored.out, criu_log(&img, "restore.log"));
+{}",
+        restored.out,
+        criu_log(&img, "restore.log")
+    );
     let (_, fd): (String, OwnedFd) = receiver.join().unwrap().unwrap();
     let mut master = File::from(fd);
     master.write_all(b"two\n").unwrap();
@@ -342,13 +389,23 @@ fn foreground_restore_waits_and_exits_with_the_status() {
     let img = images(&c, "img");
     checkpoint(&c, &img, &[]);
     let stopped_at = count(&c);
-    assert!(stopped_at < 30, "the container finished before its checkpoint");
+    assert!(
+        stopped_at < 30,
+        "the container finished before its checkpoint"
+    );
 
     let dir = img.display().to_string();
     let out = c.rt(&["restore", "--image-path", &dir, "--bundle", &bundle, &c.id]);
     assert_eq!(out.code(), 7, "{out}");
-    assert_eq!(count(&c), 30, "the restored process did not finish its count");
-    assert!(!c.rt(&["state", &c.id]).ok(), "a foreground restore deletes its container");
+    assert_eq!(
+        count(&c),
+        30,
+        "the restored process did not finish its count"
+    );
+    assert!(
+        !c.rt(&["state", &c.id]).ok(),
+        "a foreground restore deletes its container"
+    );
 }
 
 #[test]
@@ -361,7 +418,10 @@ fn restore_without_images_fails_and_leaves_nothing() {
     fs::create_dir_all(&empty).unwrap();
     let restored = restore_detached(&c, &empty, &[]);
     assert!(!restored.out.ok(), "restore from nothing succeeded");
-    assert!(!c.rt(&["state", &c.id]).ok(), "a failed restore left its container");
+    assert!(
+        !c.rt(&["state", &c.id]).ok(),
+        "a failed restore left its container"
+    );
     // Ctr's drop checks that no state, mount, process or cgroup is left.
 }
 
@@ -400,7 +460,15 @@ fn killed_restore_is_cleaned_up_without_touching_the_rootfs() {
     let dir = img.display().to_string();
     let mut restore = c.cmd();
     restore
-        .args(["restore", "-d", "--image-path", &dir, "--bundle", &bundle, &c.id])
+        .args([
+            "restore",
+            "-d",
+            "--image-path",
+            &dir,
+            "--bundle",
+            &bundle,
+            &c.id,
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let mut child = restore.spawn().unwrap();
@@ -476,12 +544,18 @@ fn binds_and_namespaces_joined_by_path_come_back() {
     counts_past(&c, count(&c));
     let deadline = Instant::now() + Duration::from_secs(20);
     while host_count() <= stopped_at {
-        assert!(Instant::now() < deadline, "the host directory no longer sees the counter");
+        assert!(
+            Instant::now() < deadline,
+            "the host directory no longer sees the counter"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let inside = fs::metadata(format!("/proc/{pid}/ns/net")).unwrap().ino();
     let joined = fs::metadata(&netns).unwrap().ino();
-    assert_eq!(inside, joined, "the restored container is not in the joined network namespace");
+    assert_eq!(
+        inside, joined,
+        "the restored container is not in the joined network namespace"
+    );
     c.rt(&["delete", "--force", &c.id]).assert_ok();
     nix::mount::umount2(&netns, nix::mount::MntFlags::MNT_DETACH).unwrap();
 }

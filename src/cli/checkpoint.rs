@@ -3,18 +3,15 @@
 //! `--pre-dump`.
 
 use std::fs;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use nix::fcntl::{open, OFlag};
-use nix::sys::stat::Mode;
 use oci_spec::runtime::Spec;
 
 use super::GlobalOpts;
 use crate::container::state::{State, Status};
 use crate::container::state_dir::CONFIG_FILE;
+use crate::criu::options::{Common, Dirs};
 use crate::criu::{rpc, CriuOpts, CriuReq, CriuReqType, Swrk};
 
 /// The flags `checkpoint` and `restore` share, as runc has them.
@@ -75,78 +72,21 @@ pub struct CheckpointArgs {
     pub id: String,
 }
 
-/// The image and work directories, opened (and made) for CRIU.
-pub struct Dirs {
-    pub image_path: PathBuf,
-    pub images: OwnedFd,
-    pub work: Option<OwnedFd>,
-}
-
 impl CriuArgs {
-    pub fn open_dirs(&self) -> Result<Dirs> {
-        let image_path = match &self.image_path {
-            Some(p) => p.clone(),
-            None => std::env::current_dir()
-                .context("the current directory (for the default image path)")?
-                .join("checkpoint"),
-        };
-        let images = open_dir_creating(&image_path, "--image-path")?;
-        let work = match &self.work_path {
-            Some(p) => Some(open_dir_creating(p, "--work-path")?),
-            None => None,
-        };
-        Ok(Dirs {
-            image_path,
-            images,
-            work,
-        })
-    }
-
-    /// Where CRIU writes `log`: the work directory, else the image directory.
-    pub fn log_path(&self, dirs: &Dirs, log: &str) -> PathBuf {
-        self.work_path
-            .as_deref()
-            .unwrap_or(&dirs.image_path)
-            .join(log)
-    }
-
-    /// The options both requests carry, from these flags.
-    pub fn opts(&self, dirs: &Dirs, log: &str) -> Result<CriuOpts> {
-        let manage_cgroups_mode = match self.manage_cgroups_mode.as_deref() {
-            None => None,
-            Some("soft") => Some(rpc::CriuCgMode::Soft as i32),
-            Some("full") => Some(rpc::CriuCgMode::Full as i32),
-            Some("strict") => Some(rpc::CriuCgMode::Strict as i32),
-            Some("ignore") => Some(rpc::CriuCgMode::Ignore as i32),
-            Some(other) => bail!(
-                "--manage-cgroups-mode: invalid value {other:?} (soft, full, strict or ignore)"
-            ),
-        };
-        let mut empty_ns = 0u32;
-        for ns in &self.empty_ns {
-            match ns.as_str() {
-                "network" => empty_ns |= libc::CLONE_NEWNET as u32,
-                other => bail!("--empty-ns: namespace {other:?} is not supported (network)"),
-            }
+    /// The flags as the CRIU driver takes them.
+    pub fn options(&self) -> crate::criu::options::Common {
+        crate::criu::options::Common {
+            image_path: self.image_path.clone(),
+            work_path: self.work_path.clone(),
+            tcp_established: self.tcp_established,
+            ext_unix_sk: self.ext_unix_sk,
+            shell_job: self.shell_job,
+            file_locks: self.file_locks,
+            lazy_pages: self.lazy_pages,
+            manage_cgroups_mode: self.manage_cgroups_mode.clone(),
+            empty_ns: self.empty_ns.clone(),
+            auto_dedup: self.auto_dedup,
         }
-        Ok(CriuOpts {
-            images_dir_fd: dirs.images.as_raw_fd(),
-            work_dir_fd: dirs.work.as_ref().map(|w| w.as_raw_fd()),
-            log_level: Some(4),
-            log_file: Some(log.into()),
-            manage_cgroups: Some(true),
-            manage_cgroups_mode,
-            notify_scripts: Some(true),
-            tcp_established: Some(self.tcp_established),
-            ext_unix_sk: Some(self.ext_unix_sk),
-            shell_job: Some(self.shell_job),
-            file_locks: Some(self.file_locks),
-            auto_dedup: Some(self.auto_dedup),
-            lazy_pages: Some(self.lazy_pages),
-            empty_ns: (empty_ns != 0).then_some(empty_ns),
-            orphan_pts_master: Some(true),
-            ..Default::default()
-        })
     }
 }
 
@@ -160,11 +100,12 @@ pub fn run(global: &GlobalOpts, args: CheckpointArgs) -> Result<i32> {
     let spec = crate::config::parse_spec(
         &fs::read(dir.path.join(CONFIG_FILE)).context("reading the container's saved config")?,
     )?;
-    let dirs = args.criu.open_dirs()?;
+    let common = args.criu.options();
+    let dirs = common.open_dirs()?;
     let criu = global.criu.as_deref().unwrap_or("criu");
     crate::criu::check_version(criu)?;
     record_descriptors(&dirs.image_path, state.init_pid)?;
-    let opts = dump_opts(&args, &state, &spec, &dirs)?;
+    let opts = dump_opts(&args, &common, &state, &spec, &dirs)?;
     let kind = if args.pre_dump {
         CriuReqType::PreDump
     } else {
@@ -183,7 +124,7 @@ pub fn run(global: &GlobalOpts, args: CheckpointArgs) -> Result<i32> {
         format!(
             "checkpointing {} (criu's log: {})",
             args.id,
-            args.criu.log_path(&dirs, "dump.log").display()
+            common.log_path(&dirs, "dump.log").display()
         )
     })?;
     swrk.finish(args.pre_dump)?;
@@ -208,22 +149,14 @@ fn record_descriptors(image_path: &Path, pid: i32) -> Result<()> {
     fs::write(&path, json).with_context(|| format!("writing {}", path.display()))
 }
 
-fn open_dir_creating(path: &Path, flag: &str) -> Result<OwnedFd> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
-        .with_context(|| format!("{flag}: creating {}", path.display()))?;
-    open(
-        path,
-        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .with_context(|| format!("{flag}: opening {}", path.display()))
-}
-
 /// The options runc sends for a dump, from the container's state and saved config.
-fn dump_opts(args: &CheckpointArgs, state: &State, spec: &Spec, dirs: &Dirs) -> Result<CriuOpts> {
+fn dump_opts(
+    args: &CheckpointArgs,
+    common: &Common,
+    state: &State,
+    spec: &Spec,
+    dirs: &Dirs,
+) -> Result<CriuOpts> {
     let ps = match &args.page_server {
         None => None,
         Some(addr) => {
@@ -255,7 +188,7 @@ fn dump_opts(args: &CheckpointArgs, state: &State, spec: &Spec, dirs: &Dirs) -> 
         freeze_cgroup,
         ext_mnt: crate::criu::mounts::for_dump(spec, state.init_pid),
         external: external_namespaces(spec)?,
-        ..args.criu.opts(dirs, "dump.log")?
+        ..common.opts(dirs, "dump.log")?
     })
 }
 

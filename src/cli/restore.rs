@@ -52,6 +52,7 @@ pub struct RestoreArgs {
 }
 
 pub fn run(global: &GlobalOpts, args: RestoreArgs) -> Result<i32> {
+    let common = args.criu.options();
     let req = RestoreRequest {
         create: CreateRequest {
             id: &args.id,
@@ -66,7 +67,7 @@ pub fn run(global: &GlobalOpts, args: RestoreArgs) -> Result<i32> {
             preserve_fds: 0,
             detached: args.detach,
         },
-        criu: &args.criu,
+        criu: &common,
         criu_bin: global.criu.as_deref().unwrap_or("criu"),
         lsm_profile: args.lsm_profile.as_deref(),
         lsm_mount_context: args.lsm_mount_context.as_deref(),
@@ -84,8 +85,8 @@ pub fn run(global: &GlobalOpts, args: RestoreArgs) -> Result<i32> {
     let init = Pid::from_raw(restored.state.init_pid);
     drop(restored.dir);
     let code = forward_and_wait(init, &mask, restored.console)?;
-    let removed =
-        ContainerDir::open(&global.root, &args.id).and_then(|dir| delete(dir, &restored.state, true));
+    let removed = ContainerDir::open(&global.root, &args.id)
+        .and_then(|dir| delete(dir, &restored.state, true));
     if let Err(err) = removed {
         logging::warn(&format!("deleting container {}: {err:#}", args.id));
     }

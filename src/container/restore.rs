@@ -25,7 +25,6 @@ use super::create::{self, CreateRequest, Created};
 use super::pid_file::write_pid_file;
 use super::state::{self, State, Status};
 use super::state_dir::{ContainerDir, CRIU_ROOT};
-use crate::cli::checkpoint::CriuArgs;
 use crate::console;
 use crate::criu::{self, rpc, CriuOpts, CriuReq, CriuReqType, Notification, Swrk};
 use crate::hooks;
@@ -33,7 +32,7 @@ use crate::host_proc;
 
 pub struct RestoreRequest<'a> {
     pub create: CreateRequest<'a>,
-    pub criu: &'a CriuArgs,
+    pub criu: &'a criu::options::Common,
     /// The criu binary (`--criu`, else `criu` from PATH).
     pub criu_bin: &'a str,
     pub lsm_profile: Option<&'a str>,
@@ -96,11 +95,7 @@ pub fn restore(root: &Path, req: &RestoreRequest) -> Result<Created> {
     let (passed, inherit_fd) = inherited(spec, &dirs.image_path)?;
     let mut swrk = Swrk::start(req.criu_bin, &passed, true)?;
     drop(passed);
-    if cgroup.systemd.is_some() {
-        cgroup.start_unit(swrk.pid(), creq.id, resources, spec.annotations().as_ref())?;
-    } else {
-        cgroup.join(swrk.pid())?;
-    }
+    join_cgroup(&mut cgroup, swrk.pid(), creq.id, spec)?;
     state.cgroup = Some(cgroup.clone());
     dir.save(&state)?;
     let opts = CriuOpts {
@@ -114,37 +109,25 @@ pub fn restore(root: &Path, req: &RestoreRequest) -> Result<Created> {
         ..req.criu.opts(&dirs, "restore.log")?
     };
     let mut kept_master = None;
-    let resp = swrk
-        .call(
-            &CriuReq {
-                r#type: CriuReqType::Restore as i32,
-                opts: Some(opts),
-                notify_success: None,
-            },
-            |n| {
-                on_notify(
-                    n,
-                    spec,
-                    &mut state,
-                    dir,
-                    &mut undo.init,
-                    console_stream.as_ref(),
-                    &mut kept_master,
-                )
-            },
+    let request = CriuReq {
+        r#type: CriuReqType::Restore as i32,
+        opts: Some(opts),
+        notify_success: None,
+    };
+    let resp = swrk.call(&request, |n| {
+        on_notify(
+            n,
+            spec,
+            &mut state,
+            dir,
+            &mut undo.init,
+            console_stream.as_ref(),
+            &mut kept_master,
         )
-        .with_context(|| {
-            format!(
-                "restoring {} (criu's log: {})",
-                creq.id,
-                req.criu.log_path(&dirs, "restore.log").display()
-            )
-        })?;
-    swrk.finish(false)?;
-    let pid = resp
-        .restore
-        .map(|r| r.pid)
-        .context("criu's answer names no restored process")?;
+    });
+    let log = req.criu.log_path(&dirs, "restore.log");
+    let pid = restored_pid(resp, swrk)
+        .with_context(|| format!("restoring {} (criu's log: {})", creq.id, log.display()))?;
     if state.init_pid != pid {
         record_init(&mut state, dir, pid, &mut undo.init)?;
     }
@@ -163,6 +146,31 @@ pub fn restore(root: &Path, req: &RestoreRequest) -> Result<Created> {
         state,
         console: kept_master,
     })
+}
+
+/// Puts `criu swrk` in the container's cgroups (under systemd: starts the unit with it), so
+/// what it restores is born there.
+fn join_cgroup(
+    cgroup: &mut crate::cgroups::Manager,
+    criu: Pid,
+    id: &str,
+    spec: &Spec,
+) -> Result<()> {
+    if cgroup.systemd.is_some() {
+        let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+        cgroup.start_unit(criu, id, resources, spec.annotations().as_ref())
+    } else {
+        cgroup.join(criu)
+    }
+}
+
+/// The restored init's pid from CRIU's answer, once CRIU has exited.
+fn restored_pid(resp: Result<rpc::CriuResp>, swrk: Swrk) -> Result<i32> {
+    let resp = resp?;
+    swrk.finish(false)?;
+    resp.restore
+        .map(|r| r.pid)
+        .context("criu's answer names no restored process")
 }
 
 /// Descriptors CRIU hands the restored processes in place of what they had at the dump: our
@@ -196,8 +204,13 @@ fn inherited(spec: &Spec, image_path: &Path) -> Result<(Vec<OwnedFd>, Vec<rpc::I
         passed.push(fd);
     }
     for (name, key, path) in criu::joined_namespaces(spec) {
-        let fd = open(&path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
-            .with_context(|| format!("linux.namespaces: opening the {name} namespace {}", path.display()))?;
+        let fd =
+            open(&path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).with_context(|| {
+                format!(
+                    "linux.namespaces: opening the {name} namespace {}",
+                    path.display()
+                )
+            })?;
         inherit.push(rpc::InheritFd {
             key: key.to_string(),
             fd: fd.as_raw_fd(),
@@ -253,7 +266,11 @@ fn on_notify(
             let json = state.hook_state_json(Status::Created);
             if let Some(h) = spec.hooks() {
                 #[allow(deprecated)]
-                hooks::run_hooks("prestart", h.prestart().as_deref().unwrap_or_default(), &json)?;
+                hooks::run_hooks(
+                    "prestart",
+                    h.prestart().as_deref().unwrap_or_default(),
+                    &json,
+                )?;
                 hooks::run_hooks(
                     "createRuntime",
                     h.create_runtime().as_deref().unwrap_or_default(),

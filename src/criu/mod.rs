@@ -3,6 +3,7 @@
 //! between (CRIU's action scripts, answered over the same socket).
 
 pub mod mounts;
+pub mod options;
 pub mod rpc;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -127,7 +128,9 @@ impl Swrk {
             |_| Ok(()),
         )?;
         swrk.finish(false)?;
-        let v = resp.version.context("criu answered VERSION without a version")?;
+        let v = resp
+            .version
+            .context("criu answered VERSION without a version")?;
         let part = |n: i32| u32::try_from(n).unwrap_or(0);
         Ok(part(v.major_number) * 10000
             + part(v.minor_number) * 100
