@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::common::*;
 
 /// Receives one message with exactly one SCM_RIGHTS fd; returns (data, fd).
-fn recv_fd(listener: UnixListener) -> Result<(String, OwnedFd), String> {
+pub(crate) fn recv_fd(listener: UnixListener) -> Result<(String, OwnedFd), String> {
     let (conn, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
     conn.set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
@@ -31,7 +31,7 @@ fn recv_fd(listener: UnixListener) -> Result<(String, OwnedFd), String> {
 }
 
 /// Reads from the pty master until `needle` shows up (or the deadline passes).
-fn read_until(master: &mut File, needle: &str, timeout: Duration) -> String {
+pub(crate) fn read_until(master: &mut File, needle: &str, timeout: Duration) -> String {
     let deadline = Instant::now() + timeout;
     let mut acc = Vec::new();
     let mut buf = [0u8; 4096];

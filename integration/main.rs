@@ -12,6 +12,7 @@ mod activation;
 mod apparmor;
 mod badinput;
 mod cgroups;
+mod checkpoint;
 mod cli;
 mod console;
 mod errors;

@@ -7,6 +7,7 @@ pub mod cli;
 mod config;
 mod console;
 mod container;
+mod criu;
 pub mod dbus;
 pub mod fuzzing;
 mod hooks;

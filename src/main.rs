@@ -85,6 +85,8 @@ fn dispatch(global: &cli::GlobalOpts, command: Command) -> anyhow::Result<i32> {
         Command::Ps(args) => cli::ps::run(global, args),
         Command::Events(args) => cli::events::run(global, args),
         Command::Update(args) => cli::update::run(global, args),
+        Command::Checkpoint(args) => cli::checkpoint::run(global, args),
+        Command::Restore(args) => cli::restore::run(global, args),
     }
 }
 

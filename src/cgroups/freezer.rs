@@ -11,6 +11,13 @@ use anyhow::{bail, Context, Result};
 use super::{read_string, write_file, Layout, Manager};
 
 impl Manager {
+    /// The directory whose freezer freezes the whole container, for tools that freeze it
+    /// themselves (CRIU's `freeze_cgroup`).
+    pub fn freezer_path(&self) -> Option<&Path> {
+        let v2 = matches!(self.layout, Layout::V2);
+        self.freezer_dir(v2).ok().map(|h| h.path.as_path())
+    }
+
     /// The hierarchy holding the freezer (the cgroup2 tree, or v1's freezer).
     fn freezer_dir(&self, v2: bool) -> Result<&super::Hierarchy> {
         let found = if v2 {

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::logging::LogFormat;
 
+pub mod checkpoint;
 pub mod create;
 pub mod delete;
 pub mod events;
@@ -18,6 +19,7 @@ pub mod kill;
 pub mod list;
 pub mod pause;
 pub mod ps;
+pub mod restore;
 pub mod resume;
 pub mod run;
 pub mod spec;
@@ -84,8 +86,8 @@ pub struct GlobalOpts {
     #[arg(long, default_value = "auto")]
     pub rootless: RootlessMode,
 
-    /// Path to the criu binary (accepted for compatibility; checkpointing is not supported)
-    #[arg(long, global = true, hide = true)]
+    /// Path to the criu binary used for checkpoint and restore (default: criu, from PATH)
+    #[arg(long, global = true)]
     pub criu: Option<String>,
 
     /// Print the version
@@ -166,6 +168,10 @@ pub enum Command {
     Events(events::EventsArgs),
     /// Update container resource constraints
     Update(update::UpdateArgs),
+    /// Checkpoint a running container (with CRIU)
+    Checkpoint(checkpoint::CheckpointArgs),
+    /// Restore a container from a previous checkpoint (with CRIU)
+    Restore(restore::RestoreArgs),
 }
 
 #[derive(Args, Debug, Clone)]

@@ -63,10 +63,10 @@ pub struct Created {
 
 /// Undoes a half-made container unless disarmed: kills the init (which takes its pid
 /// namespace and mount namespace with it) and removes the state directory.
-struct Undo {
-    dir: Option<ContainerDir>,
-    init: Option<Pid>,
-    cgroup: Option<crate::cgroups::Manager>,
+pub(super) struct Undo {
+    pub(super) dir: Option<ContainerDir>,
+    pub(super) init: Option<Pid>,
+    pub(super) cgroup: Option<crate::cgroups::Manager>,
     /// Devices moved into the container's network namespace: brought back before the init dies.
     net_devices: Option<crate::netdev::Moved>,
 }
@@ -167,10 +167,10 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
 }
 
 /// What `create` works out from the bundle and checks before it makes anything.
-struct Plan {
+pub(super) struct Plan {
     started: Instant,
     id: String,
-    bundle: Bundle,
+    pub(super) bundle: Bundle,
     /// Sockets passed by systemd socket activation (`LISTEN_FDS`), kept for the container.
     listen_fds: u32,
     /// The state directory's absolute path (the notify socket is made under it).
@@ -185,7 +185,7 @@ struct Plan {
 
 /// Loads the bundle and checks everything that can be checked before anything exists: a bad
 /// config fails here, naming the field, with nothing to undo.
-fn plan(root: &Path, req: &CreateRequest, started: Instant) -> Result<Plan> {
+pub(super) fn plan(root: &Path, req: &CreateRequest, started: Instant) -> Result<Plan> {
     let mut bundle = config::load_bundle(req.bundle)?;
     crate::logging::timing(started, "config loaded");
     let listen_fds = activation::listen_fds();
@@ -229,7 +229,7 @@ fn plan(root: &Path, req: &CreateRequest, started: Instant) -> Result<Plan> {
 
 /// Publishes the locked state directory with the config and first state in it, and the
 /// guard that removes it (and the planned cgroup) unless `create` completes.
-fn make_state_dir(root: &Path, id: &str, plan: &Plan, state: &State) -> Result<Undo> {
+pub(super) fn make_state_dir(root: &Path, id: &str, plan: &Plan, state: &State) -> Result<Undo> {
     super::delete::remove_stale(root, id)?;
     let dir = ContainerDir::create(
         root,
@@ -504,7 +504,7 @@ fn init_exit_reason(pid: Pid) -> String {
     }
 }
 
-fn new_state(id: &str, bundle: &Bundle, spec: &Spec) -> State {
+pub(super) fn new_state(id: &str, bundle: &Bundle, spec: &Spec) -> State {
     State {
         id: id.to_string(),
         init_pid: 0,

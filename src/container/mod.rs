@@ -10,6 +10,7 @@ pub mod kill;
 pub mod liveness;
 pub mod notify;
 pub mod pid_file;
+pub mod restore;
 pub mod seccomp_listener;
 pub mod start;
 pub mod state;

@@ -50,6 +50,8 @@ pub const SECCOMP_FILE: &str = "seccomp.bpf";
 /// Marks a container whose config has no `process`: `start` refuses it without touching it.
 pub const NO_PROCESS: &str = "no-process";
 /// `create` builds a state directory as `<root>/.creating-<id>-<pid>` before publishing it.
+/// Where `restore` binds the rootfs for CRIU while it works (see `restore::CriuRoot`).
+pub const CRIU_ROOT: &str = "criu-root";
 const TEMP_PREFIX: &str = ".creating-";
 
 /// A container's state directory: locked for the lifetime of this value, or, for commands
@@ -225,6 +227,15 @@ impl ContainerDir {
 
     /// Removes the state directory; the lock goes with it.
     pub fn destroy(self) -> Result<()> {
+        // A restore killed while CRIU worked leaves the rootfs bound here: detached first, or
+        // the recursive removal below would go on into the container's own files.
+        let criu_root = self.path.join(CRIU_ROOT);
+        match nix::mount::umount2(&criu_root, nix::mount::MntFlags::MNT_DETACH) {
+            Ok(()) | Err(Errno::ENOENT) | Err(Errno::EINVAL) => {}
+            Err(err) => {
+                return Err(err).with_context(|| format!("unmounting {}", criu_root.display()))
+            }
+        }
         fs::remove_dir_all(&self.path)
             .with_context(|| format!("removing state directory {}", self.path.display()))?;
         drop(self.handle);

@@ -30,6 +30,7 @@ use oci_spec::runtime::{Linux, LinuxNamespaceType, Spec};
 use crate::host_proc;
 use crate::syscall::fs::{self as sysfs, MountAttr};
 use attach::MountCtx;
+pub use cgroupfs::{cgroup_mounts, hierarchies};
 pub use mount::premake_bind_trees;
 use resolve::open_in_root;
 
