@@ -183,6 +183,19 @@ fn criu_log(image_dir: &Path, name: &str) -> String {
     format!("--- {name} (end) ---\n{tail}")
 }
 
+/// `restore_detached`, which must succeed (CRIU's log says why when it does not).
+#[track_caller]
+fn restore_ok(c: &Ctr, image_dir: &Path, extra: &[&str]) -> Detached {
+    let restored = restore_detached(c, image_dir, extra);
+    assert!(
+        restored.out.ok(),
+        "restore failed:\n{}\n{}",
+        restored.out,
+        criu_log(image_dir, "restore.log")
+    );
+    restored
+}
+
 /// The lines of text a pipe has received by now, as numbers.
 fn numbers(pipe: &File) -> Vec<u64> {
     drain(pipe)
@@ -229,15 +242,7 @@ fn checkpoint_stops_the_container_and_restore_resumes_it() {
         img.display()
     );
 
-    let restored = restore_detached(&c, &img, &[]);
-    assert!(
-        restored.out.ok(),
-        "restore failed:
-{}
-{}",
-        restored.out,
-        criu_log(&img, "restore.log")
-    );
+    let restored = restore_ok(&c, &img, &[]);
     assert_eq!(c.status(), "running");
     let pid = c.pid();
     // It goes on from where it was (a fresh start would count from 1 again).
@@ -280,15 +285,7 @@ fn leave_running_keeps_the_container_and_its_images_restore() {
 
     // The images are a complete checkpoint: once the container is gone, they bring it back.
     c.rt(&["delete", "--force", &c.id]).assert_ok();
-    let restored = restore_detached(&c, &img, &[]);
-    assert!(
-        restored.out.ok(),
-        "restore failed:
-{}
-{}",
-        restored.out,
-        criu_log(&img, "restore.log")
-    );
+    let _restored = restore_ok(&c, &img, &[]);
     assert_eq!(c.status(), "running");
     counts_past(&c, count(&c));
     c.rt(&["delete", "--force", &c.id]).assert_ok();
@@ -322,15 +319,7 @@ fn pre_dump_then_dump_restores() {
         "the dump's link to its parent images"
     );
     let stopped_at = count(&c);
-    let restored = restore_detached(&c, &fin, &[]);
-    assert!(
-        restored.out.ok(),
-        "restore failed:
-{}
-{}",
-        restored.out,
-        criu_log(&fin, "restore.log")
-    );
+    let _restored = restore_ok(&c, &fin, &[]);
     counts_past(&c, stopped_at);
     c.rt(&["delete", "--force", &c.id]).assert_ok();
 }
@@ -358,15 +347,7 @@ fn restore_hands_the_terminal_to_the_console_socket() {
     fs::remove_file(&sock).unwrap();
     let listener = UnixListener::bind(&sock).unwrap();
     let receiver = std::thread::spawn(move || crate::console::recv_fd(listener));
-    let restored = restore_detached(&c, &img, &["--console-socket", sock.to_str().unwrap()]);
-    assert!(
-        restored.out.ok(),
-        "restore failed:
-{}
-{}",
-        restored.out,
-        criu_log(&img, "restore.log")
-    );
+    let _restored = restore_ok(&c, &img, &["--console-socket", sock.to_str().unwrap()]);
     let (_, fd): (String, OwnedFd) = receiver.join().unwrap().unwrap();
     let mut master = File::from(fd);
     master.write_all(b"two\n").unwrap();
@@ -533,13 +514,7 @@ fn binds_and_namespaces_joined_by_path_come_back() {
     let stopped_at = host_count();
     assert!(stopped_at > 0, "the bind mount never saw the counter");
 
-    let restored = restore_detached(&c, &img, &[]);
-    assert!(
-        restored.out.ok(),
-        "restore failed:\n{}\n{}",
-        restored.out,
-        criu_log(&img, "restore.log")
-    );
+    restore_ok(&c, &img, &[]);
     let pid = c.pid();
     counts_past(&c, count(&c));
     let deadline = Instant::now() + Duration::from_secs(20);

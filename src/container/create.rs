@@ -448,19 +448,7 @@ fn drive_setup(
                 // The spec's lifecycle runs these hooks once the container exists (after step
                 // 2): the state they get says `created`, as crun's does (runc says `creating`).
                 let json = state.hook_state_json(Status::Created);
-                if let Some(h) = spec.hooks() {
-                    #[allow(deprecated)]
-                    hooks::run_hooks(
-                        "prestart",
-                        h.prestart().as_deref().unwrap_or_default(),
-                        &json,
-                    )?;
-                    hooks::run_hooks(
-                        "createRuntime",
-                        h.create_runtime().as_deref().unwrap_or_default(),
-                        &json,
-                    )?;
-                }
+                run_runtime_namespace_hooks(spec, &json)?;
                 ch.send(&ToChild::HooksDone {
                     state: String::from_utf8_lossy(&json).into_owned(),
                 })?;
@@ -471,6 +459,20 @@ fn drive_setup(
             ToParent::InitPid { .. } => bail!("sync protocol: unexpected InitPid"),
         }
     }
+}
+
+/// The `prestart` and `createRuntime` hooks, run by the runtime once the container's
+/// namespaces exist (at create, and when CRIU has set them up on restore).
+pub(super) fn run_runtime_namespace_hooks(spec: &Spec, state_json: &[u8]) -> Result<()> {
+    let Some(h) = spec.hooks() else {
+        return Ok(());
+    };
+    // `prestart` is deprecated in the spec, and still run.
+    #[allow(deprecated)]
+    let prestart = h.prestart().as_deref().unwrap_or_default();
+    hooks::run_hooks("prestart", prestart, state_json)?;
+    let create_runtime = h.create_runtime().as_deref().unwrap_or_default();
+    hooks::run_hooks("createRuntime", create_runtime, state_json)
 }
 
 /// Compiled in the parent, before any fork: a bad profile fails here, naming the field.

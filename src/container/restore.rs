@@ -27,7 +27,6 @@ use super::state::{self, State, Status};
 use super::state_dir::{ContainerDir, CRIU_ROOT};
 use crate::console;
 use crate::criu::{self, rpc, CriuOpts, CriuReq, CriuReqType, Notification, Swrk};
-use crate::hooks;
 use crate::host_proc;
 
 pub struct RestoreRequest<'a> {
@@ -263,21 +262,7 @@ fn on_notify(
         // prestart and createRuntime hooks, with the restored init's pid.
         "setup-namespaces" => {
             state.init_pid = n.pid.unwrap_or(0);
-            let json = state.hook_state_json(Status::Created);
-            if let Some(h) = spec.hooks() {
-                #[allow(deprecated)]
-                hooks::run_hooks(
-                    "prestart",
-                    h.prestart().as_deref().unwrap_or_default(),
-                    &json,
-                )?;
-                hooks::run_hooks(
-                    "createRuntime",
-                    h.create_runtime().as_deref().unwrap_or_default(),
-                    &json,
-                )?;
-            }
-            Ok(())
+            create::run_runtime_namespace_hooks(spec, &state.hook_state_json(Status::Created))
         }
         "post-restore" => {
             let pid = n.pid.context("post-restore without a pid")?;
