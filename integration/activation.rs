@@ -138,11 +138,11 @@ fn install_sd_notify(c: &Ctr) {
     std::fs::copy(fixture("sd_notify"), c.rootfs.join("bin/sd_notify")).unwrap();
 }
 
-/// A container with /bin/sd_notify, and a host notify socket in the container's directory.
+/// A container with /bin/sd_notify, and a host notify socket in its socket directory.
 fn notify_ctr(name: &str) -> (Ctr, HostNotify) {
-    let c = Ctr::new(name);
+    let mut c = Ctr::new(name);
     install_sd_notify(&c);
-    let host = HostNotify::at_path(&c.dir.join("notify.sock"));
+    let host = HostNotify::at_path(&c.socket_path("notify.sock"));
     (c, host)
 }
 
@@ -215,7 +215,9 @@ fn ready_lines(main_pid: i32) -> Vec<String> {
 #[test]
 fn notify_socket_is_the_runtimes_own() {
     let (mut c, host) = notify_ctr("nsock");
-    let inode = std::fs::metadata(c.dir.join("notify.sock")).unwrap().ino();
+    let inode = std::fs::metadata(c.socket_path("notify.sock"))
+        .unwrap()
+        .ino();
     c.sh("echo notify=$NOTIFY_SOCKET; \
           stat -c 'inode=%i' $(dirname $NOTIFY_SOCKET)/*; \
           grep ' /run/notify ' /proc/self/mountinfo | cut -d' ' -f6; \
@@ -336,7 +338,7 @@ fn notify_foreground_run_without_ready_returns() {
         "runc 1.1.5 `run` with NOTIFY_SOCKET hangs until READY=1, even after the container exited"
     );
     let mut c = Ctr::new("nnevfg");
-    let host = HostNotify::at_path(&c.dir.join("notify.sock"));
+    let host = HostNotify::at_path(&c.socket_path("notify.sock"));
     c.sh("exit 3");
     let out = exec_timeout(
         c.run_cmd(&[]).env("NOTIFY_SOCKET", &host.env),
@@ -390,7 +392,7 @@ fn notify_with_a_long_state_dir_path() {
     hutch_only!("runc 1.1.5 binds by path: bind fails with EINVAL past 108 bytes");
     let mut c = Ctr::new(&"n".repeat(200));
     install_sd_notify(&c);
-    let host = HostNotify::at_path(&run_dir().join("nlong.sock"));
+    let host = HostNotify::at_path(&c.socket_path("nlong.sock"));
     c.sh("sd_notify READY=1");
     let pid = run_detached_with_notify(&mut c, &host);
     assert_eq!(HostNotify::lines(&host.take()), ready_lines(pid));

@@ -330,7 +330,7 @@ fn restore_hands_the_terminal_to_the_console_socket() {
     let mut c = Ctr::new("cr-console");
     c.config["process"]["terminal"] = json!(true);
     c.sh("while read line; do echo got-$line; done");
-    let sock = c.dir.join("console.sock");
+    let sock = c.socket_path("console.sock");
     let listener = UnixListener::bind(&sock).unwrap();
     let receiver = std::thread::spawn(move || crate::console::recv_fd(listener));
     c.create_with(&["--console-socket", sock.to_str().unwrap()])

@@ -71,7 +71,7 @@ fn console_ctr(name: &str) -> (Ctr, PathBuf, ConsoleReceiver) {
     let mut c = Ctr::new(name);
     c.config["process"]["terminal"] = json!(true);
     c.args(&["sh"]);
-    let sock = c.dir.join("console.sock");
+    let sock = c.socket_path("console.sock");
     let listener = UnixListener::bind(&sock).unwrap();
     let h = std::thread::spawn(move || recv_fd(listener));
     (c, sock, h)
@@ -108,6 +108,28 @@ fn console_socket_receives_a_working_pty() {
         text.contains("con2sole"),
         "/dev/console should be a character device: {text:?}"
     );
+    c.wait_status("stopped", Duration::from_secs(20));
+}
+
+/// A console socket whose path is longer than a socket address holds (a deep bundle or state
+/// directory) is still reached: hutch connects through its directory's descriptor.
+#[test]
+fn console_socket_past_the_socket_address_limit() {
+    hutch_only!("runc 1.1.5 dials the path as given: EINVAL past 107 bytes");
+    let mut c = Ctr::new("console-long");
+    c.config["process"]["terminal"] = json!(true);
+    c.args(&["sh", "-c", "echo long-$((40+2))"]);
+    let deep = c.dir.join("s".repeat(120));
+    std::fs::create_dir(&deep).unwrap();
+    let sock = deep.join("console.sock");
+    let listener = bind_at_long_path(&sock);
+    let h = std::thread::spawn(move || recv_fd(listener));
+    c.create_with(&["--console-socket", sock.to_str().unwrap()])
+        .assert_ok();
+    let (_, fd) = h.join().unwrap().unwrap_or_else(|e| panic!("{e}"));
+    let mut master = File::from(fd);
+    c.start_ok();
+    read_until(&mut master, "long-42", Duration::from_secs(20));
     c.wait_status("stopped", Duration::from_secs(20));
 }
 
@@ -151,7 +173,7 @@ fn terminal_without_console_socket_is_refused_for_create() {
 #[test]
 fn console_socket_without_terminal_is_refused() {
     let mut c = Ctr::new("console-noterm");
-    let sock = c.dir.join("console.sock");
+    let sock = c.socket_path("console.sock");
     let _listener = UnixListener::bind(&sock).unwrap();
     c.create_with(&["--console-socket", sock.to_str().unwrap()])
         .assert_fail();
@@ -174,7 +196,7 @@ fn pidfd_socket_receives_a_pidfd_of_the_init_and_of_an_exec() {
     hutch_only!("runc 1.1.5 has no --pidfd-socket");
     let mut c = Ctr::new("pidfd-sock");
     c.args(&["sleep", "100"]);
-    let sock = c.dir.join("pidfd.sock");
+    let sock = c.socket_path("pidfd.sock");
     let listener = UnixListener::bind(&sock).unwrap();
     let h = std::thread::spawn(move || recv_fd(listener));
     c.create_with(&["--pidfd-socket", sock.to_str().unwrap()])
@@ -183,7 +205,7 @@ fn pidfd_socket_receives_a_pidfd_of_the_init_and_of_an_exec() {
     assert_eq!(name, "pidfd", "the message data names the fd");
     assert_eq!(pidfd_target(&fd), c.pid(), "the pidfd is not the init's");
 
-    let sock = c.dir.join("pidfd-exec.sock");
+    let sock = c.socket_path("pidfd-exec.sock");
     let listener = UnixListener::bind(&sock).unwrap();
     let h = std::thread::spawn(move || recv_fd(listener));
     let pid_file = c.dir.join("exec.pid");

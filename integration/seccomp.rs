@@ -983,7 +983,12 @@ struct Agent {
 
 impl Agent {
     fn start(path: &Path, answers: Vec<Answer>) -> Agent {
-        let listener = UnixListener::bind(path).expect("bind the agent socket");
+        Agent::start_on(
+            UnixListener::bind(path).expect("bind the agent socket"),
+            answers,
+        )
+    }
+    fn start_on(listener: UnixListener, answers: Vec<Answer>) -> Agent {
         listener.set_nonblocking(true).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
@@ -1175,7 +1180,7 @@ fn check_message(msg: &Value, c: &Ctr, status: &str, metadata: Option<&str>) {
 #[test]
 fn notify_agent_answers_for_the_container() {
     let mut c = Ctr::new("sc-notify");
-    let socket = c.dir.join("agent.sock");
+    let socket = c.socket_path("agent.sock");
     notify_profile(&mut c, &socket, Some("hello agent: {\"json\": true}"));
     c.sh("mkdir /tmp/a; echo a=$?; \
           mkdir /tmp/b; echo b=$?; [ -d /tmp/b ] && echo b-exists; \
@@ -1220,7 +1225,7 @@ fn notify_agent_answers_for_the_container() {
 #[test]
 fn notify_without_metadata() {
     let mut c = Ctr::new("sc-notify-nometa");
-    let socket = c.dir.join("agent.sock");
+    let socket = c.socket_path("agent.sock");
     notify_profile(&mut c, &socket, None);
     c.sh(MKDIR_SCRIPT);
     let agent = Agent::start(&socket, vec![Answer::Errno(libc::EROFS)]);
@@ -1233,10 +1238,29 @@ fn notify_without_metadata() {
     check_message(&report.messages[0], &c, "creating", None);
 }
 
+/// A listenerPath longer than a socket address holds is still reached (through its
+/// directory's descriptor).
+#[test]
+fn notify_agent_past_the_socket_address_limit() {
+    hutch_only!("runc 1.1.5 dials the path as given: EINVAL past 107 bytes");
+    let mut c = Ctr::new("sc-notify-long");
+    let deep = c.dir.join("a".repeat(120));
+    std::fs::create_dir(&deep).unwrap();
+    let socket = deep.join("agent.sock");
+    notify_profile(&mut c, &socket, None);
+    c.sh(MKDIR_SCRIPT);
+    let agent = Agent::start_on(bind_at_long_path(&socket), vec![Answer::Errno(libc::EROFS)]);
+    let out = c.run();
+    let report = agent.finish();
+    out.assert_ok();
+    assert_eq!(out.stdout, "rc=1\nabsent\n", "{out}");
+    assert_eq!(report.messages.len(), 1, "{report:#?}");
+}
+
 #[test]
 fn notify_on_exec_sends_a_second_listener() {
     let mut c = Ctr::new("sc-notify-exec");
-    let socket = c.dir.join("agent.sock");
+    let socket = c.socket_path("agent.sock");
     notify_profile(&mut c, &socket, Some("m"));
     let agent = Agent::start(&socket, vec![Answer::Errno(libc::EXDEV)]);
     start_sleeper(&mut c);
@@ -1273,7 +1297,7 @@ fn notify_without_a_listener_path_is_refused() {
 #[test]
 fn notify_with_no_agent_listening_fails_cleanly() {
     let mut c = Ctr::new("sc-notify-noagent");
-    let socket = c.dir.join("nobody.sock");
+    let socket = c.socket_path("nobody.sock");
     notify_profile(&mut c, &socket, None);
     let out = c.create();
     out.assert_fail();
@@ -1293,7 +1317,7 @@ fn notify_on_a_syscall_the_runtime_makes_is_refused_at_once() {
     for name in ["sendmsg", "recvmsg", "execve"] {
         let mut c = Ctr::new(&format!("sc-notify-own-{name}"));
         c.config["process"]["noNewPrivileges"] = json!(false);
-        let socket = c.dir.join("agent.sock");
+        let socket = c.socket_path("agent.sock");
         let mut p = profile(
             "SCMP_ACT_ALLOW",
             json!([{"names": ["mkdirat", name], "action": "SCMP_ACT_NOTIFY"}]),
@@ -1404,7 +1428,7 @@ fn filter_flags_are_accepted() {
 fn wait_killable_recv_flag_with_notify() {
     hutch_only!("runc 1.1.5 refuses every seccomp flag");
     let mut c = Ctr::new("sc-flag-wkr");
-    let socket = c.dir.join("agent.sock");
+    let socket = c.socket_path("agent.sock");
     notify_profile(&mut c, &socket, None);
     c.config["linux"]["seccomp"]["flags"] = json!(["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]);
     c.sh(MKDIR_SCRIPT);

@@ -21,8 +21,17 @@ use crate::syscall::tty;
 
 /// Connects to the caller's console socket (early, so a bad path fails before any work).
 pub fn connect(path: &Path) -> Result<UnixStream> {
-    UnixStream::connect(path)
-        .with_context(|| format!("connecting to console socket {}", path.display()))
+    connect_socket(path, "--console-socket")
+}
+
+/// Connects to the caller's `--pidfd-socket`.
+pub fn connect_pidfd(path: &Path) -> Result<UnixStream> {
+    connect_socket(path, "--pidfd-socket")
+}
+
+fn connect_socket(path: &Path, flag: &str) -> Result<UnixStream> {
+    crate::syscall::socket::connect_stream(path)
+        .with_context(|| format!("{flag}: connecting to {}", path.display()))
 }
 
 /// Sends a pidfd of `pid` to the `--pidfd-socket` peer (runc ≥ 1.3), framed like the console.

@@ -132,21 +132,49 @@ fn base() -> &'static Base {
     })
 }
 
+/// A listener at `path`, which may be longer than a socket address holds: bound through an
+/// `O_PATH` descriptor of its directory (`/proc/self/fd/N/NAME`).
+pub fn bind_at_long_path(path: &Path) -> std::os::unix::net::UnixListener {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(path.parent().unwrap())
+        .unwrap();
+    let short = format!(
+        "/proc/self/fd/{}/{}",
+        dir.as_raw_fd(),
+        path.file_name().unwrap().to_str().unwrap()
+    );
+    std::os::unix::net::UnixListener::bind(short).unwrap()
+}
+
+/// Where [`Ctr::socket_path`] makes its directories, named `hutch-it-sock-PID-N`.
+const SOCKET_TMP: &str = "/tmp";
+const SOCKET_DIR_PREFIX: &str = "hutch-it-sock-";
+
 /// Remove scratch directories of earlier runs whose process is gone, unless something is still
 /// mounted under them (removing through a leaked bind mount could delete host files).
 fn clean_old_runs() {
-    let Ok(entries) = fs::read_dir(env!("CARGO_TARGET_TMPDIR")) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix("hutch-it-") else {
+    for (top, prefix) in [
+        (env!("CARGO_TARGET_TMPDIR"), "hutch-it-"),
+        (SOCKET_TMP, SOCKET_DIR_PREFIX),
+    ] {
+        let Ok(entries) = fs::read_dir(top) else {
             continue;
         };
-        if Path::new("/proc").join(pid).exists() {
-            continue;
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix(prefix) else {
+                continue;
+            };
+            let pid = rest.split('-').next().unwrap_or_default();
+            if pid.is_empty() || Path::new("/proc").join(pid).exists() {
+                continue;
+            }
+            safe_remove(&e.path());
         }
-        safe_remove(&e.path());
     }
 }
 
@@ -500,6 +528,8 @@ pub struct Ctr {
     /// Run every runtime command as this unprivileged user, with no `--root` (the runtime's
     /// rootless default under `$XDG_RUNTIME_DIR`, which `root` then names).
     pub user: Option<&'static rootless::TestUser>,
+    /// The short directory of [`Ctr::socket_path`], made on first use.
+    socket_dir: Option<PathBuf>,
 }
 
 impl Ctr {
@@ -536,6 +566,7 @@ impl Ctr {
             reaped: HashSet::new(),
             netns: None,
             user: None,
+            socket_dir: None,
         }
     }
 
@@ -567,6 +598,26 @@ impl Ctr {
         c.config["root"]["readonly"] = json!(false);
         c.config["root"]["path"] = json!("rootfs");
         c
+    }
+
+    /// A path for a Unix socket the test binds (console, agent, notify): in a short directory
+    /// of its own under /tmp, because `dir` sits under the clone's path and a socket address
+    /// holds only 107 bytes. Removed with the container.
+    pub fn socket_path(&mut self, name: &str) -> PathBuf {
+        let dir = self.socket_dir.get_or_insert_with(|| {
+            let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+            let dir = Path::new(SOCKET_TMP)
+                .join(format!("{SOCKET_DIR_PREFIX}{}-{n}", std::process::id()));
+            fs::create_dir_all(&dir).expect("making the test's socket directory");
+            dir
+        });
+        let path = dir.join(name);
+        assert!(
+            path.as_os_str().len() <= 107,
+            "socket path too long: {}",
+            path.display()
+        );
+        path
     }
 
     /// `$XDG_RUNTIME_DIR` of a rootless container's commands.
@@ -920,6 +971,9 @@ impl Drop for Ctr {
         if problems.is_empty() {
             if clean && std::env::var_os("HUTCH_IT_KEEP").is_none() {
                 safe_remove(&self.dir);
+                if let Some(dir) = &self.socket_dir {
+                    safe_remove(dir);
+                }
             }
         } else if std::thread::panicking() {
             eprintln!("also, after the failure: {problems:#?}");

@@ -112,7 +112,7 @@ pub fn create(root: &Path, req: &CreateRequest) -> Result<Created> {
     // The cgroup, with every limit applied, before any container process exists.
     cgroup.create_and_apply(linux.and_then(|l| l.resources().as_ref()))?;
     let console_stream = req.console_socket.map(console::connect).transpose()?;
-    let pidfd_stream = req.pidfd_socket.map(console::connect).transpose()?;
+    let pidfd_stream = req.pidfd_socket.map(console::connect_pidfd).transpose()?;
     let (parent_ch, child_ch) = channel::pair()?;
     let mut parent_fds = vec![dir.fd().as_raw_fd(), parent_ch.raw_fd()];
     for stream in console_stream.iter().chain(pidfd_stream.iter()) {

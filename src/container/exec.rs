@@ -60,7 +60,7 @@ pub fn exec(
 ) -> Result<i32> {
     let plan = plan(root, req, build)?;
     let console_stream = req.console_socket.map(console::connect).transpose()?;
-    let pidfd_stream = req.pidfd_socket.map(console::connect).transpose()?;
+    let pidfd_stream = req.pidfd_socket.map(console::connect_pidfd).transpose()?;
     let (parent_ch, child_ch) = channel::pair()?;
     let mut parent_fds = vec![parent_ch.raw_fd()];
     for stream in console_stream.iter().chain(pidfd_stream.iter()) {

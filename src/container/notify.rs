@@ -91,7 +91,9 @@ impl HostSocket {
 
     fn send(&self, socket: &UnixDatagram, message: &[u8]) -> io::Result<()> {
         let sent = match self {
-            HostSocket::Path(path) => socket.send_to(message, path)?,
+            HostSocket::Path(path) => {
+                crate::syscall::socket::send_datagram_to(socket, message, path)?
+            }
             HostSocket::Abstract(name) => {
                 socket.send_to_addr(message, &SocketAddr::from_abstract_name(name)?)?
             }

@@ -7,7 +7,6 @@
 
 use std::io::{IoSlice, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -45,7 +44,7 @@ pub fn send_listener(
     let payload = serde_json::to_vec(&msg).context("seccomp notify: encoding the state")?;
 
     let path = listener_path.display();
-    let mut stream = UnixStream::connect(listener_path)
+    let mut stream = crate::syscall::socket::connect_stream(listener_path)
         .with_context(|| format!("linux.seccomp.listenerPath: connecting to {path}"))?;
     let fds = [fd.as_raw_fd()];
     let sent = sendmsg::<UnixAddr>(
