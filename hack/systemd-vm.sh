@@ -119,18 +119,11 @@ prepare_kernel() {
     [ -s "$KERNEL" ] || die "no kernel in $VMCACHE"
 }
 
-# mmdebstrap takes the mirrors apt uses here: bookworm and its updates from the main archive,
-# and the security archive, so the guest has the host's package versions (runc among them).
+# mmdebstrap takes the mirrors apt uses here (hack/debian-mirrors.sh).
+# shellcheck source=hack/debian-mirrors.sh
+. "$HERE/debian-mirrors.sh"
 mirrors() {
-    local main sec
-    main=$(grep -rhs -m1 '^URIs:.*/debian/\?$' /etc/apt/sources.list.d/ | awk '{print $2}' | head -n1)
-    [ -n "$main" ] || main=$(grep -hs -m1 '^deb .*/debian/\? ' /etc/apt/sources.list | awk '{print $2}')
-    [ -n "$main" ] || die "no Debian mirror configured in /etc/apt"
-    sec=$(grep -rhs -m1 '^URIs:.*/debian-security/\?$' /etc/apt/sources.list.d/ | awk '{print $2}' | head -n1)
-    [ -n "$sec" ] || sec=$(grep -hs -m1 '^deb .*/debian-security/\? ' /etc/apt/sources.list | awk '{print $2}')
-    echo "deb $main $SUITE main"
-    echo "deb $main $SUITE-updates main"
-    [ -z "$sec" ] || echo "deb $sec $SUITE-security main"
+    debian_mirrors "$SUITE" || die "no Debian mirror configured in /etc/apt"
 }
 
 # The Debian tree: CACHE/rootfs-KEY, KEY a hash of what went into it. Built beside and renamed

@@ -543,3 +543,78 @@ fn output_to_a_closed_pipe_does_not_panic() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+/// The commands `hutch --help` lists (clap's "Commands:" block, without its own `help`).
+fn listed_commands() -> Vec<String> {
+    let out = bare(&["--help"]);
+    out.assert_ok();
+    out.stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every command's `--help` ends with one example line of its common use, which runs that very
+/// command.
+#[test]
+fn every_command_help_has_an_example() {
+    hutch_only!("runc's help has examples on a few commands only");
+    let commands = listed_commands();
+    for expected in [
+        "create",
+        "run",
+        "exec",
+        "delete",
+        "checkpoint",
+        "completion",
+    ] {
+        assert!(commands.iter().any(|c| c == expected), "{commands:?}");
+    }
+    for command in &commands {
+        let out = bare(&[command, "--help"]);
+        out.assert_ok();
+        let example = out
+            .stdout
+            .lines()
+            .skip_while(|l| *l != "Example:")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no example in `{command} --help`:\n{out}"));
+        assert!(
+            example
+                .trim_start()
+                .starts_with(&format!("hutch {command}")),
+            "{command}: {example:?}"
+        );
+    }
+}
+
+/// `completion SHELL` prints a script for bash, zsh and fish that knows every command, and
+/// refuses another shell with the usage error's exit code.
+#[test]
+fn completion_scripts_know_every_command() {
+    hutch_only!("runc has no completion command");
+    let commands = listed_commands();
+    for (shell, marker) in [
+        ("bash", "complete -F _hutch"),
+        ("zsh", "#compdef hutch"),
+        ("fish", "complete -c hutch"),
+    ] {
+        let out = bare(&["completion", shell]);
+        out.assert_ok();
+        assert!(out.stdout.contains(marker), "{shell}: no {marker:?}");
+        for command in &commands {
+            assert!(
+                out.stdout.contains(command.as_str()),
+                "the {shell} script does not name {command}"
+            );
+        }
+    }
+    let out = bare(&["completion", "tcsh"]);
+    assert_eq!(out.code(), 1, "{out}");
+    assert!(out.stderr.contains("tcsh"), "{out}");
+}

@@ -140,7 +140,7 @@ fn verify_classic_bpf(insns: &[libc::sock_filter]) -> Result<()> {
 fn quiet_logging() {
     let _ = crate::logging::init(
         Some(std::path::Path::new("/dev/null")),
-        crate::logging::LogFormat::Text,
+        crate::logging::Format::Text,
         false,
     );
 }

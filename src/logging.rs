@@ -17,8 +17,8 @@ use crate::timefmt;
 
 /// How records are written (`--log-format`): plain text, or one logrus-shaped JSON object a
 /// line.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogFormat {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
     Text,
     Json,
 }
@@ -42,7 +42,7 @@ impl Level {
 
 struct Logger {
     file: Option<File>,
-    format: LogFormat,
+    format: Format,
     debug: bool,
 }
 
@@ -50,7 +50,7 @@ static LOGGER: OnceLock<Logger> = OnceLock::new();
 
 /// Opens the log destination once, before any fork: children inherit the fd (CLOEXEC, so it
 /// never reaches the container's process).
-pub fn init(path: Option<&Path>, format: LogFormat, debug: bool) -> Result<()> {
+pub fn init(path: Option<&Path>, format: Format, debug: bool) -> Result<()> {
     let file = match path.filter(|p| !p.as_os_str().is_empty()) {
         None => None,
         Some(path) => Some(
@@ -88,11 +88,11 @@ pub fn log(level: Level, msg: &str) {
     }
     let time = timefmt::now_rfc3339();
     let line = match logger.format {
-        LogFormat::Json => {
+        Format::Json => {
             let record = serde_json::json!({"level": level.as_str(), "msg": msg, "time": time});
             format!("{record}\n")
         }
-        LogFormat::Text => {
+        Format::Text => {
             format!("time={:?} level={} msg={:?}\n", time, level.as_str(), msg)
         }
     };

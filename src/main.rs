@@ -39,7 +39,7 @@ fn main() {
     };
     if let Err(err) = logging::init(
         cli.global.log.as_deref(),
-        cli.global.log_format,
+        cli.global.log_format.into(),
         cli.global.debug,
     ) {
         eprintln!("{err:#}");
@@ -87,6 +87,7 @@ fn dispatch(global: &cli::GlobalOpts, command: Command) -> anyhow::Result<i32> {
         Command::Update(args) => cli::update::run(global, args),
         Command::Checkpoint(args) => cli::checkpoint::run(global, args),
         Command::Restore(args) => cli::restore::run(global, args),
+        Command::Completion(args) => cli::completion::run(args),
     }
 }
 

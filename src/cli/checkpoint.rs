@@ -3,74 +3,16 @@
 //! `--pre-dump`.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::Spec;
 
-use super::GlobalOpts;
+use super::{CheckpointArgs, CriuArgs, GlobalOpts};
 use crate::container::state::{State, Status};
 use crate::container::state_dir::CONFIG_FILE;
 use crate::criu::options::{Common, Dirs};
 use crate::criu::{rpc, CriuOpts, CriuReq, CriuReqType, Swrk};
-
-/// The flags `checkpoint` and `restore` share, as runc has them.
-#[derive(clap::Args, Debug, Clone)]
-pub struct CriuArgs {
-    /// Path for saving criu image files (default: ./checkpoint)
-    #[arg(long)]
-    pub image_path: Option<PathBuf>,
-    /// Path for saving work files and logs (default: the image path)
-    #[arg(long)]
-    pub work_path: Option<PathBuf>,
-    /// Allow open tcp connections
-    #[arg(long)]
-    pub tcp_established: bool,
-    /// Allow external unix sockets
-    #[arg(long)]
-    pub ext_unix_sk: bool,
-    /// Allow shell jobs
-    #[arg(long)]
-    pub shell_job: bool,
-    /// Handle file locks, for safety
-    #[arg(long)]
-    pub file_locks: bool,
-    /// Use userfaultfd to lazily restore memory pages
-    #[arg(long)]
-    pub lazy_pages: bool,
-    /// Cgroups mode: soft|full|strict|ignore (default: soft)
-    #[arg(long)]
-    pub manage_cgroups_mode: Option<String>,
-    /// Create a namespace, but don't restore its properties (network only)
-    #[arg(long)]
-    pub empty_ns: Vec<String>,
-    /// Enable auto deduplication of memory images
-    #[arg(long)]
-    pub auto_dedup: bool,
-}
-
-#[derive(clap::Args, Debug, Clone)]
-pub struct CheckpointArgs {
-    #[command(flatten)]
-    pub criu: CriuArgs,
-    /// Path for previous criu image files in pre-dump
-    #[arg(long)]
-    pub parent_path: Option<String>,
-    /// Leave the process running after checkpointing
-    #[arg(long)]
-    pub leave_running: bool,
-    /// criu writes \0 to this FD once lazy-pages is ready
-    #[arg(long)]
-    pub status_fd: Option<i32>,
-    /// ADDRESS:PORT of the page server
-    #[arg(long)]
-    pub page_server: Option<String>,
-    /// Dump container's memory information only, leave the container running after this
-    #[arg(long)]
-    pub pre_dump: bool,
-    /// The container id
-    pub id: String,
-}
 
 impl CriuArgs {
     /// The flags as the CRIU driver takes them.

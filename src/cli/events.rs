@@ -10,21 +10,9 @@ use anyhow::{bail, Context, Result};
 use nix::unistd::Pid;
 use serde_json::json;
 
-use super::GlobalOpts;
+use super::{EventsArgs, GlobalOpts};
 use crate::container::liveness::process_is_alive;
 use crate::container::state::Status;
-
-#[derive(clap::Args, Debug, Clone)]
-pub struct EventsArgs {
-    /// Set the stats collection interval (a Go duration: 5s, 1m30s, 500ms)
-    #[arg(long, default_value = "5s")]
-    pub interval: String,
-    /// Display the container's stats then exit
-    #[arg(long)]
-    pub stats: bool,
-    /// The container id
-    pub id: String,
-}
 
 /// Parses a Go `time.Duration` string (`300ms`, `1.5h`, `2h45m`, `10us`, `0`).
 pub fn parse_go_duration(s: &str) -> Result<Duration> {

@@ -1,73 +1,10 @@
 //! `hutch exec`: run a new process inside a running container, with runc's flags.
 
-use std::path::PathBuf;
-
 use anyhow::{bail, Context, Result};
-use clap::Args;
 use oci_spec::runtime::{Capability, Process};
 
-use super::GlobalOpts;
+use super::{ExecArgs, GlobalOpts};
 use crate::container::exec::{exec, ExecRequest};
-
-#[derive(Args, Debug, Clone)]
-pub struct ExecArgs {
-    /// Path to an AF_UNIX socket which will receive the pty master
-    #[arg(long = "console-socket")]
-    pub console_socket: Option<PathBuf>,
-    /// Path to an AF_UNIX socket which will receive a pidfd of the process
-    #[arg(long = "pidfd-socket")]
-    pub pidfd_socket: Option<PathBuf>,
-    /// Current working directory in the container
-    #[arg(long)]
-    pub cwd: Option<PathBuf>,
-    /// Set environment variables
-    #[arg(short = 'e', long = "env")]
-    pub env: Vec<String>,
-    /// Allocate a pseudo-TTY
-    #[arg(short = 't', long)]
-    pub tty: bool,
-    /// UID (format: <uid>[:<gid>])
-    #[arg(short = 'u', long)]
-    pub user: Option<String>,
-    /// Additional gids
-    #[arg(short = 'g', long = "additional-gids")]
-    pub additional_gids: Vec<u32>,
-    /// Path to the process.json
-    #[arg(short = 'p', long)]
-    pub process: Option<PathBuf>,
-    /// Detach from the container's process
-    #[arg(short = 'd', long)]
-    pub detach: bool,
-    /// Specify the file to write the process id to
-    #[arg(long = "pid-file")]
-    pub pid_file: Option<PathBuf>,
-    /// Set the asm process label for the process commonly used with selinux
-    #[arg(long = "process-label")]
-    pub process_label: Option<String>,
-    /// Set the apparmor profile for the process
-    #[arg(long)]
-    pub apparmor: Option<String>,
-    /// Set the no new privileges value for the process
-    #[arg(long = "no-new-privs")]
-    pub no_new_privs: bool,
-    /// Add a capability to the bounding set for the process
-    #[arg(short = 'c', long = "cap")]
-    pub cap: Vec<String>,
-    /// Pass N additional file descriptors to the container
-    #[arg(long = "preserve-fds", default_value_t = 0)]
-    pub preserve_fds: u32,
-    /// Run the process in an (existing) sub-cgroup (accepted; the container's cgroup is used)
-    #[arg(long)]
-    pub cgroup: Vec<String>,
-    /// Allow exec in a paused container
-    #[arg(long = "ignore-paused")]
-    pub ignore_paused: bool,
-    /// The container id
-    pub id: String,
-    /// The command and its arguments
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub command: Vec<String>,
-}
 
 pub fn run(global: &GlobalOpts, args: ExecArgs) -> Result<i32> {
     let request = ExecRequest {

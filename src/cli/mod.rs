@@ -3,13 +3,9 @@
 //! clap parses the arguments; `normalize_args` first rewrites the spellings runc's urfave/cli
 //! parser accepts and clap does not (single-dash long flags such as go-runc's `-no-subreaper`).
 
-use std::path::PathBuf;
-
-use clap::{Args, Parser, Subcommand, ValueEnum};
-
-use crate::logging::LogFormat;
-
+mod args;
 pub mod checkpoint;
+pub mod completion;
 pub mod create;
 pub mod delete;
 pub mod events;
@@ -27,7 +23,7 @@ pub mod start;
 pub mod state;
 pub mod update;
 
-pub const DEFAULT_ROOT: &str = "/run/hutch";
+pub use args::*;
 
 /// Where state lives without `--root`, by runc's rule: `$XDG_RUNTIME_DIR/hutch` for an
 /// unprivileged caller, or for root inside a user namespace whose `$USER` is not root (rootless
@@ -44,81 +40,13 @@ fn default_root() -> std::path::PathBuf {
     }
 }
 
-#[derive(Parser, Debug)]
-#[command(
-    name = "hutch",
-    about = "hutch: an OCI container runtime (runc-compatible command line)",
-    disable_version_flag = true
-)]
-pub struct Cli {
-    #[command(flatten)]
-    pub global: GlobalOpts,
-
-    #[command(subcommand)]
-    pub command: Option<Command>,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct GlobalOpts {
-    /// Root directory for storage of container state (tmpfs recommended; default /run/hutch,
-    /// or $XDG_RUNTIME_DIR/hutch for an unprivileged caller)
-    #[arg(long, global = true, default_value_os_t = default_root())]
-    pub root: PathBuf,
-
-    /// Set the log file to write hutch logs to (default is stderr)
-    #[arg(long, global = true)]
-    pub log: Option<PathBuf>,
-
-    /// Set the log format ('text' (default), or 'json')
-    #[arg(long = "log-format", global = true, value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
-
-    /// Enable debug logging
-    #[arg(long, global = true)]
-    pub debug: bool,
-
-    /// Enable systemd cgroup support
-    #[arg(long = "systemd-cgroup", global = true)]
-    pub systemd_cgroup: bool,
-
-    /// Ignore cgroup permission errors ('true', 'false', or 'auto'). Not global: `spec` has a
-    /// boolean `--rootless` of its own, as in runc.
-    #[arg(long, default_value = "auto")]
-    pub rootless: RootlessMode,
-
-    /// Path to the criu binary used for checkpoint and restore (default: criu, from PATH)
-    #[arg(long, global = true)]
-    pub criu: Option<String>,
-
-    /// Print the version
-    #[arg(short = 'v', long = "version")]
-    pub version: bool,
-}
-
-/// A directory argument whose empty value means the current directory (clap refuses an empty
-/// default for a `PathBuf`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct BundleDir(pub PathBuf);
-
-impl std::ops::Deref for BundleDir {
-    type Target = PathBuf;
-    fn deref(&self) -> &PathBuf {
-        &self.0
+impl From<LogFormat> for crate::logging::Format {
+    fn from(format: LogFormat) -> Self {
+        match format {
+            LogFormat::Text => crate::logging::Format::Text,
+            LogFormat::Json => crate::logging::Format::Json,
+        }
     }
-}
-
-impl std::str::FromStr for BundleDir {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(BundleDir(PathBuf::from(s)))
-    }
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RootlessMode {
-    Auto,
-    True,
-    False,
 }
 
 impl RootlessMode {
@@ -134,141 +62,6 @@ impl RootlessMode {
             }
         }
     }
-}
-
-#[derive(Subcommand, Debug)]
-pub enum Command {
-    /// Create a container
-    Create(CreateArgs),
-    /// Executes the user defined process in a created container
-    Start(IdArg),
-    /// Output the state of a container
-    State(IdArg),
-    /// Kill sends the specified signal (default: SIGTERM) to the container's init process
-    Kill(KillArgs),
-    /// Delete any resources held by the container often used with detached container
-    Delete(DeleteArgs),
-    /// Create and run a container
-    Run(RunArgs),
-    /// Execute new process inside the container
-    Exec(exec::ExecArgs),
-    /// Lists containers started by hutch with the given root
-    List(ListArgs),
-    /// Create a new specification file
-    Spec(SpecArgs),
-    /// Show the enabled features
-    Features,
-    /// Suspend all processes inside the container
-    Pause(pause::PauseArgs),
-    /// Resume all processes that have been previously paused
-    Resume(resume::ResumeArgs),
-    /// Display the processes running inside a container
-    Ps(ps::PsArgs),
-    /// Display container events such as OOM notifications, cpu, memory, and IO usage statistics
-    Events(events::EventsArgs),
-    /// Update container resource constraints
-    Update(update::UpdateArgs),
-    /// Checkpoint a running container (with CRIU)
-    Checkpoint(checkpoint::CheckpointArgs),
-    /// Restore a container from a previous checkpoint (with CRIU)
-    Restore(restore::RestoreArgs),
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct IdArg {
-    /// The container id
-    pub id: String,
-}
-
-#[derive(Args, Debug, Clone, Default)]
-pub struct CreateArgs {
-    /// Path to the root of the bundle directory, defaults to the current directory
-    #[arg(short = 'b', long, default_value = "")]
-    pub bundle: BundleDir,
-    /// Path to an AF_UNIX socket which will receive a file descriptor referencing the master end
-    /// of the console's pseudoterminal
-    #[arg(long = "console-socket")]
-    pub console_socket: Option<PathBuf>,
-    /// Path to an AF_UNIX socket which will receive the pidfd of the container's init
-    #[arg(long = "pidfd-socket")]
-    pub pidfd_socket: Option<PathBuf>,
-    /// Specify the file to write the process id to
-    #[arg(long = "pid-file")]
-    pub pid_file: Option<PathBuf>,
-    /// Do not use pivot root to jail process inside rootfs
-    #[arg(long = "no-pivot")]
-    pub no_pivot: bool,
-    /// Do not create a new session keyring for the container
-    #[arg(long = "no-new-keyring")]
-    pub no_new_keyring: bool,
-    /// Pass N additional file descriptors to the container (stdio + $LISTEN_FDS + N in total)
-    #[arg(long = "preserve-fds", default_value_t = 0)]
-    pub preserve_fds: u32,
-    /// The container id
-    pub id: String,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct RunArgs {
-    #[command(flatten)]
-    pub create: CreateArgs,
-    /// Detach from the container's process
-    #[arg(short = 'd', long)]
-    pub detach: bool,
-    /// Do not delete the container after it exits
-    #[arg(long)]
-    pub keep: bool,
-    /// Disable the use of the subreaper used to reap reparented processes
-    #[arg(long = "no-subreaper")]
-    pub no_subreaper: bool,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct KillArgs {
-    /// Send the specified signal to all processes inside the container
-    #[arg(short = 'a', long)]
-    pub all: bool,
-    /// The container id
-    pub id: String,
-    /// The signal: a name (TERM, SIGTERM) or a number; default SIGTERM
-    // A negative number reaches the signal parser, which names it, rather than clap's usage.
-    #[arg(allow_negative_numbers = true)]
-    pub signal: Option<String>,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct DeleteArgs {
-    /// Forcibly delete the container if it is still running (uses SIGKILL)
-    #[arg(short = 'f', long)]
-    pub force: bool,
-    /// The container id
-    pub id: String,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct ListArgs {
-    /// Select one of: table or json
-    #[arg(short = 'f', long, value_enum, default_value_t = ListFormat::Table)]
-    pub format: ListFormat,
-    /// Display only container IDs
-    #[arg(short = 'q', long)]
-    pub quiet: bool,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ListFormat {
-    Table,
-    Json,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct SpecArgs {
-    /// Path to the root of the bundle directory
-    #[arg(short = 'b', long, default_value = "")]
-    pub bundle: BundleDir,
-    /// Generate a configuration for a rootless container
-    #[arg(long)]
-    pub rootless: bool,
 }
 
 /// Long option names that runc's parser also accepts with a single dash.
@@ -362,6 +155,10 @@ pub fn normalize_args(args: Vec<String>) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
+    use clap::Parser;
+
     use super::*;
 
     fn norm(v: &[&str]) -> Vec<String> {

@@ -2,16 +2,10 @@
 
 use anyhow::{bail, Result};
 
-use super::GlobalOpts;
+use super::{GlobalOpts, PauseArgs};
 use crate::cgroups::Manager;
 use crate::container::state::{State, Status};
 use crate::container::ContainerDir;
-
-#[derive(clap::Args, Debug, Clone)]
-pub struct PauseArgs {
-    /// The container id
-    pub id: String,
-}
 
 /// The container's status with the freezer taken into account (`paused`), its state and its
 /// cgroup. Shared by pause, resume, ps, events and update.

@@ -7,19 +7,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use super::GlobalOpts;
-
-#[derive(clap::Args, Debug, Clone)]
-pub struct PsArgs {
-    /// Select one of: table or json
-    #[arg(short = 'f', long, default_value = "table", value_parser = ["table", "json"])]
-    pub format: String,
-    /// The container id
-    pub id: String,
-    /// Options passed to ps (default -ef)
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub ps_args: Vec<String>,
-}
+use super::{GlobalOpts, PsArgs};
 
 /// The column of `PID` in a ps header.
 pub fn pid_index(header: &str) -> Option<usize> {

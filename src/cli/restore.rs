@@ -3,53 +3,16 @@
 //! returns once the processes run; in the foreground it stays their parent like `run`:
 //! forwards signals, waits, deletes the container and exits with the init's status.
 
-use std::path::PathBuf;
-
 use anyhow::Result;
 use nix::unistd::Pid;
 
-use super::checkpoint::CriuArgs;
-use super::{BundleDir, GlobalOpts};
+use super::{GlobalOpts, RestoreArgs};
 use crate::container::create::CreateRequest;
 use crate::container::delete::delete;
 use crate::container::restore::{restore, RestoreRequest};
 use crate::container::ContainerDir;
 use crate::logging;
 use crate::process::foreground::{block_signals, forward_and_wait};
-
-#[derive(clap::Args, Debug, Clone)]
-pub struct RestoreArgs {
-    #[command(flatten)]
-    pub criu: CriuArgs,
-    /// Path to the root of the bundle directory, defaults to the current directory
-    #[arg(short = 'b', long, default_value = "")]
-    pub bundle: BundleDir,
-    /// Path to an AF_UNIX socket which will receive a file descriptor referencing the master end
-    /// of the console's pseudoterminal
-    #[arg(long = "console-socket")]
-    pub console_socket: Option<PathBuf>,
-    /// Detach from the container's process
-    #[arg(short = 'd', long)]
-    pub detach: bool,
-    /// Specify the file to write the process id to
-    #[arg(long = "pid-file")]
-    pub pid_file: Option<PathBuf>,
-    /// Disable the use of the subreaper used to reap reparented processes
-    #[arg(long = "no-subreaper")]
-    pub no_subreaper: bool,
-    /// Do not use pivot root to jail process inside rootfs (CRIU sets the root itself; accepted
-    /// for runc's command line)
-    #[arg(long = "no-pivot")]
-    pub no_pivot: bool,
-    /// Specify an LSM profile to be used during restore
-    #[arg(long = "lsm-profile")]
-    pub lsm_profile: Option<String>,
-    /// Specify an LSM mount context to be used during restore
-    #[arg(long = "lsm-mount-context")]
-    pub lsm_mount_context: Option<String>,
-    /// The container id
-    pub id: String,
-}
 
 pub fn run(global: &GlobalOpts, args: RestoreArgs) -> Result<i32> {
     let common = args.criu.options();

@@ -2,14 +2,8 @@
 
 use anyhow::{bail, Result};
 
-use super::GlobalOpts;
+use super::{GlobalOpts, ResumeArgs};
 use crate::container::state::Status;
-
-#[derive(clap::Args, Debug, Clone)]
-pub struct ResumeArgs {
-    /// The container id
-    pub id: String,
-}
 
 pub fn run(global: &GlobalOpts, args: ResumeArgs) -> Result<i32> {
     let (_dir, _state, status, m) = super::pause::open(global, &args.id)?;

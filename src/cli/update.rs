@@ -8,65 +8,8 @@ use anyhow::{bail, Context, Result};
 use oci_spec::runtime::LinuxResources;
 use serde_json::{json, Value};
 
-use super::GlobalOpts;
+use super::{GlobalOpts, UpdateArgs};
 use crate::container::state::Status;
-
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct UpdateArgs {
-    /// Path to a file with the resources to update, or '-' to read them from stdin
-    #[arg(short = 'r', long)]
-    pub resources: Option<String>,
-    /// Specifies per cgroup weight, range is from 10 to 1000
-    #[arg(long = "blkio-weight")]
-    pub blkio_weight: Option<u16>,
-    /// CPU CFS period to be used for hardcapping (in usecs). 0 to use system default
-    #[arg(long = "cpu-period")]
-    pub cpu_period: Option<u64>,
-    /// CPU CFS hardcap limit (in usecs). Allowed cpu time in a given period
-    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
-    pub cpu_quota: Option<i64>,
-    /// CPU shares (relative weight vs. other containers)
-    #[arg(long = "cpu-share", alias = "cpu-shares")]
-    pub cpu_share: Option<u64>,
-    /// CPU realtime period to be used for hardcapping (in usecs). 0 to use system default
-    #[arg(long = "cpu-rt-period")]
-    pub cpu_rt_period: Option<u64>,
-    /// CPU realtime hardcap limit (in usecs). Allowed cpu time in a given period
-    #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true)]
-    pub cpu_rt_runtime: Option<i64>,
-    /// CPU(s) to use
-    #[arg(long = "cpuset-cpus")]
-    pub cpuset_cpus: Option<String>,
-    /// Memory node(s) to use
-    #[arg(long = "cpuset-mems")]
-    pub cpuset_mems: Option<String>,
-    /// Kernel memory limit (in bytes); ignored, as in runc
-    #[arg(long = "kernel-memory")]
-    pub kernel_memory: Option<String>,
-    /// Kernel memory limit for tcp buffer (in bytes)
-    #[arg(long = "kernel-memory-tcp")]
-    pub kernel_memory_tcp: Option<String>,
-    /// Memory limit (in bytes)
-    #[arg(long, allow_hyphen_values = true)]
-    pub memory: Option<String>,
-    /// Memory reservation or soft_limit (in bytes)
-    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
-    pub memory_reservation: Option<String>,
-    /// Total memory usage (memory + swap); set '-1' to enable unlimited swap
-    #[arg(long = "memory-swap", allow_hyphen_values = true)]
-    pub memory_swap: Option<String>,
-    /// Maximum number of pids allowed in the container
-    #[arg(long = "pids-limit", allow_hyphen_values = true)]
-    pub pids_limit: Option<i64>,
-    /// The string of Intel RDT/CAT L3 cache schema (not supported)
-    #[arg(long = "l3-cache-schema")]
-    pub l3_cache_schema: Option<String>,
-    /// The string of Intel RDT/MBA memory bandwidth schema (not supported)
-    #[arg(long = "mem-bw-schema")]
-    pub mem_bw_schema: Option<String>,
-    /// The container id
-    pub id: String,
-}
 
 /// Docker's RAMInBytes: `1024`, `128m`, `1.5g`, `64KiB`, `2GB` (binary multiples); `-1` for
 /// unlimited.
