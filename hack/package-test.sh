@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # hack/package-test.sh: the Debian package's round trip, as an operator meets it.
 #
-# Builds the .deb with cargo-deb (installed from crates.io at a pinned version if missing),
+# Checks first that `cargo install --path . --root DIR` (the README's other install path) installs
+# a working hutch. Then builds the .deb with cargo-deb (installed from crates.io at a pinned version if missing),
 # installs it with apt-get into a clean Debian 12 root (mmdebstrap minbase plus man-db and
 # bash-completion, built once into a cache outside the source tree), and checks there:
 #   - the installed `hutch --version` and the package's version are Cargo.toml's;
@@ -201,6 +202,13 @@ fi
 
 work=$(mktemp -d /var/tmp/hutch-package-test.XXXXXX)
 trap 'rm -rf "$work"' EXIT
+
+# It shares target/ with the build above, so it copies rather than compiles.
+cargo install --quiet --locked --path . --root "$work/cargo-root" 2>/dev/null ||
+    die "cargo install --path . --root DIR failed"
+got=$("$work/cargo-root/bin/hutch" --version | head -n1)
+[ "$got" = "hutch version $version" ] || die "cargo-installed hutch --version: '$got'"
+ok "cargo install --path . --root DIR installs bin/hutch ($got)"
 mkdir "$work/root"
 tar -xf "$tarball" -C "$work/root"
 cp "$deb" "$work/root/tmp/hutch.deb"
