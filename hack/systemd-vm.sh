@@ -70,7 +70,7 @@ SUITE=bookworm
 PACKAGES=(
     systemd dbus kmod udev util-linux procps iproute2 busybox-static passwd uidmap jq
     libpam-systemd
-    runc containerd
+    runc containerd criu
     docker.io podman conmon tmux apparmor
 )
 # Units the packages enable that a test starts itself (unknown names are ignored).

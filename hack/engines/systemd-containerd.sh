@@ -8,7 +8,8 @@
 #
 # Checks per runtime: the container is in the transient scope the cgroupsPath names, systemd
 # reports it active and delegated with the memory limit, the cgroup file has the limit, the
-# exit status comes back, and after the task is deleted the unit is gone. Prints
+# exit status comes back, and after the task is deleted the unit is gone; then containerd's
+# checkpoint and restore of a counter (with CRIU, which must work here). Prints
 # "ok|FAIL <runtime> <check>" and exits 1 if anything failed.
 #
 # The image is the busybox rootfs of hack/mkbundle.sh as a one-layer OCI archive, imported
@@ -22,7 +23,7 @@ T=$(mktemp -d /tmp/systemd-containerd.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 IMG=localhost/hutch-e2e/busybox:latest
 fails=0
-ok() { echo "ok   $1 $2"; }
+ok() { echo "ok   $1 $2${3:+ ($3)}"; }
 fail() { echo "FAIL $1 $2: $3"; fails=$((fails + 1)); }
 
 image() {
@@ -47,6 +48,50 @@ image() {
 systemctl start containerd || { echo "FAIL containerd: does not start"; exit 1; }
 image || { echo "FAIL image: could not build it"; exit 1; }
 ctr images import --snapshotter native "$T/oci.tar" >/dev/null || { echo "FAIL image: import"; exit 1; }
+
+# Kills the task of container $1 and removes both.
+remove() {
+    ctr task kill -s KILL "$1" >/dev/null 2>&1
+    for _ in $(seq 50); do ctr task ls -q 2>/dev/null | grep -qx "$1" || break
+        ctr task delete "$1" >/dev/null 2>&1 || sleep 0.2; done
+    ctr containers rm "$1" >/dev/null 2>&1
+}
+
+# The counter's value in container $1, read from its rootfs as the shim mounted it.
+count() { cat "/run/containerd/io.containerd.runtime.v2.task/default/$1/rootfs/count" 2>/dev/null; }
+
+# containerd's checkpoint/restore of container $1 (a counter): `ctr containers checkpoint
+# --task` (the shim pauses the task, runs `RUNTIME checkpoint`, then resumes it), the
+# task and container removed, then `ctr containers restore --live` (the shim runs `RUNTIME
+# restore --detach` with the systemd driver's cgroupsPath). The count is read once the checkpoint
+# returns; the restored counter, which goes on from the checkpointed value (at most that read),
+# must pass it within a few seconds, where a fresh start (from 1) would be far below it.
+checkpoint_restore() {
+    local c=$1 ref=localhost/hutch-e2e/checkpoint:$1 at now pid
+    ARGS=(sh -c 'i=0; while true; do i=$((i+1)); echo $i > /count; sleep 0.1; done')
+    run "$c" -d >/dev/null 2>&1 || { fail "$name" checkpoint-restore "ctr run -d"; return; }
+    sleep 6
+    out=$(ctr containers checkpoint --task "$c" "$ref" 2>&1) ||
+        { fail "$name" checkpoint "$out"; remove "$c"; return; }
+    at=$(count "$c")
+    ok "$name" checkpoint
+    remove "$c"
+    out=$(ctr containers restore --live "$c" "$ref" 2>&1) ||
+        { fail "$name" restore "$out"; remove "$c"; ctr images rm "$ref" >/dev/null 2>&1; return; }
+    for _ in $(seq 50); do
+        now=$(count "$c")
+        [ -n "$at" ] && [ -n "$now" ] && [ "$now" -gt "$at" ] && break
+        sleep 0.2
+    done
+    pid=$(ctr task ls 2>/dev/null | awk -v c="$c" '$1 == c { print $2 }')
+    [ -n "$at" ] && [ -n "$now" ] && [ "$now" -gt "$at" ] && [ "$at" -gt 20 ] &&
+        ok "$name" restore-resumes "count $at after the checkpoint, $now after the restore" ||
+        fail "$name" restore-resumes "count at checkpoint ${at:-none}, after restore ${now:-none}"
+    grep -q "hutch-e2e-$c.scope" "/proc/$pid/cgroup" 2>/dev/null && ok "$name" restore-in-scope ||
+        fail "$name" restore-in-scope "pid ${pid:-none}: $(cat "/proc/$pid/cgroup" 2>&1)"
+    remove "$c"
+    ctr images rm "$ref" >/dev/null 2>&1
+}
 
 for rt in "$@"; do
     # The shim runs it from its own directory.
@@ -76,12 +121,14 @@ for rt in "$@"; do
         fail "$name" unit-memory-max "MemoryMax=$(show MemoryMax)"
     limit=$(cat "/sys/fs/cgroup/system.slice/$unit/memory.max" 2>&1)
     [ "$limit" = 67108864 ] && ok "$name" file-memory-max || fail "$name" file-memory-max "$limit"
-    ctr task kill -s KILL "$id" >/dev/null 2>&1
-    for _ in $(seq 50); do ctr task ls -q 2>/dev/null | grep -qx "$id" || break
-        ctr task delete "$id" >/dev/null 2>&1 || sleep 0.2; done
-    ctr containers rm "$id" >/dev/null 2>&1
+    remove "$id"
     [ "$(show LoadState)" = not-found ] && [ ! -e "/sys/fs/cgroup/system.slice/$unit" ] &&
         ok "$name" unit-gone || fail "$name" unit-gone "LoadState=$(show LoadState)"
+    if command -v criu >/dev/null && criu check >/dev/null 2>&1; then
+        checkpoint_restore "$id-cr"
+    else
+        fail "$name" checkpoint-restore "criu check fails here"
+    fi
 done
 echo "systemd-containerd: $fails failed"
 [ "$fails" = 0 ]
