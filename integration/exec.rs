@@ -30,6 +30,24 @@ fn exec_output_and_exit_status() {
     assert!(out.stdout.contains("from-exec"), "{out}");
 }
 
+/// Everything after the id is the process's command line, word for word, even words that are
+/// runc's flags with one dash (which runc's parser accepts elsewhere): `exec c1 find / -user
+/// root` must not run `find / --user root`. Flags before the id, one dash or two, still count.
+#[test]
+fn exec_command_line_is_passed_verbatim() {
+    let c = running("exec-verbatim");
+    let words = [
+        "-user", "-root", "-all", "-debug", "-help", "--tty", "-e", "x=1",
+    ];
+    let mut args = vec!["exec", "-env", "FROM_FLAG=yes", &c.id, "sh", "-c"];
+    args.push(r#"printf '%s|' "$FROM_FLAG" "$@""#);
+    args.push("sh");
+    args.extend(words);
+    let out = c.rt_piped(&args);
+    out.assert_ok();
+    assert_eq!(out.stdout, format!("yes|{}|", words.join("|")), "{out}");
+}
+
 #[test]
 fn exec_joins_every_namespace_and_the_cgroup_of_the_init() {
     let mut c = running("exec-ns");
