@@ -3,11 +3,12 @@
 //!
 //! The documentation is generated from `src/cli/args.rs`, the same definitions `--help` prints,
 //! compiled here a second time, so a flag cannot be added, renamed or reworded in one and not
-//! the other. Everything lands in `$OUT_DIR` (the binary embeds the completion scripts for
-//! `hutch completion`) and is copied to `assets/` beside the binary, the man pages gzipped, as
-//! Debian policy wants them, where `cargo deb` takes it
-//! (cargo-deb rewrites the `target/release/` prefix of its asset paths to the real profile
-//! directory; the manifest's `[package.metadata.deb]` lists them).
+//! the other. Both are written once, into `assets/` beside the binary, where `cargo deb` takes
+//! them (cargo-deb rewrites the `target/release/` prefix of its asset paths to the real profile
+//! directory; the manifest's `[package.metadata.deb]` lists them): the man pages gzipped, as
+//! Debian policy wants them, and the completion scripts. Those are generated into `$OUT_DIR`,
+//! which is this build's own, and copied: the binary embeds them from there for `hutch
+//! completion`, so another build refreshing `assets/` cannot pull them from under it.
 
 use std::fs;
 use std::io::Write;
@@ -33,15 +34,18 @@ fn main() {
     println!("cargo:rerun-if-changed=src/cli/args.rs");
     println!("cargo:rerun-if-changed=build.rs");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let man_dir = out.join("man");
-    let completion_dir = out.join("completions");
-    for dir in [&man_dir, &completion_dir] {
-        fs::create_dir_all(dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
-    }
+    let assets = assets_dir(&out);
     let cmd = args::Cli::command().version(env!("CARGO_PKG_VERSION"));
-    write_man_pages(cmd.clone(), &man_dir);
-    write_completions(cmd, &completion_dir);
-    copy_beside_the_binary(&out, &[&man_dir, &completion_dir]);
+    write_man_pages(cmd.clone(), &fresh_dir(&assets.join("man")));
+    let completions = fresh_dir(&out.join("completions"));
+    write_completions(cmd, &completions);
+    let packaged = fresh_dir(&assets.join("completions"));
+    let generated = fs::read_dir(&completions)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", completions.display()));
+    for entry in generated.flatten() {
+        let to = packaged.join(entry.file_name());
+        fs::copy(entry.path(), &to).unwrap_or_else(|e| panic!("copying to {}: {e}", to.display()));
+    }
 }
 
 fn record_commit() {
@@ -112,8 +116,8 @@ fn write_man_page(cmd: &clap::Command, dir: &Path, see_also: &str) {
         Ok(())
     };
     render().unwrap_or_else(|e| panic!("rendering the man page of {}: {e}", cmd.get_name()));
-    let path = dir.join(man.get_filename());
-    fs::write(&path, page).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    let path = dir.join(format!("{}.gz", man.get_filename()));
+    fs::write(&path, gzip(&page)).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
 }
 
 /// One line of literal text in roff: backslashes and hyphens escaped (a bare `-` may print as a
@@ -145,45 +149,29 @@ fn write_completions(mut cmd: clap::Command, dir: &Path) {
     }
 }
 
-/// Copies the generated directories to `assets/` in the profile directory (the binary's),
-/// found from `$OUT_DIR` = `<profile>/build/hutch-<hash>/out`. A layout that does not match is
-/// reported, not guessed at: `cargo deb` then fails on the missing assets.
-fn copy_beside_the_binary(out: &Path, dirs: &[&Path]) {
+/// `assets/` in the profile directory (the binary's), found from `$OUT_DIR` =
+/// `<profile>/build/hutch-<hash>/out`. A layout that does not match is reported, not guessed
+/// at: the files stay under `$OUT_DIR`, and `cargo deb` fails on the missing assets.
+fn assets_dir(out: &Path) -> PathBuf {
     let mut up = out.ancestors();
     let layout_ok =
         out.ends_with("out") && up.nth(2).and_then(Path::file_name) == Some("build".as_ref());
-    let Some(profile) = up.next().filter(|_| layout_ok) else {
-        println!(
-            "cargo:warning=OUT_DIR {} is not <profile>/build/<pkg>/out: the man pages and \
-             completions stay there",
-            out.display()
-        );
-        return;
-    };
-    for dir in dirs {
-        let Some(name) = dir.file_name() else {
-            continue;
-        };
-        let target = profile.join("assets").join(name);
-        // Pages of commands that no longer exist must not be packaged.
-        let _ = fs::remove_dir_all(&target);
-        fs::create_dir_all(&target)
-            .unwrap_or_else(|e| panic!("creating {}: {e}", target.display()));
-        let entries =
-            fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()));
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let is_man_page = Path::new(&name).extension() == Some(MAN_SECTION.as_ref());
-            let mut to = target.join(&name);
-            let data = fs::read(entry.path())
-                .unwrap_or_else(|e| panic!("reading {}: {e}", entry.path().display()));
-            let data = if is_man_page {
-                to.as_mut_os_string().push(".gz");
-                gzip(&data)
-            } else {
-                data
-            };
-            fs::write(&to, data).unwrap_or_else(|e| panic!("writing {}: {e}", to.display()));
+    match up.next().filter(|_| layout_ok) {
+        Some(profile) => profile.join("assets"),
+        None => {
+            println!(
+                "cargo:warning=OUT_DIR {} is not <profile>/build/<pkg>/out: the man pages and \
+                 completions stay there",
+                out.display()
+            );
+            out.join("assets")
         }
     }
+}
+
+/// `dir`, emptied: the page of a command that no longer exists must not be packaged.
+fn fresh_dir(dir: &Path) -> PathBuf {
+    let _ = fs::remove_dir_all(dir);
+    fs::create_dir_all(dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    dir.to_path_buf()
 }

@@ -27,7 +27,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, ErrorKind};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -203,7 +203,7 @@ impl Proxy {
         };
         // Bound through the directory's fd: the state directory's path may be longer than a
         // socket address can hold (ids are up to 1024 bytes).
-        let path = PathBuf::from(format!("/proc/self/fd/{}/{SOCKET_NAME}", dir.as_raw_fd()));
+        let path = crate::syscall::socket::path_through_dir(&dir, SOCKET_NAME);
         let shown = dir_path.join(SOCKET_NAME);
         match fs::remove_file(&path) {
             Ok(()) => {}

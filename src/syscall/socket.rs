@@ -96,7 +96,7 @@ fn short_path(path: &Path) -> io::Result<ShortPath> {
         .read(true)
         .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
         .open(parent)?;
-    let path = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(name);
+    let path = path_through_dir(&dir, name);
     if path.as_os_str().len() > SUN_PATH_MAX {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -107,6 +107,12 @@ fn short_path(path: &Path) -> io::Result<ShortPath> {
         path,
         _dir: Some(dir),
     })
+}
+
+/// `/proc/self/fd/N/NAME`: the file `name` in the directory open as `dir`, by a path short
+/// enough for a socket address whatever the directory's own path (valid while `dir` is open).
+pub fn path_through_dir(dir: &impl AsRawFd, name: impl AsRef<Path>) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(name)
 }
 
 /// Connects a stream socket to the socket at `path`, however long the path.
